@@ -1,0 +1,690 @@
+/* The training run: loads model, tokenizer and task, then runs optimizer steps with the
+ * freeze controller deciding the frozen depth at interval boundaries, the activation
+ * cache serving the frozen prefix, dev evaluations on a schedule, checkpoints for resume,
+ * and every number recorded in the results file. See train.h and docs/architecture.md. */
+#include "core/train.h"
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/batcher.h"
+#include "core/bert.h"
+#include "core/cache.h"
+#include "core/checkpoint.h"
+#include "core/results.h"
+#include "core/task.h"
+#include "core/tokenizer.h"
+#include "core/train_ckpt.h"
+
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+void af_train_opts_default(af_train_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->device = "cpu";
+  o->intervals = 20;
+  o->epochs = 3;
+  o->batch = 32;
+  o->accum = 1;
+  o->max_len = 128;
+  o->seed = 1;
+  o->freeze.max_depth = -1;
+  o->progress = -1;
+  o->cache = AF_CACHE_OFF;
+  af_optim_defaults_hf(&o->optim);
+}
+
+typedef struct {
+  const af_train_opts *o;
+  af_config cfg;
+  af_tokenizer *tok;
+  af_task *task;
+  af_split *train, *evals[2];
+  int n_eval, NL, L, C;
+  af_backend *be;
+  af_bert m;
+  float *host_params;
+  af_policy *none_policy;
+  af_freeze_ctl *ctl;
+  af_results *res;
+  af_act_cache *cache;
+  af_batcher *bt;
+  af_optim_opts optim;
+  long total_steps, interval_len, step, examples;
+  int epoch, depth;
+  size_t batch_in_epoch;
+  double t0, eval_time, train_time_offset;
+  /* interval statistics */
+  size_t *seg_off;        /* [L*AF_LP_COUNT + 1] offsets of encoder tensors in m.acc */
+  double *seg_l1, *seg_sq, *l1, *l2;
+  /* activation cache assembly */
+  float *hbuf;            /* [B*T*C] host */
+  /* evaluation */
+  float *scores;          /* [n_eval_max * NL] */
+  float *logits;          /* [max_B * NL] */
+  /* best metric */
+  double best, best_train_time;
+  long best_step;
+  int have_best;
+  af_metrics last_metrics;
+  double last_loss;
+  char ckpt_dir[4096];
+  int progress;
+} run;
+
+static double train_time(const run *r) { return now() - r->t0 - r->eval_time + r->train_time_offset; }
+
+/* ---- set-up ---- */
+
+static af_status open_data(run *r) {
+  const af_train_opts *o = r->o;
+  char path[4096];
+  AF_TRY(af_model_dir_check(o->model_dir));
+  snprintf(path, sizeof path, "%s/config.json", o->model_dir);
+  AF_TRY(af_config_load(path, &r->cfg));
+  AF_TRY(af_tokenizer_load(o->model_dir, NULL, &r->tok));
+  if (af_tokenizer_vocab_size(r->tok) > r->cfg.vocab_size)
+    return AF_FAIL(AF_ERR_FORMAT, "%s/vocab.txt has %d tokens but config.json says vocab_size %d", o->model_dir,
+                   af_tokenizer_vocab_size(r->tok), r->cfg.vocab_size);
+  if (o->max_len > r->cfg.max_position_embeddings)
+    return AF_FAIL(AF_ERR_ARG, "--seq %d exceeds the model's max_position_embeddings %d", o->max_len,
+                   r->cfg.max_position_embeddings);
+  af_task_opts to;
+  af_task_opts_default(&to);
+  to.skip_bad_rows = o->skip_bad_rows;
+  AF_TRY(af_task_open(o->task, o->data_dir, &to, &r->task));
+  r->NL = af_task_num_labels(r->task);
+  AF_TRY(af_task_load(r->task, af_task_train_split(r->task), r->tok, o->max_len, &r->train));
+  if (r->train->n == 0) return AF_FAIL(AF_ERR_FORMAT, "%s: the training split has no examples", r->train->path);
+  r->n_eval = af_task_num_eval_splits(r->task);
+  if (r->n_eval > 2) r->n_eval = 2;
+  for (int i = 0; i < r->n_eval; i++) {
+    AF_TRY(af_task_load(r->task, af_task_eval_split(r->task, i), r->tok, o->max_len, &r->evals[i]));
+    if (!r->evals[i]->has_labels)
+      return AF_FAIL(AF_ERR_FORMAT, "%s: the evaluation split has no labels", r->evals[i]->path);
+  }
+  return AF_OK;
+}
+
+/* Training rows used: the first max_train_rows of the split's examples. The split is
+ * truncated in place (examples keep their indices), so batches never see the rest. */
+static void limit_rows(af_split *s, size_t max) {
+  if (max > 0 && s->n > max) s->n = max;
+}
+
+static af_status setup(run *r) {
+  const af_train_opts *o = r->o;
+  AF_TRY(open_data(r));
+  limit_rows(r->train, o->max_train_rows);
+  for (int i = 0; i < r->n_eval; i++) limit_rows(r->evals[i], o->max_eval_rows);
+  r->L = r->cfg.num_hidden_layers;
+  r->C = r->cfg.hidden_size;
+  if (o->batch < 1 || o->accum < 1 || o->batch % o->accum)
+    return AF_FAIL(AF_ERR_ARG, "--batch %d must be a positive multiple of --accum %d", o->batch, o->accum);
+  if (o->epochs < 1) return AF_FAIL(AF_ERR_ARG, "--epochs must be >= 1 (got %d)", o->epochs);
+  af_policy *pol = o->policy;
+  if (!pol) {
+    AF_TRY(af_policy_none(&r->none_policy));
+    pol = r->none_policy;
+  }
+  AF_TRY(af_freeze_ctl_create(r->L, &o->freeze, pol, &r->ctl));
+  r->depth = af_freeze_ctl_depth(r->ctl);
+  AF_TRY(af_backend_open(o->device, o->threads, &r->be));
+  const int micro = o->batch / o->accum;
+  AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, micro > 64 ? micro : 64, o->max_len, r->depth));
+  AF_TRY(af_malloc((void **)&r->host_params, r->m.lay.total * sizeof(float), "parameters"));
+  char report[1024] = "";
+  AF_TRY(af_checkpoint_load(o->model_dir, &r->cfg, &r->m.lay, r->host_params, o->seed, report, sizeof report));
+  if (!o->quiet && report[0]) fprintf(stderr, "autofreeze: %s\n", report);
+  AF_TRY(af_bert_set_params(&r->m, r->host_params));
+
+  af_batcher_opts bo;
+  af_batcher_opts_default(&bo);
+  bo.batch = o->batch;
+  bo.seed = o->seed;
+  bo.bucket = o->bucket;
+  AF_TRY(af_batcher_init(&r->bt, r->train, &bo));
+  long per_epoch = (long)af_batcher_num_batches(r->bt);
+  r->total_steps = per_epoch * o->epochs;
+  r->interval_len = o->interval_steps > 0 ? o->interval_steps
+                                          : (r->total_steps + o->intervals - 1) / (o->intervals > 0 ? o->intervals : 1);
+  if (r->interval_len < 1) r->interval_len = 1;
+
+  r->optim = o->optim;
+  if (o->lr > 0) r->optim.lr = o->lr;
+
+  /* interval statistics: one segment per encoder tensor */
+  const int nseg = r->L * AF_LP_COUNT;
+  AF_TRY(af_calloc((void **)&r->seg_off, (size_t)nseg + 1, sizeof(size_t), "interval statistics"));
+  AF_TRY(af_calloc((void **)&r->seg_l1, (size_t)nseg, sizeof(double), "interval statistics"));
+  AF_TRY(af_calloc((void **)&r->seg_sq, (size_t)nseg, sizeof(double), "interval statistics"));
+  AF_TRY(af_calloc((void **)&r->l1, (size_t)r->L, sizeof(double), "interval statistics"));
+  AF_TRY(af_calloc((void **)&r->l2, (size_t)r->L, sizeof(double), "interval statistics"));
+  for (int s = 0; s < nseg; s++) r->seg_off[s] = r->m.lay.t[AF_EP_COUNT + s].offset - r->m.enc_begin;
+  r->seg_off[nseg] = r->m.enc_end - r->m.enc_begin;
+
+  AF_TRY(af_malloc((void **)&r->hbuf, (size_t)o->batch * o->max_len * r->C * sizeof(float), "cache staging"));
+  size_t nmax = 0;
+  for (int i = 0; i < r->n_eval; i++) nmax = r->evals[i]->n > nmax ? r->evals[i]->n : nmax;
+  AF_TRY(af_malloc((void **)&r->scores, (nmax ? nmax : 1) * (size_t)r->NL * sizeof(float), "evaluation scores"));
+  AF_TRY(af_malloc((void **)&r->logits, (size_t)r->m.max_B * r->NL * sizeof(float), "evaluation logits"));
+
+  if (o->checkpoint_dir) snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s", o->checkpoint_dir);
+  else snprintf(r->ckpt_dir, sizeof r->ckpt_dir, "%s.ckpt", o->out);
+  r->progress = o->progress >= 0 ? o->progress : isatty(2);
+  if (o->quiet) r->progress = 0;
+  return AF_OK;
+}
+
+static const char *cache_mode_name(af_cache_mode m) {
+  switch (m) {
+  case AF_CACHE_OFF: return "off";
+  case AF_CACHE_MEMORY: return "memory";
+  case AF_CACHE_DISK: return "disk";
+  case AF_CACHE_AUTO: return "auto";
+  }
+  return "?";
+}
+static const char *dtype_name(af_cache_dtype d) { return d == AF_DTYPE_F16 ? "f16" : d == AF_DTYPE_BF16 ? "bf16" : "f32"; }
+
+static af_status open_cache(run *r) {
+  const af_train_opts *o = r->o;
+  if (o->cache == AF_CACHE_OFF) return AF_OK;
+  if (o->accum > 1) {  /* entries are gathered per whole batch */
+    af_warn("the activation cache needs --accum 1; running without it");
+    return AF_OK;
+  }
+  char dir[4096], key[512];
+  if (o->cache_dir) snprintf(dir, sizeof dir, "%s", o->cache_dir);
+  else {
+    snprintf(dir, sizeof dir, "%s", o->out);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+  }
+  snprintf(key, sizeof key, "model=%s;task=%s;seed=%llu;max_len=%d;pid=%ld;t=%.6f", o->model_dir, o->task,
+           (unsigned long long)o->seed, o->max_len, (long)getpid(), now());
+  af_act_cache_opts co = {.mode = o->cache, .dtype = o->cache_dtype, .budget_bytes = o->cache_budget, .dir = dir,
+                          .compress = o->cache_compress, .n_examples = r->train->n, .hidden = r->C, .run_key = key};
+  return af_act_cache_open(&co, &r->cache);
+}
+
+static af_status write_config(run *r) {
+  const af_train_opts *o = r->o;
+  af_results *res = r->res;
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  AF_TRY(af_results_attr_str(res, "model", o->model_dir));
+  AF_TRY(af_results_attr_str(res, "task", af_task_name(r->task)));
+  AF_TRY(af_results_attr_str(res, "data", o->data_dir));
+  const af_policy *p = o->policy ? o->policy : r->none_policy;
+  AF_TRY(af_results_attr_str(res, "policy", p->name));
+  AF_TRY(af_results_attr_str(res, "policy_knobs", p->knobs));
+  AF_TRY(af_results_attr_int(res, "max_depth", af_freeze_ctl_max_depth(r->ctl)));
+  AF_TRY(af_results_attr_int(res, "intervals", o->intervals));
+  AF_TRY(af_results_attr_int(res, "interval_steps", r->interval_len));
+  AF_TRY(af_results_attr_int(res, "total_steps", r->total_steps));
+  AF_TRY(af_results_attr_int(res, "epochs", o->epochs));
+  AF_TRY(af_results_attr_int(res, "batch", o->batch));
+  AF_TRY(af_results_attr_int(res, "accum", o->accum));
+  AF_TRY(af_results_attr_int(res, "max_len", o->max_len));
+  AF_TRY(af_results_attr_int(res, "seed", (long long)o->seed));
+  AF_TRY(af_results_attr_str(res, "recipe", o->recipe_paper ? "paper" : "hf"));
+  AF_TRY(af_results_attr_double(res, "lr", r->optim.lr));
+  AF_TRY(af_results_attr_double(res, "weight_decay", r->optim.weight_decay));
+  AF_TRY(af_results_attr_double(res, "adam_eps", r->optim.eps));
+  AF_TRY(af_results_attr_int(res, "bias_correction", r->optim.bias_correction));
+  AF_TRY(af_results_attr_str(res, "clip", r->optim.clip == AF_CLIP_GLOBAL ? "global" :
+                                              r->optim.clip == AF_CLIP_PER_TENSOR ? "per_tensor" : "none"));
+  AF_TRY(af_results_attr_str(res, "schedule", r->optim.schedule == AF_SCHED_LINEAR ? "linear" :
+                                                  r->optim.schedule == AF_SCHED_STEPPED ? "stepped" : "constant"));
+  AF_TRY(af_results_attr_str(res, "cache", cache_mode_name(o->cache)));
+  AF_TRY(af_results_attr_str(res, "cache_dtype", dtype_name(o->cache_dtype)));
+  AF_TRY(af_results_attr_str(res, "device", r->be->name));
+  AF_TRY(af_results_attr_str(res, "gemm", r->be->gemm_name));
+  AF_TRY(af_results_attr_int(res, "threads", o->threads));
+  AF_TRY(af_results_attr_str(res, "host", host));
+  AF_TRY(af_results_attr_int(res, "layers", r->L));
+  AF_TRY(af_results_attr_int(res, "hidden", r->C));
+  AF_TRY(af_results_attr_int(res, "num_labels", r->NL));
+  AF_TRY(af_results_attr_int(res, "train_examples", (long long)r->train->n));
+  AF_TRY(af_results_attr_int(res, "train_bad_rows", (long long)r->train->bad_rows));
+  AF_TRY(af_results_attr_int(res, "train_truncated", (long long)r->train->n_truncated));
+  if (r->n_eval > 0) AF_TRY(af_results_attr_int(res, "eval_examples", (long long)r->evals[0]->n));
+  AF_TRY(af_results_attr_str(res, "metric", af_metric_name(af_task_metrics(r->task)->primary)));
+  return AF_OK;
+}
+
+/* ---- one step ---- */
+
+/* Fill bert's input for the frozen prefix from the cache when possible. *start is the
+ * layer the forward starts at; *store is 1 when h[depth] must be written back to the
+ * cache after the forward (a miss, or an entry advanced from a lower depth). */
+static af_status cache_gather(run *r, const af_batch *b, int *start, int *store) {
+  *start = 0;
+  *store = 0;
+  if (!r->cache || r->depth == 0) return AF_OK;
+  int j = -2;  /* the common depth of the batch's entries; -1 = some miss or mixed */
+  for (int i = 0; i < b->B; i++) {
+    int d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
+    if (d < 0 || d > r->depth || (j != -2 && d != j)) { j = -1; break; }
+    j = d;
+  }
+  if (j <= 0) {  /* compute the frozen prefix from the embeddings and store it */
+    *store = 1;
+    return AF_OK;
+  }
+  const size_t C = (size_t)r->C;
+  memset(r->hbuf, 0, (size_t)b->B * b->T * C * sizeof(float));
+  for (int i = 0; i < b->B; i++) {
+    int len = 0, d = -1;
+    AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * b->T * C, &len, &d));
+    if (d != j || len != b->len[i]) {  /* disabled or lost meanwhile: recompute */
+      *store = 1;
+      return AF_OK;
+    }
+  }
+  AF_TRY(af_bert_load_hidden(&r->m, j, r->hbuf, b->B, b->T));
+  *start = j;
+  *store = j < r->depth;  /* advanced through layers j..depth-1: replace the entry */
+  return AF_OK;
+}
+
+static af_status cache_store(run *r, const af_batch *b) {
+  const size_t C = (size_t)r->C;
+  AF_TRY(r->be->to_host(r->be, r->hbuf, af_bert_hidden(&r->m, r->depth), (size_t)b->B * b->T * C * sizeof(float)));
+  for (int i = 0; i < b->B; i++)
+    AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], r->depth, r->hbuf + (size_t)i * b->T * C, b->len[i]));
+  return AF_OK;
+}
+
+static void cache_prefetch_next(run *r) {
+  if (!r->cache || r->depth == 0) return;
+  size_t k = r->batch_in_epoch;  /* the batch after the current one */
+  size_t nb = af_batcher_num_batches(r->bt), n = af_batcher_num_examples(r->bt);
+  if (k >= nb) return;
+  const int64_t *order = af_batcher_order(r->bt);
+  size_t lo = k * (size_t)r->o->batch, hi = lo + (size_t)r->o->batch;
+  if (hi > n) hi = n;
+  size_t idx[1024];
+  int cnt = 0;
+  for (size_t i = lo; i < hi && cnt < 1024; i++) idx[cnt++] = (size_t)order[i];
+  af_act_cache_prefetch(r->cache, idx, cnt);
+}
+
+/* A sub-batch view: rows [lo, lo+n) of b. */
+static af_bert_input rows(const af_batch *b, int lo, int n) {
+  const size_t T = (size_t)b->T;
+  return (af_bert_input){b->ids + lo * T, b->type_ids + lo * T, b->mask + lo * T, b->targets + lo, n, b->T};
+}
+
+static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
+  af_backend *be = r->be;
+  const int depth = r->depth, micro = r->o->batch / r->o->accum;
+  double t_data = 0, t_fwd = 0, t_bwd = 0, t_opt, a;
+  double loss_sum = 0;
+  af_grads_zero(&r->m, depth);
+  for (int lo = 0; lo < b->B; lo += micro) {
+    int n = b->B - lo < micro ? b->B - lo : micro;
+    a = now();
+    af_bert_input in = rows(b, lo, n);
+    AF_TRY(af_bert_load_batch(&r->m, &in));
+    int start = 0, store = 0;
+    AF_TRY(cache_gather(r, b, &start, &store));  /* the cache is off with accum > 1 */
+    t_data += now() - a;
+    a = now();
+    float loss;
+    AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
+    be->sync(be);
+    t_fwd += now() - a;
+    if (store) {
+      a = now();
+      AF_TRY(cache_store(r, b));
+      t_data += now() - a;
+    }
+    a = now();
+    AF_TRY(af_bert_backward(&r->m, n, b->T, depth, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo,
+                            1.0f / (float)b->B));
+    be->sync(be);
+    t_bwd += now() - a;
+    loss_sum += (double)loss * n;
+  }
+  a = now();
+  /* the interval statistic: gradients summed with their signs, before clipping */
+  size_t tb = af_bert_trainable_begin(&r->m, depth);
+  if (tb < r->m.enc_begin) tb = r->m.enc_begin;
+  if (tb < r->m.enc_end) be->accumulate(be, r->m.acc + (tb - r->m.enc_begin), r->m.grads + tb, r->m.enc_end - tb);
+  float lr = af_lr_at(&r->optim, r->step, r->total_steps);
+  double gnorm;
+  af_status s = af_optim_step(&r->m, &r->optim, depth, lr, r->step + 1, &gnorm);
+  if (s == AF_ERR_NUMERIC) af_error_prefix("step %ld: ", r->step + 1);
+  AF_TRY(s);
+  AF_TRY(be->sync(be));
+  t_opt = now() - a;
+  double loss = loss_sum / b->B;
+  if (!isfinite(loss)) return AF_FAIL(AF_ERR_NUMERIC, "step %ld: the loss is %g", r->step + 1, loss);
+  r->step++;
+  r->examples += b->B;
+  r->last_loss = loss;
+  *rec = (af_step_record){.step = r->step, .epoch = r->epoch, .loss = loss, .lr = lr, .frozen_depth = depth,
+                          .t_data = t_data, .t_forward = t_fwd, .t_backward = t_bwd, .t_optimizer = t_opt,
+                          .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = now() - r->t0, .examples = r->examples};
+  return AF_OK;
+}
+
+/* ---- interval boundary ---- */
+
+static af_status end_interval(run *r) {
+  af_backend *be = r->be;
+  const int nseg = r->L * AF_LP_COUNT;
+  AF_TRY(be->segment_norms(be, r->seg_l1, r->seg_sq, r->m.acc, r->seg_off, nseg));
+  for (int l = 0; l < r->L; l++) {
+    double s1 = 0, s2 = 0;
+    for (int p = 0; p < AF_LP_COUNT; p++) {
+      s1 += r->seg_l1[l * AF_LP_COUNT + p];
+      s2 += r->seg_sq[l * AF_LP_COUNT + p];
+    }
+    r->l1[l] = s1;
+    r->l2[l] = sqrt(s2);
+  }
+  af_freeze_decision d;
+  AF_TRY(af_freeze_ctl_end_interval(r->ctl, r->step, r->l1, r->l2, &d));
+  AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2, d.ratio));
+  be->zero(be, r->m.acc, (r->m.enc_end - r->m.enc_begin) * sizeof(float));
+  if (d.depth_after != r->depth) {
+    if (!r->o->quiet)
+      fprintf(stderr, "%sautofreeze: step %ld: interval %d: frozen depth %d -> %d\n", r->progress ? "\r\033[K" : "",
+              r->step, d.interval, r->depth, d.depth_after);
+    r->depth = d.depth_after;
+  }
+  return AF_OK;
+}
+
+/* ---- evaluation ---- */
+
+static af_status evaluate(run *r, af_metrics *out0) {
+  double a = now();
+  af_backend *be = r->be;
+  (void)be;
+  char line[512] = "";
+  size_t used = 0;
+  const char *names[2 * AF_METRIC_COUNT];
+  double values[2 * AF_METRIC_COUNT];
+  char namebuf[2 * AF_METRIC_COUNT][48];
+  int nv = 0;
+  for (int e = 0; e < r->n_eval; e++) {
+    af_split *s = r->evals[e];
+    af_batcher *eb = NULL;
+    af_batcher_opts bo;
+    af_batcher_opts_default(&bo);
+    bo.batch = r->m.max_B;
+    bo.shuffle = 0;
+    AF_TRY(af_batcher_init(&eb, s, &bo));
+    af_status st = af_batcher_begin(eb, 0);
+    af_batch b;
+    while (st == AF_OK && af_batcher_next(eb, &b)) {
+      af_bert_input in = rows(&b, 0, b.B);
+      float loss;
+      if ((st = af_bert_load_batch(&r->m, &in)) != AF_OK) break;
+      if ((st = af_bert_forward(&r->m, b.B, b.T, 0, r->depth, 0, 0, &loss)) != AF_OK) break;
+      float *lg = r->logits;
+      if ((st = af_bert_logits(&r->m, b.B, lg)) != AF_OK) break;
+      for (int i = 0; i < b.B; i++)
+        memcpy(r->scores + (size_t)b.index[i] * r->NL, lg + (size_t)i * r->NL, (size_t)r->NL * sizeof(float));
+    }
+    af_batcher_free(eb);
+    AF_TRY(st);
+    af_metrics m;
+    AF_TRY(af_task_score(r->task, s, r->scores, &m));
+    if (e == 0) *out0 = m;
+    const af_metric_set *set = af_task_metrics(r->task);
+    for (int i = 0; i < set->n && nv < 2 * AF_METRIC_COUNT; i++) {
+      af_metric k = set->list[i];
+      if (!m.have[k]) continue;
+      if (r->n_eval > 1) snprintf(namebuf[nv], sizeof namebuf[nv], "%s_%s", s->name, af_metric_name(k));
+      else snprintf(namebuf[nv], sizeof namebuf[nv], "%s", af_metric_name(k));
+      names[nv] = namebuf[nv];
+      values[nv] = m.value[k];
+      nv++;
+    }
+    char buf[256];
+    af_metrics_format(set, &m, buf, sizeof buf);
+    used += (size_t)snprintf(line + used, used < sizeof line ? sizeof line - used : 0, "%s%s: %s", e ? "; " : "",
+                             s->name, buf);
+  }
+  r->eval_time += now() - a;
+  AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, now() - r->t0, nv, names, values));
+  if (!r->o->quiet)
+    fprintf(stderr, "%sautofreeze: step %ld: eval %s\n", r->progress ? "\r\033[K" : "", r->step, line);
+  r->last_metrics = *out0;
+  if (!r->have_best || out0->primary_value > r->best) {
+    r->have_best = 1;
+    r->best = out0->primary_value;
+    r->best_step = r->step;
+    r->best_train_time = train_time(r);
+    AF_TRY(af_results_set_summary_best(r->res, af_metric_name(out0->primary), r->best, r->best_step,
+                                       r->best_train_time));
+  }
+  return AF_OK;
+}
+
+static void progress_line(run *r) {
+  if (!r->progress) return;
+  double el = train_time(r);
+  double rate = r->examples / (el > 0 ? el : 1);
+  long left = r->total_steps - r->step;
+  double eta = r->step > 0 ? el / r->step * left : 0;
+  fprintf(stderr, "\r\033[K[epoch %d/%d] step %ld/%ld loss %.4f depth %d/%d %.1f ex/s ETA %dm%02ds", r->epoch + 1,
+          r->o->epochs, r->step, r->total_steps, r->last_loss, r->depth, r->L, rate, (int)(eta / 60),
+          (int)eta % 60);
+}
+
+/* ---- checkpoints ---- */
+
+static af_status save_ckpt(run *r) {
+  if (r->o->no_checkpoints) return AF_OK;
+  af_train_state st = {.step = r->step, .epoch = r->epoch, .batch_in_epoch = r->batch_in_epoch,
+                       .depth = r->depth, .examples = r->examples,
+                       .intervals_done = af_freeze_ctl_intervals(r->ctl),
+                       .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
+                       .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
+                       .train_time = train_time(r), .seed = r->o->seed, .total_steps = r->total_steps};
+  return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
+}
+
+static af_status load_ckpt(run *r) {
+  af_train_state st;
+  double prev[512];
+  st.prev_scores_out = prev;
+  AF_TRY(af_train_ckpt_load(r->ckpt_dir, &r->m, &st));
+  if (st.L != r->L || st.total_steps != r->total_steps || st.seed != r->o->seed)
+    return AF_FAIL(AF_ERR_ARG,
+                   "%s: the checkpoint is from another run (layers %d, total steps %ld, seed %llu; this run: %d, %ld, %llu)",
+                   r->ckpt_dir, st.L, st.total_steps, (unsigned long long)st.seed, r->L, r->total_steps,
+                   (unsigned long long)r->o->seed);
+  AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
+  r->step = st.step;
+  r->epoch = st.epoch;
+  r->batch_in_epoch = st.batch_in_epoch;
+  r->depth = st.depth;
+  r->examples = st.examples;
+  r->have_best = st.have_best;
+  r->best = st.best;
+  r->best_step = st.best_step;
+  r->best_train_time = st.best_train_time;
+  r->train_time_offset = st.train_time;
+  if (!r->o->quiet)
+    fprintf(stderr, "autofreeze: resuming %s at step %ld (epoch %d, frozen depth %d)\n", r->ckpt_dir, r->step,
+            r->epoch + 1, r->depth);
+  return AF_OK;
+}
+
+/* ---- the run ---- */
+
+static af_status loop(run *r, af_train_summary *sum) {
+  const af_train_opts *o = r->o;
+  long max_steps = o->max_steps > 0 && o->max_steps < r->total_steps ? o->max_steps : r->total_steps;
+  long eval_every = o->eval_every > 0 ? o->eval_every : r->interval_len;
+  af_metrics m;
+  for (; r->epoch < o->epochs && r->step < max_steps; r->epoch++, r->batch_in_epoch = 0) {
+    AF_TRY(af_batcher_begin(r->bt, r->epoch));
+    af_batch b;
+    for (size_t k = r->batch_in_epoch; r->step < max_steps && k < af_batcher_num_batches(r->bt); k++) {
+      double a = now();
+      AF_TRY(af_batcher_get(r->bt, k, &b));
+      r->batch_in_epoch = k + 1;
+      cache_prefetch_next(r);
+      double t_batch = now() - a;
+      af_step_record rec;
+      AF_TRY(train_step(r, &b, &rec));
+      rec.t_data += t_batch;
+      rec.t_total += t_batch;
+      AF_TRY(af_results_append_step(r->res, &rec));
+      int boundary = r->step % r->interval_len == 0;
+      if (boundary) AF_TRY(end_interval(r));
+      if (r->n_eval > 0 && r->step % eval_every == 0 && r->step < max_steps) AF_TRY(evaluate(r, &m));
+      if (boundary) {
+        AF_TRY(save_ckpt(r));
+        if (r->cache) {
+          af_cache_record cr;
+          af_act_cache_stats(r->cache, &cr);
+          AF_TRY(af_results_set_cache(r->res, &cr));
+        }
+        AF_TRY(af_results_flush(r->res));
+      }
+      progress_line(r);
+      if (g_stop) {
+        AF_TRY(save_ckpt(r));
+        return AF_FAIL(AF_ERR_INTERRUPTED, "interrupted by signal %d at step %ld; resume with --resume",
+                       (int)g_stop, r->step);
+      }
+    }
+  }
+  if (r->progress) fputs("\r\033[K", stderr);
+  if (r->n_eval > 0) AF_TRY(evaluate(r, &m));
+  (void)sum;
+  return AF_OK;
+}
+
+static void summarize(run *r, af_train_summary *sum, const char *status) {
+  memset(sum, 0, sizeof *sum);
+  snprintf(sum->status, sizeof sum->status, "%s", status);
+  sum->steps = r->step;
+  sum->final_depth = r->depth;
+  sum->total_time = r->t0 > 0 ? now() - r->t0 : 0;
+  if (r->task) snprintf(sum->metric, sizeof sum->metric, "%s", af_metric_name(af_task_metrics(r->task)->primary));
+  sum->best = r->have_best ? r->best : NAN;
+  sum->final = r->have_best ? r->last_metrics.primary_value : NAN;
+  sum->best_step = r->best_step;
+  sum->time_to_best = r->best_train_time;
+  sum->final_loss = r->last_loss;
+  sum->final_metrics = r->last_metrics;
+  if (r->cache) {
+    af_cache_record cr;
+    af_act_cache_stats(r->cache, &cr);
+    sum->cache_hits = cr.hits;
+    sum->cache_misses = cr.misses;
+    sum->cache_bytes = cr.bytes;
+  }
+}
+
+static void finish_results(run *r, const char *status, af_train_summary *sum) {
+  if (!r->res) return;
+  char err[2048];
+  snprintf(err, sizeof err, "%s", af_last_error());  /* keep the run's error through the writes */
+  af_results_set_summary_double(r->res, "total_time", sum->total_time);
+  af_results_set_summary_double(r->res, "train_time", r->t0 > 0 ? train_time(r) : 0);
+  af_results_set_summary_double(r->res, "eval_time", r->eval_time);
+  af_results_set_summary_int(r->res, "steps", r->step);
+  af_results_set_summary_int(r->res, "final_depth", r->depth);
+  af_results_set_summary_double(r->res, "final_loss", r->last_loss);
+  if (strcmp(status, "complete")) af_results_set_summary_str(r->res, "error", err);
+  if (r->have_best) {
+    const af_metric_set *set = af_task_metrics(r->task);
+    const char *names[AF_METRIC_COUNT];
+    double vals[AF_METRIC_COUNT];
+    int n = 0;
+    for (int i = 0; i < set->n; i++)
+      if (r->last_metrics.have[set->list[i]]) {
+        names[n] = af_metric_name(set->list[i]);
+        vals[n++] = r->last_metrics.value[set->list[i]];
+      }
+    af_results_set_summary_final(r->res, n, names, vals);
+  }
+  if (r->cache) {
+    af_cache_record cr;
+    af_act_cache_stats(r->cache, &cr);
+    af_results_set_cache(r->res, &cr);
+  }
+  af_results_close(&r->res, status);
+  af_fail(AF_OK, __FILE__, __LINE__, "%s", err);
+}
+
+static void cleanup(run *r) {
+  af_results_close(&r->res, "failed");  /* no-op when already closed */
+  af_act_cache_close(r->cache);
+  af_batcher_free(r->bt);
+  af_bert_free(&r->m);
+  af_backend_close(r->be);
+  af_freeze_ctl_free(r->ctl);
+  af_policy_free(r->none_policy);
+  af_task_free(r->task);
+  af_tokenizer_free(r->tok);
+  free(r->host_params);
+  free(r->seg_off);
+  free(r->seg_l1);
+  free(r->seg_sq);
+  free(r->l1);
+  free(r->l2);
+  free(r->hbuf);
+  free(r->scores);
+  free(r->logits);
+}
+
+af_status af_train(const af_train_opts *o, af_train_summary *sum) {
+  run r;
+  memset(&r, 0, sizeof r);
+  memset(sum, 0, sizeof *sum);
+  snprintf(sum->status, sizeof sum->status, "failed");
+  r.o = o;
+  if (!o->model_dir || !o->task || !o->data_dir || !o->out) {
+    return AF_FAIL(AF_ERR_ARG, "a run needs a model, a task, its data folder and an output file");
+  }
+  af_status s = setup(&r);
+  if (s == AF_OK && o->resume) s = load_ckpt(&r);
+  if (s == AF_OK) s = open_cache(&r);
+  if (s == AF_OK) s = af_train_results_open(o->out, r.L, o->resume ? r.step : -1, &r.res);
+  if (s == AF_OK) s = write_config(&r);
+  if (s == AF_OK) s = af_results_flush(r.res);
+  if (s != AF_OK) {
+    summarize(&r, sum, "failed");
+    finish_results(&r, "failed", sum);
+    cleanup(&r);
+    return s;
+  }
+  g_stop = 0;
+  struct sigaction sa = {0}, old_int, old_term;
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, &old_int);
+  sigaction(SIGTERM, &sa, &old_term);
+  r.t0 = now();
+  s = loop(&r, sum);
+  sigaction(SIGINT, &old_int, NULL);
+  sigaction(SIGTERM, &old_term, NULL);
+  const char *status = s == AF_OK ? "complete" : s == AF_ERR_INTERRUPTED ? "interrupted" : "failed";
+  summarize(&r, sum, status);
+  finish_results(&r, status, sum);
+  cleanup(&r);
+  return s;
+}

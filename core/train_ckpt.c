@@ -1,0 +1,285 @@
+/* Checkpoints and results reopening for resumable runs; see train_ckpt.h. Counters travel
+ * as safetensors __metadata__ strings (the format allows only string values). */
+#include "core/train_ckpt.h"
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "core/safetensors.h"
+
+static af_status mkdir_p(const char *dir) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", dir);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = 0;
+      mkdir(tmp, 0755);
+      *p = '/';
+    }
+  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    return AF_FAIL(AF_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
+  return AF_OK;
+}
+
+/* JSON string escaping for the few free-form values (paths). */
+static void json_str(char *out, size_t cap, const char *s) {
+  size_t j = 0;
+  for (; *s && j + 7 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') { out[j++] = '\\'; out[j++] = (char)c; }
+    else if (c < 0x20) j += (size_t)snprintf(out + j, cap - j, "\\u%04x", c);
+    else out[j++] = (char)c;
+  }
+  out[j] = 0;
+}
+
+af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_state *st, const char *model_dir) {
+  AF_TRY(mkdir_p(dir));
+  af_backend *be = m->be;
+  const size_t P = m->lay.total, E = m->enc_end - m->enc_begin;
+  float *buf = NULL;
+  AF_TRY(af_malloc((void **)&buf, (3 * P + E) * sizeof(float), "checkpoint"));
+  af_status s = be->to_host(be, buf, m->params, P * sizeof(float));
+  if (s == AF_OK) s = be->to_host(be, buf + P, m->m, P * sizeof(float));
+  if (s == AF_OK) s = be->to_host(be, buf + 2 * P, m->v, P * sizeof(float));
+  if (s == AF_OK) s = be->to_host(be, buf + 3 * P, m->acc, E * sizeof(float));
+  if (s != AF_OK) {
+    free(buf);
+    return s;
+  }
+  char prev[512 * 26] = "";
+  size_t used = 0;
+  for (int l = 0; st->prev_scores && l < st->L && used + 26 < sizeof prev; l++)
+    used += (size_t)snprintf(prev + used, sizeof prev - used, "%s%.17g", l ? "," : "", st->prev_scores[l]);
+  char mdir[8192];
+  json_str(mdir, sizeof mdir, model_dir);
+  char *meta = malloc(sizeof prev + sizeof mdir + 2048);
+  if (!meta) {
+    free(buf);
+    return AF_FAIL(AF_ERR_NOMEM, "out of memory for checkpoint metadata");
+  }
+  snprintf(meta, sizeof prev + sizeof mdir + 2048,
+           "{\"format\":\"autofreeze-run-checkpoint-1\",\"model_dir\":\"%s\",\"num_labels\":\"%d\",\"step\":\"%ld\","
+           "\"epoch\":\"%d\",\"batch_in_epoch\":\"%zu\",\"depth\":\"%d\",\"examples\":\"%ld\",\"L\":\"%d\","
+           "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
+           "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
+           "\"seed\":\"%llu\",\"total_steps\":\"%ld\"}",
+           mdir, m->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
+           st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
+           st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps);
+  af_st_write_tensor t[4] = {
+      {"params", AF_ST_F32, 1, {(int64_t)P}, buf},
+      {"adam_m", AF_ST_F32, 1, {(int64_t)P}, buf + P},
+      {"adam_v", AF_ST_F32, 1, {(int64_t)P}, buf + 2 * P},
+      {"interval_grad_sum", AF_ST_F32, 1, {(int64_t)E}, buf + 3 * P},
+  };
+  char path[4096];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  s = af_st_write(path, t, 4, meta);
+  free(meta);
+  free(buf);
+  return s;
+}
+
+static af_status meta_long(const af_st *st, const char *key, long long *v) {
+  const char *s = af_st_metadata(st, key);
+  char *end;
+  if (!s) return AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", af_st_name(st), key);
+  errno = 0;
+  *v = strtoll(s, &end, 10);
+  if (errno || *end) return AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint metadata '%s' is not an integer: '%s'", af_st_name(st), key, s);
+  return AF_OK;
+}
+static af_status meta_double(const af_st *st, const char *key, double *v) {
+  const char *s = af_st_metadata(st, key);
+  char *end;
+  if (!s) return AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint metadata lacks '%s'", af_st_name(st), key);
+  *v = strtod(s, &end);
+  if (*end) return AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint metadata '%s' is not a number: '%s'", af_st_name(st), key, s);
+  return AF_OK;
+}
+
+static af_status open_ckpt(const char *dir, af_st **st) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  if (access(path, R_OK) != 0) return AF_FAIL(AF_ERR_IO, "%s: no checkpoint to resume from", path);
+  AF_TRY(af_st_open(path, st));
+  const char *fmt = af_st_metadata(*st, "format");
+  if (!fmt || strcmp(fmt, "autofreeze-run-checkpoint-1")) {
+    af_st_close(*st);
+    *st = NULL;
+    return AF_FAIL(AF_ERR_FORMAT, "%s: not an autofreeze run checkpoint", path);
+  }
+  return AF_OK;
+}
+
+static af_status read_tensor(af_st *st, const char *name, size_t n, float *dst) {
+  const af_st_tensor *t = af_st_find(st, name);
+  if (!t || t->numel != n)
+    return AF_FAIL(AF_ERR_FORMAT, "%s: tensor '%s' missing or of the wrong size (expected %zu floats)", af_st_name(st),
+                   name, n);
+  return af_st_read_f32(st, t, dst);
+}
+
+af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
+  af_st *st = NULL;
+  AF_TRY(open_ckpt(dir, &st));
+  const size_t P = m->lay.total, E = m->enc_end - m->enc_begin;
+  float *buf = NULL;
+  af_status s = af_malloc((void **)&buf, (P > E ? P : E) * sizeof(float), "checkpoint");
+  af_backend *be = m->be;
+  if (s == AF_OK && (s = read_tensor(st, "params", P, buf)) == AF_OK) s = be->to_device(be, m->params, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_tensor(st, "adam_m", P, buf)) == AF_OK) s = be->to_device(be, m->m, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_tensor(st, "adam_v", P, buf)) == AF_OK) s = be->to_device(be, m->v, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_tensor(st, "interval_grad_sum", E, buf)) == AF_OK)
+    s = be->to_device(be, m->acc, buf, E * sizeof(float));
+  free(buf);
+  long long v;
+  double d;
+#define GETL(k, field, type) if (s == AF_OK && (s = meta_long(st, k, &v)) == AF_OK) out->field = (type)v
+#define GETD(k, field) if (s == AF_OK && (s = meta_double(st, k, &d)) == AF_OK) out->field = d
+  GETL("step", step, long);
+  GETL("epoch", epoch, int);
+  GETL("batch_in_epoch", batch_in_epoch, size_t);
+  GETL("depth", depth, int);
+  GETL("examples", examples, long);
+  GETL("L", L, int);
+  GETL("intervals_done", intervals_done, int);
+  GETL("has_prev", has_prev, int);
+  GETL("have_best", have_best, int);
+  GETD("best", best);
+  GETL("best_step", best_step, long);
+  GETD("best_train_time", best_train_time);
+  GETD("train_time", train_time);
+  GETL("seed", seed, uint64_t);
+  GETL("total_steps", total_steps, long);
+#undef GETL
+#undef GETD
+  if (s == AF_OK && out->has_prev) {
+    const char *p = af_st_metadata(st, "prev_scores");
+    for (int l = 0; l < out->L && l < 512; l++) {
+      char *end;
+      out->prev_scores_out[l] = strtod(p, &end);
+      if (end == p) {
+        s = AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint prev_scores holds fewer than %d values", dir, out->L);
+        break;
+      }
+      p = *end == ',' ? end + 1 : end;
+    }
+  }
+  af_st_close(st);
+  return s;
+}
+
+af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels) {
+  af_st *st = NULL;
+  AF_TRY(open_ckpt(dir, &st));
+  const char *md = af_st_metadata(st, "model_dir");
+  long long nl = 0;
+  af_status s = meta_long(st, "num_labels", &nl);
+  if (s == AF_OK && !md) s = AF_FAIL(AF_ERR_FORMAT, "%s: checkpoint metadata lacks 'model_dir'", dir);
+  if (s == AF_OK) {
+    snprintf(model_dir, cap, "%s", md);
+    *num_labels = (int)nl;
+  }
+  af_st_close(st);
+  return s;
+}
+
+af_status af_train_ckpt_params(const char *dir, float *params, size_t total) {
+  af_st *st = NULL;
+  AF_TRY(open_ckpt(dir, &st));
+  af_status s = read_tensor(st, "params", total, params);
+  af_st_close(st);
+  return s;
+}
+
+/* ---- results reopening ---- */
+
+static af_status copy_rows(af_results_reader *rr, af_results *res, int L, long upto) {
+  static const char *sc[] = {"step", "epoch", "loss", "lr", "frozen_depth", "t_data", "t_forward",
+                             "t_backward", "t_optimizer", "t_total", "wall", "examples"};
+  double *col[12] = {0};
+  size_t n = 0, nn;
+  af_status s = AF_OK;
+  for (int c = 0; c < 12 && s == AF_OK; c++) {
+    char path[64];
+    snprintf(path, sizeof path, "steps/%s", sc[c]);
+    s = af_results_read_1d(rr, path, &col[c], &nn);
+    if (c == 0) n = nn;
+    else if (s == AF_OK && nn != n) s = AF_FAIL(AF_ERR_FORMAT, "results file: steps/%s has %zu rows, not %zu", sc[c], nn, n);
+  }
+  for (size_t i = 0; i < n && s == AF_OK && col[0][i] <= upto; i++) {
+    af_step_record r = {(long)col[0][i], (int)col[1][i], col[2][i], col[3][i], (int)col[4][i], col[5][i], col[6][i],
+                        col[7][i], col[8][i], col[9][i], col[10][i], (long)col[11][i]};
+    s = af_results_append_step(res, &r);
+  }
+  for (int c = 0; c < 12; c++) free(col[c]);
+  if (s != AF_OK) return s;
+  /* intervals */
+  double *iv = NULL, *st = NULL, *db = NULL, *da = NULL, *l1 = NULL, *l2 = NULL, *ra = NULL;
+  size_t rows, cols;
+  s = af_results_read_1d(rr, "intervals/interval", &iv, &n);
+  if (s == AF_OK) s = af_results_read_1d(rr, "intervals/step", &st, &nn);
+  if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_before", &db, &nn);
+  if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_after", &da, &nn);
+  if (s == AF_OK && n > 0) s = af_results_read_2d(rr, "intervals/l1", &l1, &rows, &cols);
+  if (s == AF_OK && n > 0) s = af_results_read_2d(rr, "intervals/l2", &l2, &rows, &cols);
+  if (s == AF_OK && n > 0) s = af_results_read_2d(rr, "intervals/ratio", &ra, &rows, &cols);
+  if (s == AF_OK && n > 0 && (rows < n || (int)cols != L))
+    s = AF_FAIL(AF_ERR_FORMAT, "results file: interval arrays are %zu x %zu, expected %zu x %d", rows, cols, n, L);
+  for (size_t i = 0; i < n && s == AF_OK && st[i] <= upto; i++)
+    s = af_results_append_interval(res, (int)iv[i], (long)st[i], (int)db[i], (int)da[i], l1 + i * L, l2 + i * L,
+                                   ra + i * L);
+  free(iv); free(st); free(db); free(da); free(l1); free(l2); free(ra);
+  if (s != AF_OK) return s;
+  /* evaluations: every metric dataset of /evals */
+  char **names = NULL;
+  int nm = 0;
+  double *es = NULL, *ee = NULL, *ew = NULL, **mv = NULL;
+  s = af_results_list(rr, "evals", &names, &nm);
+  if (s == AF_OK) s = af_results_read_1d(rr, "evals/step", &es, &n);
+  if (s == AF_OK) s = af_results_read_1d(rr, "evals/epoch", &ee, &nn);
+  if (s == AF_OK) s = af_results_read_1d(rr, "evals/wall", &ew, &nn);
+  if (s == AF_OK) s = af_calloc((void **)&mv, (size_t)nm + 1, sizeof *mv, "results copy");
+  const char **mn = NULL;
+  int k = 0;
+  if (s == AF_OK) s = af_calloc((void **)&mn, (size_t)nm + 1, sizeof *mn, "results copy");
+  for (int j = 0; j < nm && s == AF_OK; j++) {
+    if (!strcmp(names[j], "step") || !strcmp(names[j], "epoch") || !strcmp(names[j], "wall")) continue;
+    char path[300];
+    snprintf(path, sizeof path, "evals/%s", names[j]);
+    s = af_results_read_1d(rr, path, &mv[k], &nn);
+    mn[k++] = names[j];
+  }
+  for (size_t i = 0; i < n && s == AF_OK && es[i] <= upto; i++) {
+    double vals[64];
+    int kk = k < 64 ? k : 64;
+    for (int j = 0; j < kk; j++) vals[j] = mv[j][i];
+    s = af_results_append_eval(res, (long)es[i], (int)ee[i], ew[i], kk, mn, vals);
+  }
+  for (int j = 0; mv && j < k; j++) free(mv[j]);
+  free(mv);
+  free(mn);
+  free(es); free(ee); free(ew);
+  af_results_free_names(names, nm);
+  return s;
+}
+
+af_status af_train_results_open(const char *path, int L, long resume_step, af_results **res) {
+  if (resume_step < 0 || access(path, R_OK) != 0) return af_results_create(path, L, res);
+  char prev[4200];
+  snprintf(prev, sizeof prev, "%s.prev", path);
+  if (rename(path, prev) != 0) return AF_FAIL(AF_ERR_IO, "%s: cannot move aside for resuming: %s", path, strerror(errno));
+  af_results_reader *rr = NULL;
+  af_status s = af_results_open_read(prev, &rr);
+  if (s == AF_OK) s = af_results_create(path, L, res);
+  if (s == AF_OK) s = copy_rows(rr, *res, L, resume_step);
+  if (s == AF_OK) s = af_results_flush(*res);
+  af_results_close_read(&rr);
+  if (s == AF_OK) unlink(prev);
+  else af_error_prefix("resuming %s (the earlier file is kept as %s): ", path, prev);
+  return s;
+}

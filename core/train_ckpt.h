@@ -1,0 +1,34 @@
+/* Run checkpoints for --resume (parameters, AdamW moments, the interval gradient sum and
+ * the loop's counters in one safetensors file, written atomically at interval boundaries
+ * and on SIGINT/SIGTERM), and reopening a run's results file on resume with the rows up to
+ * the checkpoint carried over, so a resumed run's file is complete. */
+#ifndef AF_TRAIN_CKPT_H
+#define AF_TRAIN_CKPT_H
+#include <stdint.h>
+#include "core/bert.h"
+#include "core/results.h"
+
+typedef struct {
+  long step, examples, total_steps, best_step;
+  int epoch, depth, L, intervals_done, have_best, has_prev;
+  size_t batch_in_epoch;        /* batches of `epoch` already done */
+  const double *prev_scores;    /* save: [L] or NULL */
+  double *prev_scores_out;      /* load: caller's buffer [L] (L <= 512) */
+  double best, best_train_time, train_time;
+  uint64_t seed;
+} af_train_state;
+
+/* DIR/last.safetensors (through a temporary file and a rename). */
+af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_state *st, const char *model_dir);
+af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *st);
+/* The model directory and label count a checkpoint was trained from (for export). */
+af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels);
+/* Parameters of a checkpoint into a host buffer of `total` floats. */
+af_status af_train_ckpt_params(const char *dir, float *params, size_t total);
+
+/* resume_step < 0: create path fresh. Else reopen: rows with step <= resume_step of an
+ * existing file at path are copied into the new file (the old one is kept as path.prev
+ * until the copy is done). */
+af_status af_train_results_open(const char *path, int L, long resume_step, af_results **res);
+
+#endif

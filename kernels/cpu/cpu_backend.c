@@ -1,0 +1,88 @@
+/* The CPU backend table: host memory (64-byte aligned, zero-filled), the GEMM layer's
+ * library choice, and the af_cpu_* ops from the neighbouring files. */
+#include "kernels/cpu/cpu_backend.h"
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+#include "kernels/cpu/gemm.h"
+
+static af_status cpu_alloc(af_backend *be, void **p, size_t bytes) {
+  (void)be;
+  *p = NULL;
+  size_t sz = (bytes + 63) & ~(size_t)63;
+  if (sz == 0) sz = 64;
+  void *q = NULL;
+  if (posix_memalign(&q, 64, sz) != 0 || !q)
+    return AF_FAIL(AF_ERR_NOMEM, "cpu backend: cannot allocate %zu bytes", bytes);
+  memset(q, 0, sz);
+  *p = q;
+  return AF_OK;
+}
+static void cpu_free(af_backend *be, void *p) { (void)be; free(p); }
+static af_status cpu_copy_in(af_backend *be, void *dst, const void *src, size_t bytes) {
+  (void)be;
+  if (bytes) memmove(dst, src, bytes);
+  return AF_OK;
+}
+static void cpu_copy(af_backend *be, void *dst, const void *src, size_t bytes) {
+  (void)be;
+  if (bytes && dst != src) memmove(dst, src, bytes);
+}
+static void cpu_zero(af_backend *be, void *p, size_t bytes) { (void)be; if (bytes) memset(p, 0, bytes); }
+static af_status cpu_sync(af_backend *be) { (void)be; return AF_OK; }
+static void cpu_destroy(af_backend *be) { free(be); }
+
+void af_cpu_gemm(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
+                 const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
+                 float beta, float *C, int ldc, long strideC, int batch) {
+  (void)be;
+  af_sgemm_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                   strideC, batch);
+}
+
+af_status af_cpu_backend_create(int threads, af_backend **out) {
+  *out = NULL;
+  AF_TRY(af_gemm_init());
+  if (threads > 0) af_gemm_set_threads(threads);
+  af_backend *be = calloc(1, sizeof *be);
+  if (!be) return AF_FAIL(AF_ERR_NOMEM, "cpu backend: out of memory");
+  be->name = "cpu";
+  strncpy(be->gemm_name, af_gemm_lib_name(af_gemm_current()), sizeof be->gemm_name - 1);
+  be->alloc = cpu_alloc;
+  be->free = cpu_free;
+  be->to_device = cpu_copy_in;
+  be->to_host = cpu_copy_in;
+  be->copy = cpu_copy;
+  be->zero = cpu_zero;
+  be->sync = cpu_sync;
+  be->destroy = cpu_destroy;
+  be->gemm = af_cpu_gemm;
+  be->linear_forward = af_cpu_linear_forward;
+  be->linear_backward = af_cpu_linear_backward;
+  be->embedding_forward = af_cpu_embedding_forward;
+  be->embedding_backward = af_cpu_embedding_backward;
+  be->layernorm_forward = af_cpu_layernorm_forward;
+  be->layernorm_backward = af_cpu_layernorm_backward;
+  be->gelu_forward = af_cpu_gelu_forward;
+  be->gelu_backward = af_cpu_gelu_backward;
+  be->tanh_forward = af_cpu_tanh_forward;
+  be->tanh_backward = af_cpu_tanh_backward;
+  be->attention_scratch_floats = af_cpu_attention_scratch_floats;
+  be->attention_forward = af_cpu_attention_forward;
+  be->attention_backward = af_cpu_attention_backward;
+  be->dropout_forward = af_cpu_dropout_forward;
+  be->dropout_backward = af_cpu_dropout_backward;
+  be->add = af_cpu_add;
+  be->accumulate = af_cpu_accumulate;
+  be->scale = af_cpu_scale;
+  be->cls_forward = af_cpu_cls_forward;
+  be->cls_backward = af_cpu_cls_backward;
+  be->cross_entropy_forward = af_cpu_cross_entropy_forward;
+  be->cross_entropy_backward = af_cpu_cross_entropy_backward;
+  be->mse_forward = af_cpu_mse_forward;
+  be->mse_backward = af_cpu_mse_backward;
+  be->adamw_update = af_cpu_adamw_update;
+  be->segment_norms = af_cpu_segment_norms;
+  *out = be;
+  return AF_OK;
+}

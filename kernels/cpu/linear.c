@@ -1,0 +1,42 @@
+/* Linear layer: out = inp @ w^T + b on the GEMM layer. The bias is written into out first
+ * and the GEMM adds onto it (beta = 1), which saves a pass over out. db's column sums run
+ * over fixed column blocks, so the sum order never depends on the thread count. */
+#include "kernels/cpu/cpu_backend.h"
+#include <string.h>
+#include "kernels/cpu/gemm.h"
+
+/* out[N,OC], inp[N,C], w[OC,C], b[OC] or NULL */
+void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
+                           const float *b, int N, int C, int OC) {
+  (void)be;
+  float beta = 0.0f;
+  if (b) {
+#pragma omp parallel for schedule(static) if ((long)N * OC >= AF_CPU_PAR_MIN)
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
+    beta = 1.0f;
+  }
+  af_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+}
+
+/* dinp[N,C] overwritten (skipped if NULL); dw[OC,C] += dout^T inp; db[OC] += colsum(dout) */
+void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
+                            const float *inp, const float *w, int N, int C, int OC) {
+  (void)be;
+  if (dinp) af_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+  if (dw) af_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  if (db) {
+    enum { CB = 64 };
+    int nblk = (OC + CB - 1) / CB;
+#pragma omp parallel for schedule(static) if ((long)N * OC >= AF_CPU_PAR_MIN)
+    for (int blk = 0; blk < nblk; blk++) {
+      int c0 = blk * CB, c1 = c0 + CB < OC ? c0 + CB : OC;
+      float acc[CB] = {0};
+      for (int n = 0; n < N; n++) {
+        const float *row = dout + (size_t)n * OC;
+#pragma omp simd
+        for (int c = c0; c < c1; c++) acc[c - c0] += row[c];
+      }
+      for (int c = c0; c < c1; c++) db[c] += acc[c - c0];
+    }
+  }
+}

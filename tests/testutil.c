@@ -1,0 +1,73 @@
+/* Shared test helpers; see testutil.h. */
+#include "tests/testutil.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int af_test_failures = 0;
+
+int af_test_close_d(const char *label, const double *got, const double *ref, size_t n, double atol, double rtol) {
+  int bad = 0;
+  double maxabs = 0, maxrel = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = fabs(got[i] - ref[i]);
+    double r = d / (fabs(ref[i]) + 1e-30);
+    if (!(d <= atol + rtol * fabs(ref[i]))) {  /* NaN fails too */
+      if (bad < 5) fprintf(stderr, "  %s[%zu]: got %.9g want %.9g (abs %.3g)\n", label, i, got[i], ref[i], d);
+      bad++;
+    }
+    if (d > maxabs || isnan(d)) maxabs = d;
+    if (fabs(ref[i]) > atol && r > maxrel) maxrel = r;
+  }
+  printf("%-48s n=%-8zu max_abs=%.3e max_rel=%.3e %s\n", label, n, maxabs, maxrel, bad ? "FAIL" : "ok");
+  if (bad) af_test_failures++;
+  return bad;
+}
+
+int af_test_close(const char *label, const float *got, const float *ref, size_t n, double atol, double rtol) {
+  double *g = malloc(n * sizeof *g), *r = malloc(n * sizeof *r);
+  if (!g || !r) { fprintf(stderr, "out of memory\n"); exit(1); }
+  for (size_t i = 0; i < n; i++) { g[i] = got[i]; r[i] = ref[i]; }
+  int bad = af_test_close_d(label, g, r, n, atol, rtol);
+  free(g);
+  free(r);
+  return bad;
+}
+
+int af_test_done(const char *name) {
+  if (af_test_failures) {
+    printf("%s: %d check(s) FAILED\n", name, af_test_failures);
+    return 1;
+  }
+  printf("%s: all checks passed\n", name);
+  return 0;
+}
+
+void af_test_skip(const char *why) {
+  printf("SKIPPED: %s\n", why);
+  exit(77);
+}
+
+const char *af_test_source_dir(void) {
+  const char *s = getenv("AF_SOURCE_DIR");
+  return s ? s : ".";
+}
+
+const char *af_test_model_dir(void) {
+  const char *m = getenv("AF_MODEL_DIR");
+  if (!m) return NULL;
+  char p[4096];
+  snprintf(p, sizeof p, "%s/model.safetensors", m);
+  return access(p, R_OK) == 0 ? m : NULL;
+}
+
+const char *af_test_tmpdir(void) {
+  static char dir[4096];
+  if (dir[0]) return dir;
+  const char *t = getenv("TMPDIR");
+  snprintf(dir, sizeof dir, "%s/aftest.XXXXXX", t ? t : "/tmp");
+  if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+  return dir;
+}

@@ -1,0 +1,24 @@
+/* Tiny test helpers shared by the ctest programs: checks that count failures, tolerance
+ * comparison that prints the first mismatches and the max error, and skip (exit 77). */
+#ifndef AF_TESTUTIL_H
+#define AF_TESTUTIL_H
+#include <stddef.h>
+#include <stdio.h>
+
+extern int af_test_failures;
+#define CHECK(cond) do { if (!(cond)) { af_test_failures++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+#define CHECK_OK(expr) do { af_status s_ = (expr); if (s_ != AF_OK) { af_test_failures++; fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr, af_last_error()); } } while (0)
+/* Compare n values: |got - ref| <= atol + rtol*|ref|. Prints up to 5 mismatches and the
+ * max abs/rel error under label. Returns the number of mismatches (also counted). */
+int af_test_close(const char *label, const float *got, const float *ref, size_t n, double atol, double rtol);
+int af_test_close_d(const char *label, const double *got, const double *ref, size_t n, double atol, double rtol);
+/* Print the summary line and return the exit code (0 or 1). */
+int af_test_done(const char *name);
+/* Exit 77 with a visible reason. */
+void af_test_skip(const char *why) __attribute__((noreturn));
+/* Environment helpers: AF_SOURCE_DIR, AF_MODEL_DIR (NULL when the model is absent). */
+const char *af_test_source_dir(void);
+const char *af_test_model_dir(void);
+/* A fresh temporary directory (mkdtemp under $TMPDIR), path valid until exit. */
+const char *af_test_tmpdir(void);
+#endif

@@ -1,0 +1,364 @@
+/* The freeze controller and policies on crafted score sequences. Every expected depth below
+ * is worked out by hand from the rule in ../shared/autofreeze-algorithm.md:
+ *   r_l = |s_prev - s| / s_prev;  pct = numpy.percentile({r_j : j >= F}, N);
+ *   new depth = first l >= F with r_l >= pct (layers F..l-1 freeze), capped at max depth.
+ * Scores use powers of two where a tie must be exact. */
+#include "core/freeze.h"
+#include "tests/testutil.h"
+#include <math.h>
+#include <string.h>
+
+/* End one interval and check the depth after it. */
+static void step_expect(af_freeze_ctl *c, long step, const double *s, int want, const char *what) {
+  af_freeze_decision d;
+  af_status st = af_freeze_ctl_end_interval(c, step, s, s, &d);
+  if (st != AF_OK) {
+    af_test_failures++;
+    fprintf(stderr, "%s: end_interval failed: %s\n", what, af_last_error());
+    return;
+  }
+  if (d.depth_after != want || af_freeze_ctl_depth(c) != want) {
+    af_test_failures++;
+    fprintf(stderr, "%s: depth %d (ctl %d), expected %d\n", what, d.depth_after, af_freeze_ctl_depth(c), want);
+  }
+  CHECK(d.depth_after >= d.depth_before);
+}
+
+static void check_ratios(af_freeze_ctl *c, long step, const double *s, const double *want, int L, const char *what) {
+  af_freeze_decision d;
+  CHECK_OK(af_freeze_ctl_end_interval(c, step, s, NULL, &d));
+  for (int l = 0; l < L; l++) {
+    int ok = isnan(want[l]) ? isnan(d.ratio[l]) : d.ratio[l] == want[l];
+    if (!ok) {
+      af_test_failures++;
+      fprintf(stderr, "%s: ratio[%d] = %.17g, expected %.17g\n", what, l, d.ratio[l], want[l]);
+    }
+  }
+}
+
+static void test_percentile(void) {
+  /* Reference values from numpy 1.24: repr(float(np.percentile(v, p))). */
+  struct { double v[8]; int n; double p, want; } cases[] = {
+      {{0.3, 0.1, 0.7, 0.2}, 4, 37, 0.211},
+      {{0.3, 0.1, 0.7, 0.2}, 4, 50, 0.25},
+      {{1e-3, 5.0, 2.5, 2.5, 0.1}, 5, 90, 4.0},
+      {{0.1, 0.2, 0.3}, 3, 50, 0.2},
+      {{0.1, 0.7}, 2, 33.3, 0.29979999999999996},
+      {{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}, 7, 75, 0.55},
+      {{0.4, 0.9}, 2, 0, 0.4},
+      {{0.4, 0.9}, 2, 100, 0.9},
+      {{3.0}, 1, 50, 3.0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double got = af_percentile_linear(cases[i].v, cases[i].n, cases[i].p);
+    if (got != cases[i].want) {
+      af_test_failures++;
+      fprintf(stderr, "percentile case %zu: %.17g, numpy %.17g\n", i, got, cases[i].want);
+    }
+  }
+  CHECK(isnan(af_percentile_linear(NULL, 0, 50)));
+}
+
+/* A full run of the paper rule, N = 50, L = 6 (max depth 5). */
+static void test_adaptive_sequence(void) {
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_adaptive(50, -1, &p));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  CHECK(af_freeze_ctl_depth(c) == 0 && af_freeze_ctl_max_depth(c) == 5);
+  /* I0: baseline only, no policy call, depth 0. */
+  double s0[6] = {8, 8, 8, 8, 8, 8};
+  af_freeze_decision d;
+  CHECK_OK(af_freeze_ctl_end_interval(c, 100, s0, s0, &d));
+  CHECK(d.depth_after == 0 && !d.policy_called && d.interval == 0 && d.step == 100);
+  for (int l = 0; l < 6; l++) CHECK(isnan(d.ratio[l]));
+  /* I1: r = [1/8, 2/8, 4/8, 0, 6/8, 2/8] = [.125 .25 .5 0 .75 .25];
+   * sorted 0 .125 .25 .25 .5 .75, index 2.5 -> .25 (a tie between two .25s).
+   * l0: .125 < .25; l1: .25 >= .25 (tie counts) -> depth 1. */
+  double s1[6] = {7, 6, 4, 8, 2, 10};
+  step_expect(c, 200, s1, 1, "adaptive I1 (tie at the percentile)");
+  /* I2 (F=1): layer 0 frozen, its score (99) is ignored and recorded as 0.
+   * r1..r5 = |6-6|/6, |4-4|/4, |8-6|/8, |2-1|/2, |10-5|/10 = 0 0 .25 .5 .5;
+   * sorted 0 0 .25 .5 .5, index 2 -> .25. l1: 0, l2: 0, l3: .25 >= .25 -> depth 3:
+   * layers 1 and 2 freeze in one decision. */
+  double s2[6] = {99, 6, 4, 6, 1, 5};
+  CHECK_OK(af_freeze_ctl_end_interval(c, 300, s2, s2, &d));
+  CHECK(d.depth_before == 1 && d.depth_after == 3 && d.policy_called);
+  CHECK(d.l1[0] == 0 && d.l2[0] == 0 && isnan(d.ratio[0]));
+  CHECK(d.ratio[3] == 0.25 && d.ratio[4] == 0.5 && d.ratio[5] == 0.5);
+  /* I3 (F=3): r3..r5 = |6-3|/6, |1-1|/1, |5-5|/5 = .5 0 0; sorted 0 0 .5 -> 0.
+   * l3: .5 >= 0 -> depth 3: the first trainable layer reaches the percentile, nothing new
+   * freezes. */
+  double s3[6] = {0, 0, 0, 3, 1, 5};
+  step_expect(c, 400, s3, 3, "adaptive I3 (first layer reaches pct)");
+  /* I4 (F=3): r3..r5 = |3-3|/3, |1-1.5|/1, |5-10|/5 = 0 .5 1; median .5.
+   * l3: 0 < .5; l4: .5 >= .5 -> depth 4. */
+  double s4[6] = {0, 0, 0, 3, 1.5, 10};
+  step_expect(c, 500, s4, 4, "adaptive I4");
+  /* I5 (F=4): r4, r5 = |1.5-1.5|/1.5, |10-5|/10 = 0 .5; index .5 -> .5 - .5*.5 = .25.
+   * l4: 0 < .25; l5: .5 >= .25 -> depth 5 = L-1, the last layer always trains. */
+  double s5[6] = {0, 0, 0, 0, 1.5, 5};
+  step_expect(c, 600, s5, 5, "adaptive I5");
+  /* I6 (F=5 = max): stays 5 whatever the scores. */
+  double s6[6] = {0, 0, 0, 0, 0, 1};
+  step_expect(c, 700, s6, 5, "adaptive I6 (at max)");
+  /* The log: monotone, one record per interval. */
+  int n;
+  const af_freeze_record *h = af_freeze_ctl_history(c, &n);
+  int want_after[7] = {0, 1, 3, 3, 4, 5, 5};
+  CHECK(n == 7);
+  for (int i = 0; i < n && i < 7; i++) {
+    CHECK(h[i].interval == i && h[i].step == 100 * (i + 1));
+    CHECK(h[i].depth_after == want_after[i]);
+    if (i > 0) CHECK(h[i].depth_before == h[i - 1].depth_after);
+  }
+  CHECK(af_freeze_ctl_intervals(c) == 7);
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* N = 0 never freezes (r_F >= min); N = 100 freezes up to the first layer with the max. */
+static void test_percentile_extremes(void) {
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_adaptive(0, -1, &p));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  step_expect(c, 1, s0, 0, "p0 I0");
+  /* pct = min = 0; l0: .125 >= 0 -> depth 0. */
+  step_expect(c, 2, s1, 0, "p0 I1");
+  step_expect(c, 3, s0, 0, "p0 I2");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+
+  CHECK_OK(af_policy_adaptive(100, -1, &p));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  step_expect(c, 1, s0, 0, "p100 I0");
+  /* pct = max = .75 (layer 4): l0..l3 below -> depth 4, four layers at once. */
+  step_expect(c, 2, s1, 4, "p100 I1");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* The cap: the policy's own max depth, and the controller's user max. */
+static void test_max_depth(void) {
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_adaptive(100, 2, &p));
+  CHECK(strcmp(p->knobs, "percentile=100 max_depth=2") == 0);
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  step_expect(c, 1, s0, 0, "policy max I0");
+  step_expect(c, 2, s1, 2, "policy max I1 (4 clipped to 2)");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+
+  CHECK_OK(af_policy_adaptive(100, -1, &p));
+  af_freeze_opts o = {.max_depth = 1};
+  CHECK_OK(af_freeze_ctl_create(6, &o, p, &c));
+  CHECK(af_freeze_ctl_max_depth(c) == 1);
+  step_expect(c, 1, s0, 0, "user max I0");
+  step_expect(c, 2, s1, 1, "user max I1 (4 clipped to 1)");
+  step_expect(c, 3, s0, 1, "user max I2");
+  af_freeze_ctl_free(c);
+  /* A user max above L-1 is clipped to L-1. */
+  o.max_depth = 99;
+  CHECK_OK(af_freeze_ctl_create(6, &o, p, &c));
+  CHECK(af_freeze_ctl_max_depth(c) == 5);
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* A layer with a zero score: its next ratio is NaN (0 previous), excluded from the percentile
+ * and a stop for the scan. A layer whose score drops to 0 has ratio 1 (defined). */
+static void test_zero_norm(void) {
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_adaptive(50, -1, &p));
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  double s0[4] = {4, 0, 4, 4};
+  step_expect(c, 1, s0, 0, "zero I0");
+  /* I1: r = [1/4, NaN, 3/4, 2/4]; pct over {.25 .75 .5} = .5.
+   * l0: .25 < .5; l1: NaN stops the scan -> depth 1 (skipping NaN would give 2). */
+  double s1[4] = {3, 2, 1, 2};
+  double r1[4] = {0.25, NAN, 0.75, 0.5};
+  check_ratios(c, 2, s1, r1, 4, "zero I1 ratios");
+  CHECK(af_freeze_ctl_depth(c) == 1);
+  /* I2 (F=1): layer 1 drops to 0: r1 = |2-0|/2 = 1, r2 = 0, r3 = .5; median .5;
+   * l1: 1 >= .5 -> depth 1. */
+  double s2[4] = {0, 0, 1, 1};
+  step_expect(c, 3, s2, 1, "zero I2");
+  /* I3: layer 1 previous 0 -> NaN; r2 = .5, r3 = 0; pct over {.5, 0}: .5 - .5*.5 = .25.
+   * l1: NaN stops -> depth 1. A layer with no gradient is never frozen by this rule. */
+  double s3[4] = {0, 0, 0.5, 1};
+  step_expect(c, 4, s3, 1, "zero I3");
+  af_freeze_ctl_free(c);
+
+  /* All previous scores 0: every ratio NaN, the set is empty, nothing freezes. */
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  double z[4] = {0, 0, 0, 0}, one[4] = {1, 1, 1, 1};
+  step_expect(c, 1, z, 0, "all-zero I0");
+  step_expect(c, 2, one, 0, "all-zero I1");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* Signed (paper) vs absolute (code) ratio. L = 4, I0 = [4 4 4 4], I1 = [5 6 3 2].
+ * signed: [-.25 -.5 .25 .5]; sorted -.5 -.25 .25 .5; index 1.5 -> .25 - .5*.5 = 0;
+ *         l0 -.25 < 0, l1 -.5 < 0, l2 .25 >= 0 -> depth 2.
+ * abs:    [.25 .5 .25 .5]; sorted .25 .25 .5 .5; index 1.5 -> .5 - .25*.5 = .375;
+ *         l0 .25 < .375, l1 .5 >= .375 -> depth 1. */
+static void test_signed_ratio(void) {
+  double s0[4] = {4, 4, 4, 4}, s1[4] = {5, 6, 3, 2};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_adaptive(50, -1, &p));
+  af_freeze_opts o = {.max_depth = -1, .signed_ratio = 1};
+  CHECK_OK(af_freeze_ctl_create(4, &o, p, &c));
+  step_expect(c, 1, s0, 0, "signed I0");
+  step_expect(c, 2, s1, 2, "signed I1");
+  af_freeze_ctl_free(c);
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  step_expect(c, 1, s0, 0, "abs I0");
+  step_expect(c, 2, s1, 1, "abs I1");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+static void test_static_none(void) {
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {1, 1, 1, 8, 100, 1};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_none(&p));
+  CHECK(strcmp(p->name, "none") == 0 && p->initial_depth == 0);
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  for (int i = 0; i < 4; i++) step_expect(c, i, i % 2 ? s1 : s0, 0, "none");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+
+  CHECK_OK(af_policy_static(5, &p));
+  CHECK(strcmp(p->name, "static") == 0 && p->initial_depth == 5);
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  CHECK(af_freeze_ctl_depth(c) == 5);   /* frozen from step 0 */
+  for (int i = 0; i < 4; i++) step_expect(c, i, i % 2 ? s1 : s0, 5, "static 5");
+  af_freeze_ctl_free(c);
+  /* K = L freezes every encoder layer: refused. So is K above the user max. */
+  c = NULL;
+  CHECK(af_freeze_ctl_create(5, NULL, p, &c) == AF_ERR_ARG && c == NULL);
+  CHECK(strstr(af_last_error(), "static") && strstr(af_last_error(), "0..4"));
+  af_freeze_opts o = {.max_depth = 3};
+  CHECK(af_freeze_ctl_create(6, &o, p, &c) == AF_ERR_ARG);
+  af_policy_free(p);
+  CHECK(af_policy_static(-1, &p) == AF_ERR_ARG && p == NULL);
+  CHECK(af_policy_adaptive(101, -1, &p) == AF_ERR_ARG);
+  CHECK(af_policy_adaptive(NAN, -1, &p) == AF_ERR_ARG);
+}
+
+/* A custom policy: what it sees, and what the controller refuses. */
+typedef struct {
+  int answer;          /* depth to return */
+  int calls;
+  af_interval_stats seen;
+  double ratio0;
+  af_status fail;
+} fake_ctx;
+
+static af_status fake_decide(af_policy *p, const af_interval_stats *st, int *nd) {
+  fake_ctx *f = p->ctx;
+  f->calls++;
+  f->seen = *st;
+  f->ratio0 = st->ratio[st->L - 1];
+  if (f->fail != AF_OK) return AF_FAIL(f->fail, "lua error: attempt to index a nil value");
+  *nd = f->answer;
+  return AF_OK;
+}
+
+static int destroyed;
+static void fake_destroy(af_policy *p) { destroyed++; }
+
+static void test_custom(void) {
+  fake_ctx f = {0};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_custom("mylua", fake_decide, &f, fake_destroy, &p));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {4, 4, 4, 4, 4, 4};
+  f.answer = 3;
+  step_expect(c, 10, s0, 0, "custom I0");
+  CHECK(f.calls == 0);   /* baseline interval: no call */
+  step_expect(c, 20, s1, 3, "custom I1");
+  CHECK(f.calls == 1 && f.seen.interval == 1 && f.seen.step == 20 && f.seen.depth == 0 &&
+        f.seen.L == 6 && f.seen.max_depth == 5 && f.ratio0 == 0.5);
+  /* Lower than the current depth (3): refused, depth unchanged, message names all. */
+  f.answer = 2;
+  CHECK(af_freeze_ctl_end_interval(c, 30, s1, s1, NULL) == AF_ERR_ARG);
+  const char *e = af_last_error();
+  CHECK(strstr(e, "mylua") && strstr(e, "depth 2") && strstr(e, "3..5"));
+  CHECK(af_freeze_ctl_depth(c) == 3 && af_freeze_ctl_intervals(c) == 2);
+  /* Above L-1: refused. */
+  f.answer = 6;
+  CHECK(af_freeze_ctl_end_interval(c, 30, s1, s1, NULL) == AF_ERR_ARG);
+  CHECK(strstr(af_last_error(), "depth 6") && strstr(af_last_error(), "3..5"));
+  f.answer = -1;
+  CHECK(af_freeze_ctl_end_interval(c, 30, s1, s1, NULL) == AF_ERR_ARG);
+  /* The policy's own error is propagated with the policy named. */
+  f.fail = AF_ERR_BACKEND;
+  CHECK(af_freeze_ctl_end_interval(c, 30, s1, s1, NULL) == AF_ERR_BACKEND);
+  CHECK(strstr(af_last_error(), "policy 'mylua'") && strstr(af_last_error(), "nil value"));
+  f.fail = AF_OK;
+  f.answer = 5;
+  step_expect(c, 30, s1, 5, "custom to max");
+  /* A NaN score is a numeric error, not a decision. */
+  double bad[6] = {0, 0, 0, 0, 0, NAN};
+  CHECK(af_freeze_ctl_end_interval(c, 40, bad, bad, NULL) == AF_ERR_NUMERIC);
+  CHECK(strstr(af_last_error(), "layer 5"));
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+  CHECK(destroyed == 1);
+
+  /* Numbers from Lua: non-integer, NaN, out of range. */
+  int d = -7;
+  CHECK(af_policy_depth_from_double("mylua", 2.5, 1, 5, &d) == AF_ERR_ARG && d == -7);
+  CHECK(strstr(af_last_error(), "mylua") && strstr(af_last_error(), "2.5") && strstr(af_last_error(), "[1, 5]"));
+  CHECK(af_policy_depth_from_double("mylua", NAN, 1, 5, &d) == AF_ERR_ARG);
+  CHECK(af_policy_depth_from_double("mylua", 0, 1, 5, &d) == AF_ERR_ARG);
+  CHECK(af_policy_depth_from_double("mylua", 6, 1, 5, &d) == AF_ERR_ARG);
+  CHECK_OK(af_policy_depth_from_double("mylua", 4.0, 1, 5, &d));
+  CHECK(d == 4);
+  af_policy_free(NULL);
+  af_freeze_ctl_free(NULL);
+}
+
+/* Restore continues exactly where a run stopped. */
+static void test_restore(void) {
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10}, s2[6] = {99, 6, 4, 6, 1, 5};
+  af_policy *p;
+  af_freeze_ctl *a, *b;
+  CHECK_OK(af_policy_adaptive(50, -1, &p));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &a));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &b));
+  step_expect(a, 1, s0, 0, "restore a I0");
+  step_expect(a, 2, s1, 1, "restore a I1");
+  CHECK_OK(af_freeze_ctl_restore(b, af_freeze_ctl_intervals(a), af_freeze_ctl_depth(a), af_freeze_ctl_prev_scores(a)));
+  step_expect(a, 3, s2, 3, "restore a I2");
+  step_expect(b, 3, s2, 3, "restore b I2");
+  CHECK(af_freeze_ctl_restore(b, 2, 6, s0) == AF_ERR_ARG);
+  CHECK(af_freeze_ctl_restore(b, 2, 1, NULL) == AF_ERR_ARG);
+  af_freeze_ctl_free(a);
+  af_freeze_ctl_free(b);
+  af_policy_free(p);
+}
+
+int main(void) {
+  af_set_quiet(1);
+  test_percentile();
+  test_adaptive_sequence();
+  test_percentile_extremes();
+  test_max_depth();
+  test_zero_norm();
+  test_signed_ratio();
+  test_static_none();
+  test_custom();
+  test_restore();
+  return af_test_done("test_freeze_rule");
+}
