@@ -367,13 +367,11 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   if (tb < r->m.enc_end) be->accumulate(be, r->m.acc + (tb - r->m.enc_begin), r->m.grads + tb, r->m.enc_end - tb);
   float lr = af_lr_at(&r->optim, r->step, r->total_steps);
   double gnorm;
-  af_status s = af_optim_step(&r->m, &r->optim, depth, lr, r->step + 1, &gnorm);
-  if (s == AF_ERR_NUMERIC) af_error_prefix("step %ld: ", r->step + 1);
-  AF_TRY(s);
+  AF_TRY(af_optim_step(&r->m, &r->optim, depth, lr, r->step + 1, &gnorm));
   AF_TRY(be->sync(be));
   t_opt = now() - a;
   double loss = loss_sum / b->B;
-  if (!isfinite(loss)) return AF_FAIL(AF_ERR_NUMERIC, "step %ld: the loss is %g", r->step + 1, loss);
+  if (!isfinite(loss)) return AF_FAIL(AF_ERR_NUMERIC, "the loss is %g", loss);
   r->step++;
   r->examples += b->B;
   r->last_loss = loss;
@@ -547,7 +545,11 @@ static af_status loop(run *r, af_train_summary *sum) {
       cache_prefetch_next(r);
       double t_batch = now() - a;
       af_step_record rec;
-      AF_TRY(train_step(r, &b, &rec));
+      af_status st = train_step(r, &b, &rec);
+      if (st != AF_OK) {
+        af_error_prefix("step %ld (epoch %d): ", r->step + 1, r->epoch + 1);
+        return st;
+      }
       rec.t_data += t_batch;
       rec.t_total += t_batch;
       AF_TRY(af_results_append_step(r->res, &rec));
@@ -564,6 +566,7 @@ static af_status loop(run *r, af_train_summary *sum) {
         AF_TRY(af_results_flush(r->res));
       }
       progress_line(r);
+      if (o->interrupt_at_step > 0 && r->step == o->interrupt_at_step) g_stop = SIGINT;
       if (g_stop) {
         AF_TRY(save_ckpt(r));
         return AF_FAIL(AF_ERR_INTERRUPTED, "interrupted by signal %d at step %ld; resume with --resume",

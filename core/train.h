@@ -45,6 +45,7 @@ typedef struct {
   int resume;                /* continue from checkpoint_dir's last checkpoint */
   int progress;              /* -1 auto (stderr is a tty), 0 off, 1 on */
   int quiet;                 /* no log lines on stderr */
+  long interrupt_at_step;    /* > 0: behave as if SIGINT arrived during this step (tests) */
 } af_train_opts;
 
 void af_train_opts_default(af_train_opts *o);

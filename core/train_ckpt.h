@@ -1,7 +1,6 @@
 /* Run checkpoints for --resume (parameters, AdamW moments, the interval gradient sum and
  * the loop's counters in one safetensors file, written atomically at interval boundaries
- * and on SIGINT/SIGTERM), and reopening a run's results file on resume with the rows up to
- * the checkpoint carried over, so a resumed run's file is complete. */
+ * and on SIGINT/SIGTERM), and reopening a run's results file on resume. */
 #ifndef AF_TRAIN_CKPT_H
 #define AF_TRAIN_CKPT_H
 #include <stdint.h>
@@ -26,9 +25,8 @@ af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *
 /* Parameters of a checkpoint into a host buffer of `total` floats. */
 af_status af_train_ckpt_params(const char *dir, float *params, size_t total);
 
-/* resume_step < 0: create path fresh. Else reopen: rows with step <= resume_step of an
- * existing file at path are copied into the new file (the old one is kept as path.prev
- * until the copy is done). */
+/* resume_step < 0 (or no file yet): create path fresh. Else reopen it keeping the rows with
+ * step <= resume_step (af_results_open_append), so a resumed run's file is complete. */
 af_status af_train_results_open(const char *path, int L, long resume_step, af_results **res);
 
 #endif

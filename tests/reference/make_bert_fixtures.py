@@ -499,7 +499,7 @@ def main():
         for n in param_names(L):
             assert torch.equal(loaded[folder][n], heads[nl][n]), n
 
-    summary = []
+    summary, first_grads = [], {}
     for name, folder, act, nl, k, tgt in CASES:
         p0 = loaded[folder]
         targets = torch.tensor(tgt, dtype=torch.float32)
@@ -512,6 +512,11 @@ def main():
             assert torch.equal(r32["step3." + n], p0[n]), n
         for n in trainable:
             assert not torch.equal(r32["step3." + n], p0[n]), n
+        # Freezing does not change the gradients of the trainable tensors at the initial point.
+        if name == "cls_k2":
+            for n in trainable:
+                assert torch.equal(r32["grad." + n], first_grads["cls_k0"]["grad." + n]), n
+        first_grads[name] = r32
         tensors = [("input_ids", ids.float()), ("token_type_ids", tt.float()),
                    ("attention_mask", mask.float()), ("targets", targets),
                    ("logits", r32["logits"]), ("loss", r32["loss"]),

@@ -7,6 +7,7 @@
 #include "core/cache.h"
 #include "tests/testutil.h"
 #include <fcntl.h>
+#include <hdf5.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -474,6 +475,12 @@ static void test_truncated(int how) {
   af_act_cache_close(c);
 }
 
+/* HDF5 1.10.8 itself loses one buffer (12 KiB, allocated inside libhdf5) on the error path
+ * of a failed chunk write, with every id closed (checked at the end of main): suppressed
+ * for that library only, so that leaks of ours still fail the sanitizer build. */
+const char *__lsan_default_suppressions(void);
+const char *__lsan_default_suppressions(void) { return "leak:libhdf5_serial.so\n"; }
+
 /* A full disk, simulated by a file-size limit: a write fails with EFBIG. */
 static void test_disk_full(void) {
   af_act_cache *c = NULL;
@@ -564,24 +571,29 @@ static void test_off_and_args(void) {
   af_act_cache_close(c);
 }
 
-int main(void) {
-  test_conversions();
-  test_off_and_args();
+/* With an argument, runs only that group (for bisecting under a sanitizer). */
+int main(int argc, char **argv) {
+  const char *only = argc > 1 ? argv[1] : NULL;
+#define RUN(name, call) do { if (!only || !strcmp(only, name)) { call; } } while (0)
+  RUN("convert", test_conversions());
+  RUN("args", test_off_and_args());
   const af_cache_dtype dts[] = {AF_DTYPE_F32, AF_DTYPE_F16, AF_DTYPE_BF16};
   for (int j = 0; j < 3; j++) {
-    test_round_trip(AF_CACHE_MEMORY, dts[j], 0, 0);
-    test_round_trip(AF_CACHE_DISK, dts[j], 0, 0);
-    test_round_trip(AF_CACHE_AUTO, dts[j], 40 << 10, 0);  /* tiny budget: spills */
+    RUN("memory", test_round_trip(AF_CACHE_MEMORY, dts[j], 0, 0));
+    RUN("disk", test_round_trip(AF_CACHE_DISK, dts[j], 0, 0));
+    RUN("auto", test_round_trip(AF_CACHE_AUTO, dts[j], 40 << 10, 0));  /* tiny budget: spills */
   }
-  test_round_trip(AF_CACHE_DISK, AF_DTYPE_F32, 0, 6);
-  test_round_trip(AF_CACHE_DISK, AF_DTYPE_BF16, 0, 1);
-  test_memory_budget_full();
-  test_stress(AF_CACHE_DISK, 0);
-  test_stress(AF_CACHE_AUTO, 200 << 10);
-  test_run_key();
-  test_unwritable();
-  for (int how = 0; how < 4; how++) test_truncated(how);
-  test_disk_full();
-  test_compression();
+  RUN("disk", test_round_trip(AF_CACHE_DISK, AF_DTYPE_F32, 0, 6));
+  RUN("disk", test_round_trip(AF_CACHE_DISK, AF_DTYPE_BF16, 0, 1));
+  RUN("budget", test_memory_budget_full());
+  RUN("stress", test_stress(AF_CACHE_DISK, 0));
+  RUN("stress", test_stress(AF_CACHE_AUTO, 200 << 10));
+  RUN("runkey", test_run_key());
+  RUN("unwritable", test_unwritable());
+  for (int how = 0; how < 4; how++) RUN("truncated", test_truncated(how));
+  RUN("full", test_disk_full());
+  RUN("compress", test_compression());
+  /* Every close really closed its file, broken ones included. */
+  CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0);
   return af_test_done("test_cache");
 }
