@@ -83,12 +83,7 @@ const char *af_act_cache_path(const af_act_cache *c);   /* disk tier file, NULL 
  * what differs. The check that keeps a foreign file from ever being read. */
 af_status af_act_cache_file_check(const char *path, const char *run_key, int hidden, af_cache_dtype dtype);
 
-/* The HDF5 library here is the serial build: it is not thread-safe. Every HDF5 call in a
- * process that has a disk-tier cache open must hold this process-wide (recursive) lock;
- * the cache takes it around its own calls, other HDF5 users (the results file) take it
- * around theirs. Cheap when uncontended. */
-void af_h5_lock(void);
-void af_h5_unlock(void);
+#include "core/h5lock.h"  /* HDF5 is not thread-safe: see h5lock.h */
 
 /* Storage conversions (round to nearest even; NaN stays NaN, overflow goes to Inf). */
 uint16_t af_f32_to_f16(float x);

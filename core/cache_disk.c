@@ -4,6 +4,7 @@
  * under the process-wide af_h5_lock; the reader thread and the training thread share it. */
 #define _GNU_SOURCE  /* memfd_create */
 #include "core/cache_disk.h"
+#include "core/h5lock.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
@@ -16,20 +17,7 @@
 #include <unistd.h>
 
 /* ---- the process-wide HDF5 lock ---- */
-static pthread_mutex_t h5_mu;
-static pthread_once_t h5_once = PTHREAD_ONCE_INIT;
-static void h5_mu_init(void) {
-  pthread_mutexattr_t a;
-  pthread_mutexattr_init(&a);
-  pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
-  pthread_mutex_init(&h5_mu, &a);
-  pthread_mutexattr_destroy(&a);
-}
-void af_h5_lock(void) {
-  pthread_once(&h5_once, h5_mu_init);
-  pthread_mutex_lock(&h5_mu);
-}
-void af_h5_unlock(void) { pthread_mutex_unlock(&h5_mu); }
+
 
 /* Rows per chunk: 64 tokens is a fraction of a typical entry, so reading one entry touches
  * 2-3 chunks (64 x 384 x 2 B = 48 KiB for MiniLM in fp16; 192 KiB for BERT-base fp32). */

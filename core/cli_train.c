@@ -110,7 +110,8 @@ int af_cli_train(int argc, char **argv) {
       {"resume", 0, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
       {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
-  for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+  opterr = 0;  /* one line of our own instead of getopt's message and the whole usage */
+  for (int ch; (ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
     switch (ch) {
     case O_MODEL: o.model_dir = optarg; break;
     case O_TASK: o.task = optarg; break;
@@ -123,7 +124,10 @@ int af_cli_train(int argc, char **argv) {
     case O_LR: {
       char *end;
       o.lr = strtof(optarg, &end);
-      if (*end || !(o.lr > 0)) { fprintf(stderr, "autofreeze train: --lr expects a positive number\n"); return AF_EXIT_USAGE; }
+      if (end == optarg || *end || !(o.lr > 0) || !isfinite(o.lr)) {
+        fprintf(stderr, "autofreeze train: --lr expects a positive number, got '%s'\n", optarg);
+        return AF_EXIT_USAGE;
+      }
       break;
     }
     case O_RECIPE: recipe = optarg; break;
@@ -141,8 +145,8 @@ int af_cli_train(int argc, char **argv) {
     case O_PCT: {
       char *end;
       percentile = strtod(optarg, &end);
-      if (*end || !(percentile >= 0 && percentile <= 100)) {
-        fprintf(stderr, "autofreeze train: --percentile expects a number in [0, 100]\n");
+      if (end == optarg || *end || !(percentile >= 0 && percentile <= 100)) {
+        fprintf(stderr, "autofreeze train: --percentile expects a number in [0, 100], got '%s'\n", optarg);
         return AF_EXIT_USAGE;
       }
       break;
@@ -160,7 +164,14 @@ int af_cli_train(int argc, char **argv) {
       }
       break;
     case O_CDIR: o.cache_dir = optarg; break;
-    case O_CCOMP: if (parse_long("--cache-compress", optarg, 0, &v) || v > 9) return AF_EXIT_USAGE; o.cache_compress = (int)v; break;
+    case O_CCOMP:
+      if (parse_long("--cache-compress", optarg, 0, &v)) return AF_EXIT_USAGE;
+      if (v > 9) {
+        fprintf(stderr, "autofreeze train: --cache-compress expects a gzip level 0-9, got '%s'\n", optarg);
+        return AF_EXIT_USAGE;
+      }
+      o.cache_compress = (int)v;
+      break;
     case O_CKDIR: o.checkpoint_dir = optarg; break;
     case O_NOCK: o.no_checkpoints = 1; break;
     case O_RESUME: o.resume = 1; break;
@@ -168,7 +179,13 @@ int af_cli_train(int argc, char **argv) {
     case O_NOPROG: o.progress = 0; break;
     case O_QUIET: o.quiet = 1; break;
     case 'h': usage(stdout); return AF_EXIT_OK;
-    default: usage(stderr); return AF_EXIT_USAGE;
+    case ':':
+      fprintf(stderr, "autofreeze train: option '%s' needs a value (see --help)\n", argv[optind - 1]);
+      return AF_EXIT_USAGE;
+    default:  /* glibc sets optopt for an unknown short option, 0 for a long one */
+      if (optopt > 0 && optopt < 256) fprintf(stderr, "autofreeze train: unknown option '-%c' (see --help)\n", optopt);
+      else fprintf(stderr, "autofreeze train: unknown option '%s' (see --help)\n", argv[optind - 1]);
+      return AF_EXIT_USAGE;
     }
   }
   if (optind < argc) {

@@ -4,6 +4,7 @@
  * flush. The default (earliest) HDF5 file format is kept on purpose: the 1.10 "latest" format
  * marks the file as open for writing and refuses to open it after a crash until h5clear. */
 #include "core/results.h"
+#include "core/h5lock.h"
 #include <hdf5.h>
 #include <libgen.h>
 #include <math.h>
@@ -470,7 +471,7 @@ static af_status flush_all(af_results *r) {
   return AF_OK;
 }
 
-af_status af_results_flush(af_results *r) {
+static af_status af_results_flush_unlocked(af_results *r) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   if (r->broken) return AF_FAIL(r->broken, "results file %s: unusable after an earlier error", r->path);
   af_status s = flush_all(r);
@@ -633,7 +634,7 @@ static af_status create_layout(af_results *r) {
   return af_results_flush(r);
 }
 
-af_status af_results_create(const char *path, int L, af_results **out) {
+static af_status af_results_create_unlocked(const char *path, int L, af_results **out) {
   *out = NULL;
   if (L < 1) return AF_FAIL(AF_ERR_ARG, "results file %s: need at least one layer, got %d", path, L);
   char *dcopy = strdup(path);
@@ -773,7 +774,7 @@ static af_status reopen_layout(af_results *r, long keep_step) {
   return af_results_flush(r);
 }
 
-af_status af_results_open_append(const char *path, int L, long keep_step, af_results **out) {
+static af_status af_results_open_append_unlocked(const char *path, int L, long keep_step, af_results **out) {
   *out = NULL;
   h5_quiet();
   if (access(path, R_OK | W_OK) != 0)
@@ -804,7 +805,7 @@ af_status af_results_open_append(const char *path, int L, long keep_step, af_res
   return AF_OK;
 }
 
-af_status af_results_close(af_results **rp, const char *status) {
+static af_status af_results_close_unlocked(af_results **rp, const char *status) {
   if (!rp || !*rp) return AF_OK;
   af_results *r = *rp;
   *rp = NULL;
@@ -837,7 +838,7 @@ static af_status read_root_int(af_results_reader *rr, const char *name, int *v) 
   return AF_OK;
 }
 
-af_status af_results_open_read(const char *path, af_results_reader **out) {
+static af_status af_results_open_read_unlocked(const char *path, af_results_reader **out) {
   *out = NULL;
   h5_quiet();
   if (access(path, R_OK) != 0) return AF_FAIL(AF_ERR_IO, "cannot read results file %s: no such readable file", path);
@@ -863,7 +864,7 @@ af_status af_results_open_read(const char *path, af_results_reader **out) {
   return AF_OK;
 }
 
-void af_results_close_read(af_results_reader **rp) {
+static void af_results_close_read_unlocked(af_results_reader **rp) {
   if (!rp || !*rp) return;
   af_results_reader *rr = *rp;
   if (rr->file >= 0) H5Fclose(rr->file);
@@ -875,7 +876,7 @@ void af_results_close_read(af_results_reader **rp) {
 int af_results_format_version(const af_results_reader *rr) { return rr->version; }
 int af_results_layers(const af_results_reader *rr) { return rr->L; }
 
-int af_results_has(af_results_reader *rr, const char *path) {
+static int af_results_has_unlocked(af_results_reader *rr, const char *path) {
   char buf[1024];
   size_t n = strlen(path);
   if (n == 0 || n >= sizeof buf) return 0;
@@ -957,14 +958,14 @@ static af_status read_nd(af_results_reader *rr, const char *path, int want_rank,
   return AF_OK;
 }
 
-af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n) {
+static af_status af_results_read_1d_unlocked(af_results_reader *rr, const char *path, double **v, size_t *n) {
   size_t d[2];
   AF_TRY(read_nd(rr, path, 1, v, d));
   *n = d[0];
   return AF_OK;
 }
 
-af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols) {
+static af_status af_results_read_2d_unlocked(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols) {
   size_t d[2];
   AF_TRY(read_nd(rr, path, 2, v, d));
   *rows = d[0];
@@ -1049,7 +1050,7 @@ static hid_t open_group(af_results_reader *rr, const char *group) {
   return H5Gopen2(rr->file, group, H5P_DEFAULT);
 }
 
-af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n) {
+static af_status af_results_read_attrs_unlocked(af_results_reader *rr, const char *group, af_attr **attrs, int *n) {
   *attrs = NULL;
   *n = 0;
   hid_t g = open_group(rr, group);
@@ -1106,7 +1107,7 @@ void af_results_free_names(char **names, int n) {
   free(names);
 }
 
-af_status af_results_list(af_results_reader *rr, const char *group, char ***names, int *n) {
+static af_status af_results_list_unlocked(af_results_reader *rr, const char *group, char ***names, int *n) {
   *names = NULL;
   *n = 0;
   hid_t g = open_group(rr, group);
@@ -1125,4 +1126,82 @@ af_status af_results_list(af_results_reader *rr, const char *group, char ***name
   *names = L.v;
   *n = L.n;
   return AF_OK;
+}
+
+/* ---- locked entry points: every HDF5 call holds af_h5_lock (see h5lock.h) ---- */
+
+af_status af_results_flush(af_results *r) {
+  af_h5_lock();
+  af_status v_ = af_results_flush_unlocked(r);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_create(const char *path, int L, af_results **out) {
+  af_h5_lock();
+  af_status v_ = af_results_create_unlocked(path, L, out);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_open_append(const char *path, int L, long keep_step, af_results **out) {
+  af_h5_lock();
+  af_status v_ = af_results_open_append_unlocked(path, L, keep_step, out);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_close(af_results **rp, const char *status) {
+  af_h5_lock();
+  af_status v_ = af_results_close_unlocked(rp, status);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_open_read(const char *path, af_results_reader **out) {
+  af_h5_lock();
+  af_status v_ = af_results_open_read_unlocked(path, out);
+  af_h5_unlock();
+  return v_;
+}
+
+void af_results_close_read(af_results_reader **rp) {
+  af_h5_lock();
+  af_results_close_read_unlocked(rp);
+  af_h5_unlock();
+}
+
+int af_results_has(af_results_reader *rr, const char *path) {
+  af_h5_lock();
+  int v_ = af_results_has_unlocked(rr, path);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n) {
+  af_h5_lock();
+  af_status v_ = af_results_read_1d_unlocked(rr, path, v, n);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols) {
+  af_h5_lock();
+  af_status v_ = af_results_read_2d_unlocked(rr, path, v, rows, cols);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n) {
+  af_h5_lock();
+  af_status v_ = af_results_read_attrs_unlocked(rr, group, attrs, n);
+  af_h5_unlock();
+  return v_;
+}
+
+af_status af_results_list(af_results_reader *rr, const char *group, char ***names, int *n) {
+  af_h5_lock();
+  af_status v_ = af_results_list_unlocked(rr, group, names, n);
+  af_h5_unlock();
+  return v_;
 }

@@ -98,8 +98,8 @@ static af_status open_data(run *r) {
     return AF_FAIL(AF_ERR_FORMAT, "%s/vocab.txt has %d tokens but config.json says vocab_size %d", o->model_dir,
                    af_tokenizer_vocab_size(r->tok), r->cfg.vocab_size);
   if (o->max_len > r->cfg.max_position_embeddings)
-    return AF_FAIL(AF_ERR_ARG, "--seq %d exceeds the model's max_position_embeddings %d", o->max_len,
-                   r->cfg.max_position_embeddings);
+    return AF_FAIL(AF_ERR_ARG, "--seq %d exceeds max_position_embeddings %d in %s", o->max_len,
+                   r->cfg.max_position_embeddings, path);
   af_task_opts to;
   af_task_opts_default(&to);
   to.skip_bad_rows = o->skip_bad_rows;
@@ -278,8 +278,12 @@ static af_status cache_gather(run *r, const af_batch *b, int *start, int *store)
   int j = -2;  /* the common depth of the batch's entries; -1 = some miss or mixed */
   for (int i = 0; i < b->B; i++) {
     int d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
-    if (d < 0 || d > r->depth || (j != -2 && d != j)) { j = -1; break; }
-    j = d;
+    if (d < 0) {  /* absent: ask anyway, so the miss is counted in the cache statistics */
+      int len, dd;
+      AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &dd));
+    }
+    if (d < 0 || d > r->depth || (j != -2 && d != j)) j = -1;
+    else if (j != -1) j = d;
   }
   if (j <= 0) {  /* compute the frozen prefix from the embeddings and store it */
     *store = 1;

@@ -53,8 +53,10 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
   size_t used = 0;
   for (int l = 0; st->prev_scores && l < st->L && used + 26 < sizeof prev; l++)
     used += (size_t)snprintf(prev + used, sizeof prev - used, "%s%.17g", l ? "," : "", st->prev_scores[l]);
-  char mdir[8192];
-  json_str(mdir, sizeof mdir, model_dir);
+  /* absolute, so that `autofreeze export` finds the base model from any working folder */
+  char mdir[8192], *abs = realpath(model_dir, NULL);
+  json_str(mdir, sizeof mdir, abs ? abs : model_dir);
+  free(abs);
   char *meta = malloc(sizeof prev + sizeof mdir + 2048);
   if (!meta) {
     free(buf);
@@ -104,7 +106,8 @@ static af_status meta_double(const af_st *st, const char *key, double *v) {
 static af_status open_ckpt(const char *dir, af_st **st) {
   char path[4096];
   snprintf(path, sizeof path, "%s/last.safetensors", dir);
-  if (access(path, R_OK) != 0) return AF_FAIL(AF_ERR_IO, "%s: no checkpoint to resume from", path);
+  if (access(path, R_OK) != 0)
+    return AF_FAIL(AF_ERR_IO, "%s: no run checkpoint (expected a run's checkpoint folder, OUT.h5.ckpt or --checkpoint-dir)", path);
   AF_TRY(af_st_open(path, st));
   const char *fmt = af_st_metadata(*st, "format");
   if (!fmt || strcmp(fmt, "autofreeze-run-checkpoint-1")) {

@@ -15,7 +15,7 @@
 
 /* The module: `require "autofreeze"` (package.preload) calls this. */
 int luaopen_autofreeze(lua_State *L);
-/* Add the folders holding lua/autofreeze/*.lua to package.path: $AF_LUA_PATH (a folder, or
+/* Add the folders holding lua/autofreeze/NAME.lua to package.path: $AF_LUA_PATH (a folder, or
  * a ';'-separated list of folders), then the source tree's lua/, then <exe>/../lua and
  * <exe>/../share/autofreeze/lua. */
 void af_lua_set_path(lua_State *L);
@@ -31,7 +31,8 @@ void af_lua_open_train(lua_State *L);     /* af.train      (bind_train.c) */
 void af_lua_open_results(lua_State *L);   /* af.results.*  (bind_results.c) */
 
 /* The policy behind a policy userdata at index idx (an error when it is not one or is
- * closed). Before a run, af_lua_policy_bind sets the Lua state a custom policy calls into.
+ * closed). Before a run, af_lua_policy_bind sets the Lua state (thread) a custom policy
+ * calls into; af_lua_policy_bind(pol, NULL) after the run restores the main thread.
  * The knobs a policy carries for the run (intervals etc.) are fields of its userdata. */
 struct af_policy;
 typedef struct {

@@ -1,6 +1,6 @@
 /* The engine behind `autofreeze plot` and af.plot (implemented in core/cli_plot.c): reads
  * results files with the core/results.h reader, writes gnuplot data files and a summary
- * table, and runs the scripts in plots/*.gp. Kept apart from core/cli.h so that the Lua
+ * table, and runs the scripts in plots/NAME.gp. Kept apart from core/cli.h so that the Lua
  * bindings can call it without going through an argv. */
 #ifndef AF_PLOT_H
 #define AF_PLOT_H

@@ -19,6 +19,7 @@
 #include <math.h>
 #include <string.h>
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/dropout_mask.h"
 
 /* S[T,T] rows: masked softmax over keys [0,kv), zeros for keys >= kv */
 AF_CPU_CLONES static void softmax_rows(float *S, int T, int kv, const float *mb) {
@@ -57,15 +58,10 @@ AF_CPU_CLONES static void softmax_rows(float *S, int T, int kv, const float *mb)
 }
 
 /* dst[i,j] = dropout(src[i,j]) for keys [0,kv); counter base + i*T + j */
-AF_CPU_CLONES static void dropout_rows(float *dst, const float *src, int T, int kv, uint64_t seed,
-                                       uint64_t base, float p, float ds) {
-  for (int i = 0; i < T; i++) {
-    uint64_t rb = base + (uint64_t)i * T;
-    const float *a = src + (size_t)i * T;
-    float *d = dst + (size_t)i * T;
-#pragma omp simd
-    for (int j = 0; j < kv; j++) d[j] = af_dropout_keep(seed, rb + j, p) ? a[j] * ds : 0.0f;
-  }
+static void dropout_rows(float *dst, const float *src, int T, int kv, uint64_t seed, uint64_t base, float p,
+                         float ds) {
+  for (int i = 0; i < T; i++)
+    af_cpu_dropout_apply(dst + (size_t)i * T, src + (size_t)i * T, kv, p, ds, seed, base + (uint64_t)i * T);
 }
 
 /* D holds dPdrop; turn it into dS = P (dP - rowsum(P dP)), dP = dropout'(dPdrop) */
@@ -74,11 +70,7 @@ AF_CPU_CLONES static void softmax_bwd_rows(float *D, const float *P, int T, int 
   for (int i = 0; i < T; i++) {
     float *d = D + (size_t)i * T;
     const float *pr = P + (size_t)i * T;
-    if (drop) {
-      uint64_t rb = base + (uint64_t)i * T;
-#pragma omp simd
-      for (int j = 0; j < kv; j++) d[j] = af_dropout_keep(seed, rb + j, p) ? d[j] * ds : 0.0f;
-    }
+    if (drop) af_cpu_dropout_apply(d, d, kv, p, ds, seed, base + (uint64_t)i * T);
     float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
     for (int j = 0; j < kv; j++) dot += pr[j] * d[j];

@@ -1,17 +1,11 @@
 /* Dropout from the shared counter RNG: element i of the call is kept iff
  * af_dropout_keep(seed, offset + i, p), so forward and backward regenerate the same mask
  * without storing it and the CUDA backend produces the same bits. */
-#include "kernels/cpu/vmath.h" /* first: see its pragma */
 #include "kernels/cpu/cpu_backend.h"
 #include <string.h>
+#include "kernels/cpu/dropout_mask.h"
 
 #define CHUNK 8192
-
-AF_CPU_CLONES static void drop_chunk(float *out, const float *inp, long n, float p, float s, uint64_t seed,
-                                     uint64_t ctr0) {
-#pragma omp simd
-  for (long i = 0; i < n; i++) out[i] = af_dropout_keep(seed, ctr0 + (uint64_t)i, p) ? inp[i] * s : 0.0f;
-}
 
 /* out[n] (may equal inp), inp[n] */
 void af_cpu_dropout_forward(af_backend *be, float *out, const float *inp, size_t n, float p,
@@ -26,7 +20,7 @@ void af_cpu_dropout_forward(af_backend *be, float *out, const float *inp, size_t
 #pragma omp parallel for schedule(static) if (nn >= AF_CPU_PAR_MIN / 4)
   for (long c = 0; c < nch; c++) {
     long i0 = c * CHUNK, len = nn - i0 < CHUNK ? nn - i0 : CHUNK;
-    drop_chunk(out + i0, inp + i0, len, p, s, seed, offset + (uint64_t)i0);
+    af_cpu_dropout_apply(out + i0, inp + i0, len, p, s, seed, offset + (uint64_t)i0);
   }
 }
 

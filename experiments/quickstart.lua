@@ -1,0 +1,66 @@
+-- quickstart.lua: the README's main job. On the default model (models/all-MiniLM-L6-v2) and
+-- the built-in default task (Debian package description -> section, built into data/default
+-- on first use), fine-tune four ways and compare them:
+--   full fine-tuning (policy none), the static all-but-last baseline (static, frozen = L-1),
+--   AutoFreeze adaptive freezing, and adaptive freezing with the activation cache;
+-- then write figures to plots/out/quickstart and print accuracy, wall time and speedup.
+--
+-- Budget: sized to finish in <= 15 minutes on a 2-core machine (about 5 minutes on an idle
+-- one). The defaults use a slice of the task: 1500 training rows, 300 dev rows, 2 epochs,
+-- 64 tokens per example, batch 16, one thread (OpenMP spinning on a shared 2-core machine
+-- costs more than the second core gives). Override any of them, e.g.
+--   autofreeze run experiments/quickstart.lua --set train_rows=0 --set eval_rows=0 \
+--       --set epochs=3 --set seq=128 --set threads=0      # the whole task, all cores
+-- settings: model, data, out (results folder), plots (figure folder), train_rows, eval_rows,
+-- epochs, seq, batch, lr, intervals, percentile, seed, threads, cache (memory|disk|auto),
+-- fresh (true: rerun even when complete results exist).
+local af = require "autofreeze"
+local S = af.settings
+
+local model_dir = S.model or "models/all-MiniLM-L6-v2"
+local data_dir = S.data or "data/default"
+local out_dir = S.out or "results/quickstart"
+local plot_dir = S.plots or "plots/out/quickstart"
+
+if not af.exists(data_dir .. "/train.tsv") then
+  print("building the default task into " .. data_dir .. " (once)")
+  local ok = os.execute(af.bin .. " data build-default --out " .. data_dir)
+  if not ok then error("could not build the default task; see the message above") end
+end
+
+local model = af.model.load(model_dir)
+local task = af.task.default(data_dir)
+print(("%s\n%s (%d classes)"):format(tostring(model), tostring(task), task.num_labels))
+
+local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
+local rows = af.sweep{
+  tasks = {task},
+  policies = {
+    {policy = af.policy.none(), label = "full"},
+    {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
+    {policy = adaptive, label = "adaptive"},
+    {policy = adaptive, label = "adaptive+cache", cache = S.cache or "memory"},
+  },
+  seeds = {S.seed or 1},
+  out_dir = out_dir,
+  force = S.fresh,
+  print = false,
+  train = {
+    model = model, epochs = S.epochs or 2, batch = S.batch or 16, seq = S.seq or 64,
+    lr = S.lr or 5e-5, intervals = S.intervals or 10,
+    max_train_rows = S.train_rows or 1500, max_eval_rows = S.eval_rows or 300,
+    threads = S.threads or 1, checkpoints = false, progress = "auto",
+  },
+}
+
+af.plot(rows, plot_dir)
+
+local report = af.report
+report.print(rows, {
+  {"label", "run"}, {"best", "dev accuracy (best)", "%.4f"}, {"final", "final", "%.4f"},
+  {"train_time", "train time (s)", "%.1f"}, {"total_time", "wall time (s)", "%.1f"},
+  {"time_to_best", "time to best (s)", "%.1f"}, {"final_depth", "frozen at end"},
+  {"speedup", "speedup", "%.2fx"},
+}, ("quickstart: %s on %s (%d layers), results in %s, figures in %s"):format(task.name, model.path,
+   model.layers, out_dir, plot_dir))
+print("\nspeedup = training time of full fine-tuning / training time of the run (evaluation excluded)")

@@ -1,0 +1,121 @@
+-- autofreeze.report (af.report): small pure-Lua helpers for result tables, used by af.sweep
+-- and the experiments: speedups against the 'none' run, aligned text tables, CSV. Rows are
+-- plain tables (summaries from af.train / af.results.summary plus a few labels).
+local M = {}
+
+local function isnan(x) return type(x) == "number" and x ~= x end
+
+-- Format one cell: numbers with fmt (default "%.4g"), NaN and nil as "-".
+local function cell(v, fmt)
+  if v == nil or isnan(v) then return "-" end
+  if type(v) == "number" then
+    if fmt then return string.format(fmt, v) end
+    if math.type(v) == "integer" then return tostring(v) end
+    return string.format("%.4g", v)
+  end
+  return tostring(v)
+end
+M.cell = cell
+
+-- Fill row.speedup (and row.ttb_speedup) for every row: the training time of the row whose
+-- policy is `base` ("none" by default, without cache) that has the same values for the `match` keys
+-- ({"task", "seed", "knob"} by default), divided by the row's own. time_key: "train_time"
+-- (falls back to total_time).
+function M.speedups(rows, opts)
+  opts = opts or {}
+  local base = opts.base or "none"
+  local match = opts.match or {"task", "seed", "knob"}
+  local function t(row) return row.train_time or row.total_time end
+  for _, r in ipairs(rows) do
+    r.speedup, r.ttb_speedup = nil, nil
+    for _, b in ipairs(rows) do
+      local same = b.policy == base and (b.cache == nil or b.cache == "off")
+      for _, k in ipairs(match) do same = same and b[k] == r[k] end
+      if same then
+        if t(b) and t(r) and t(r) > 0 then r.speedup = t(b) / t(r) end
+        if b.time_to_best and r.time_to_best and r.time_to_best > 0 then
+          r.ttb_speedup = b.time_to_best / r.time_to_best
+        end
+        break
+      end
+    end
+  end
+  return rows
+end
+
+-- Columns: a list of {key, header, fmt} (fmt optional, a string.format pattern or a
+-- function(value, row) -> string). Returns the Markdown table as a string.
+function M.format(rows, columns)
+  local head, widths, lines = {}, {}, {}
+  for i, c in ipairs(columns) do
+    head[i] = c[2] or c[1]
+    widths[i] = #head[i]
+  end
+  local body = {}
+  for r, row in ipairs(rows) do
+    body[r] = {}
+    for i, c in ipairs(columns) do
+      local v = row[c[1]]
+      local s = type(c[3]) == "function" and c[3](v, row) or cell(v, c[3])
+      body[r][i] = s
+      if #s > widths[i] then widths[i] = #s end
+    end
+  end
+  local function line(cells, numeric)
+    local out = {}
+    for i, s in ipairs(cells) do
+      out[i] = numeric and numeric[i] and string.rep(" ", widths[i] - #s) .. s or s .. string.rep(" ", widths[i] - #s)
+    end
+    return "| " .. table.concat(out, " | ") .. " |"
+  end
+  local numeric = {}
+  for i in ipairs(columns) do
+    numeric[i] = true
+    for r = 1, #rows do
+      local v = rows[r][columns[i][1]]
+      if v ~= nil and type(v) ~= "number" then numeric[i] = false end
+    end
+  end
+  lines[1] = line(head)
+  local sep = {}
+  for i in ipairs(columns) do sep[i] = string.rep("-", widths[i] - 1) .. (numeric[i] and ":" or "-") end
+  lines[2] = "| " .. table.concat(sep, " | ") .. " |"
+  for r = 1, #body do lines[#lines + 1] = line(body[r], numeric) end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- Print the table (M.format) to io.stdout, with an optional title line.
+function M.print(rows, columns, title)
+  if title then io.write("\n", title, "\n\n") end
+  io.write(M.format(rows, columns))
+  io.stdout:flush()
+end
+
+-- Write rows as CSV with the given columns (keys only).
+function M.csv(path, rows, columns)
+  local f = assert(io.open(path, "w"))
+  local head = {}
+  for i, c in ipairs(columns) do head[i] = c[1] end
+  f:write(table.concat(head, ","), "\n")
+  for _, row in ipairs(rows) do
+    local out = {}
+    for i, c in ipairs(columns) do
+      local v = row[c[1]]
+      local s = (v == nil or isnan(v)) and "" or tostring(v)
+      if s:find('[,"\n]') then s = '"' .. s:gsub('"', '""') .. '"' end
+      out[i] = s
+    end
+    f:write(table.concat(out, ","), "\n")
+  end
+  f:close()
+end
+
+-- The default columns of a sweep table.
+M.sweep_columns = {
+  {"id", "run"}, {"task", "task"}, {"label", "policy"}, {"seed", "seed"},
+  {"metric", "metric"}, {"best", "best", "%.4f"}, {"train_time", "train time (s)", "%.1f"},
+  {"time_to_best", "time to best (s)", "%.1f"}, {"final_depth", "final depth"},
+  {"speedup", "speedup", "%.2fx"}, {"state", "this sweep"},
+}
+
+return M

@@ -1,0 +1,347 @@
+/* af.policy.*: freeze policies as Lua userdata (one metatable; __gc and __close share one
+ * function, __tostring, read-only fields through __index). A custom policy wraps a Lua
+ * function through af_policy_custom: the function sits in the registry, and the decide
+ * callback calls it under lua_pcall, so a Lua error (or a bad return value) becomes an
+ * af_status that stops the run cleanly instead of unwinding through the training loop.
+ * Policies that are not custom never touch Lua during a run. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/freeze.h"
+#include "lua/af_lua.h"
+
+struct af_lua_custom {
+  lua_State *L;  /* the state (or thread) of the af.train call running the policy */
+  lua_State *main; /* the main thread: releases the reference (a coroutine may be gone) */
+  int ref;       /* registry reference of the function */
+  char err[1024];
+};
+
+af_lua_policy *af_lua_check_policy(lua_State *L, int idx) {
+  af_lua_policy *pol = luaL_testudata(L, idx, AF_LUA_POLICY_MT);
+  if (!pol) {
+    luaL_error(L, "expected a policy (af.policy.none/static/adaptive/custom), found a %s", luaL_typename(L, idx));
+    return NULL;
+  }
+  if (!pol->p) luaL_error(L, "the policy was closed (its __close or __gc ran)");
+  return pol;
+}
+
+void af_lua_policy_bind(af_lua_policy *pol, lua_State *L) {
+  if (pol->custom) pol->custom->L = L ? L : pol->custom->main;
+}
+
+static int policy_close(lua_State *L) {  /* __gc and __close */
+  af_lua_policy *pol = luaL_checkudata(L, 1, AF_LUA_POLICY_MT);
+  af_policy_free(pol->p);  /* a custom policy's destroy releases its function */
+  pol->p = NULL;
+  pol->custom = NULL;
+  return 0;
+}
+
+static int policy_tostring(lua_State *L) {
+  af_lua_policy *pol = luaL_checkudata(L, 1, AF_LUA_POLICY_MT);
+  if (!pol->p) lua_pushfstring(L, "policy %s (closed)", pol->label);
+  else if (pol->p->knobs[0]) lua_pushfstring(L, "policy %s (%s)", pol->p->name, pol->p->knobs);
+  else lua_pushfstring(L, "policy %s", pol->p->name);
+  return 1;
+}
+
+static int policy_index(lua_State *L) {
+  af_lua_policy *pol = luaL_checkudata(L, 1, AF_LUA_POLICY_MT);
+  const char *k = luaL_checkstring(L, 2);
+  if (!strcmp(k, "name")) lua_pushstring(L, pol->p ? pol->p->name : pol->label);
+  else if (!strcmp(k, "kind")) lua_pushstring(L, pol->kind);
+  else if (!strcmp(k, "label")) lua_pushstring(L, pol->label);
+  else if (!strcmp(k, "knobs")) lua_pushstring(L, pol->p ? pol->p->knobs : "");
+  else if (!strcmp(k, "initial_depth")) lua_pushinteger(L, pol->p ? pol->p->initial_depth : 0);
+  else if (!strcmp(k, "closed")) lua_pushboolean(L, pol->p == NULL);
+  else if (!strcmp(k, "frozen") && !strcmp(pol->kind, "static")) lua_pushinteger(L, pol->frozen);
+  else if (!strcmp(k, "percentile") && !strcmp(pol->kind, "adaptive")) lua_pushnumber(L, pol->percentile);
+  else if (!strcmp(k, "max_depth") && pol->max_depth >= 0) lua_pushinteger(L, pol->max_depth);
+  else if (!strcmp(k, "signed_ratio") && !strcmp(pol->kind, "adaptive")) lua_pushboolean(L, pol->signed_ratio);
+  else if (!strcmp(k, "intervals") && pol->intervals > 0) lua_pushinteger(L, pol->intervals);
+  else if (!strcmp(k, "interval_steps") && pol->interval_steps > 0) lua_pushinteger(L, pol->interval_steps);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static af_lua_policy *new_policy(lua_State *L, const char *kind) {
+  af_lua_policy *pol = lua_newuserdatauv(L, sizeof *pol, 0);
+  memset(pol, 0, sizeof *pol);
+  snprintf(pol->kind, sizeof pol->kind, "%s", kind);
+  pol->max_depth = -1;
+  luaL_setmetatable(L, AF_LUA_POLICY_MT);
+  return pol;
+}
+
+/* ---- option helpers ---- */
+
+static void check_known(lua_State *L, int t, const char *what, const char *const *known) {
+  lua_pushnil(L);
+  while (lua_next(L, t)) {
+    lua_pop(L, 1);
+    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    int ok = 0;
+    for (int i = 0; k && known[i]; i++) ok |= !strcmp(k, known[i]);
+    if (!ok) {
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 0; known[i]; i++) {
+        if (i) luaL_addstring(&b, ", ");
+        luaL_addstring(&b, known[i]);
+      }
+      luaL_pushresult(&b);
+      luaL_error(L, "%s: unknown option '%s' (known: %s)", what, k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
+    }
+  }
+}
+
+/* An integer field >= lo; def when absent. */
+static lua_Integer get_int(lua_State *L, int t, const char *key, lua_Integer def, lua_Integer lo, const char *what) {
+  int ty = lua_getfield(L, t, key);
+  lua_Integer v = def;
+  if (ty != LUA_TNIL) {
+    int isnum;
+    v = lua_tointegerx(L, -1, &isnum);
+    if (!isnum) luaL_error(L, "%s: %s expects an integer, found %s", what, key, luaL_tolstring(L, -1, NULL));
+    if (v < lo) luaL_error(L, "%s: %s expects an integer >= %d, found %d", what, key, (int)lo, (int)v);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Common fields of every policy's options: intervals, interval_steps, label. */
+static void common_opts(lua_State *L, int t, af_lua_policy *pol, const char *what) {
+  pol->intervals = (int)get_int(L, t, "intervals", 0, 1, what);
+  pol->interval_steps = (long)get_int(L, t, "interval_steps", 0, 1, what);
+  if (lua_getfield(L, t, "label") == LUA_TSTRING) snprintf(pol->label, sizeof pol->label, "%s", lua_tostring(L, -1));
+  else if (!lua_isnil(L, -1)) luaL_error(L, "%s: label expects a string", what);
+  lua_pop(L, 1);
+}
+
+static int opt_table(lua_State *L, int idx) {
+  if (lua_isnoneornil(L, idx)) {
+    lua_newtable(L);
+    lua_replace(L, idx);  /* idx is within the frame (nil or none pushed as nil by settop) */
+  }
+  luaL_checktype(L, idx, LUA_TTABLE);
+  return idx;
+}
+
+/* ---- constructors ---- */
+
+static int p_none(lua_State *L) {
+  lua_settop(L, 1);
+  int t = opt_table(L, 1);
+  static const char *const known[] = {"intervals", "interval_steps", "label", NULL};
+  check_known(L, t, "af.policy.none", known);
+  af_lua_policy *pol = new_policy(L, "none");
+  common_opts(L, t, pol, "af.policy.none");
+  if (af_policy_none(&pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.none");
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "none");
+  return 1;
+}
+
+static int p_static(lua_State *L) {
+  lua_settop(L, 1);
+  int k = -1;
+  if (lua_type(L, 1) == LUA_TNUMBER) {  /* af.policy.static(5) as a shorthand */
+    int isnum;
+    k = (int)lua_tointegerx(L, 1, &isnum);
+    if (!isnum) return luaL_error(L, "af.policy.static: frozen expects an integer, found %s", lua_tostring(L, 1));
+    lua_newtable(L);
+    lua_pushinteger(L, k);
+    lua_setfield(L, -2, "frozen");
+    lua_replace(L, 1);
+  }
+  int t = opt_table(L, 1);
+  static const char *const known[] = {"frozen", "intervals", "interval_steps", "label", NULL};
+  check_known(L, t, "af.policy.static", known);
+  if (lua_getfield(L, t, "frozen") == LUA_TNIL)
+    return luaL_error(L, "af.policy.static: expected frozen = K (layers 0..K-1 frozen; model.layers - 1 = all but the last)");
+  lua_pop(L, 1);
+  k = (int)get_int(L, t, "frozen", 0, 0, "af.policy.static");
+  af_lua_policy *pol = new_policy(L, "static");
+  common_opts(L, t, pol, "af.policy.static");
+  pol->frozen = k;
+  if (af_policy_static(k, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.static");
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "static-k%d", k);
+  return 1;
+}
+
+static int p_adaptive(lua_State *L) {
+  lua_settop(L, 1);
+  int t = opt_table(L, 1);
+  static const char *const known[] = {"percentile", "max_depth", "signed_ratio", "intervals", "interval_steps",
+                                      "label", NULL};
+  check_known(L, t, "af.policy.adaptive", known);
+  double pct = 50;
+  int ty = lua_getfield(L, t, "percentile");
+  if (ty != LUA_TNIL) {
+    int isnum;
+    pct = lua_tonumberx(L, -1, &isnum);
+    if (!isnum || !(pct >= 0 && pct <= 100))
+      return luaL_error(L, "af.policy.adaptive: percentile expects a number in [0, 100], found %s",
+                        luaL_tolstring(L, -1, NULL));
+  }
+  lua_pop(L, 1);
+  int maxd = (int)get_int(L, t, "max_depth", -1, 0, "af.policy.adaptive");
+  ty = lua_getfield(L, t, "signed_ratio");
+  if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) return luaL_error(L, "af.policy.adaptive: signed_ratio expects true or false");
+  int sr = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  af_lua_policy *pol = new_policy(L, "adaptive");
+  common_opts(L, t, pol, "af.policy.adaptive");
+  pol->percentile = pct;
+  pol->max_depth = maxd;
+  pol->signed_ratio = sr;
+  if (af_policy_adaptive(pct, maxd, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.adaptive");
+  if (!pol->label[0]) {
+    if (maxd >= 0) snprintf(pol->label, sizeof pol->label, "adaptive-p%g-d%d", pct, maxd);
+    else snprintf(pol->label, sizeof pol->label, "adaptive-p%g", pct);
+  }
+  return 1;
+}
+
+/* ---- custom ---- */
+
+static void push_array(lua_State *L, const double *v, int n) {
+  lua_createtable(L, n, 0);
+  for (int i = 0; i < n; i++) {
+    lua_pushnumber(L, v[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+}
+
+static af_status custom_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  struct af_lua_custom *c = p->ctx;
+  lua_State *L = c->L;
+  if (!L) return AF_FAIL(AF_ERR_ARG, "custom policy used outside af.train (no Lua state bound)");
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 10)) return AF_FAIL(AF_ERR_NOMEM, "Lua stack overflow calling the policy function");
+  lua_pushcfunction(L, af_lua_traceback);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
+  lua_createtable(L, 0, 10);
+  lua_pushinteger(L, st->interval);
+  lua_setfield(L, -2, "interval");
+  lua_pushinteger(L, st->step);
+  lua_setfield(L, -2, "step");
+  lua_pushinteger(L, st->depth);
+  lua_setfield(L, -2, "depth");
+  lua_pushinteger(L, st->L);
+  lua_setfield(L, -2, "layers");
+  lua_pushinteger(L, st->max_depth);
+  lua_setfield(L, -2, "max_depth");
+  lua_pushstring(L, p->name);
+  lua_setfield(L, -2, "policy");
+  push_array(L, st->l1, st->L);
+  lua_setfield(L, -2, "l1");
+  push_array(L, st->l2, st->L);
+  lua_setfield(L, -2, "l2");
+  push_array(L, st->ratio, st->L);
+  lua_setfield(L, -2, "ratio");
+  af_status s = AF_OK;
+  if (lua_pcall(L, 1, 1, top + 1) != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    /* keep the first line (file:line: message); the traceback of the run is printed by the host */
+    snprintf(c->err, sizeof c->err, "%s", msg ? msg : "(error object is not a string)");
+    char *nl = strstr(c->err, "\nstack traceback:");
+    if (nl) *nl = 0;
+    s = AF_FAIL(AF_ERR_ARG, "the policy function raised an error: %s", c->err);
+  } else if (lua_type(L, -1) != LUA_TNUMBER) {
+    const char *shown = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+    s = AF_FAIL(AF_ERR_ARG,
+                "the policy function returned %s%s%s%s; expected the new frozen depth, an integer in [%d, %d]",
+                shown ? "the string '" : "a ", shown ? shown : lua_typename(L, lua_type(L, -1)), shown ? "'" : "",
+                shown ? "" : " value", st->depth, st->max_depth);
+  } else {
+    s = af_policy_depth_from_double(p->name, lua_tonumber(L, -1), st->depth, st->max_depth, new_depth);
+  }
+  lua_settop(L, top);
+  return s;
+}
+
+static void custom_destroy(af_policy *p) {
+  struct af_lua_custom *c = p->ctx;
+  if (!c) return;
+  luaL_unref(c->main, LUA_REGISTRYINDEX, c->ref);
+  free(c);
+  p->ctx = NULL;
+}
+
+static int p_custom(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_settop(L, 2);
+  int t = opt_table(L, 2);
+  static const char *const known[] = {"name", "knobs", "initial_depth", "intervals", "interval_steps", "label", NULL};
+  check_known(L, t, "af.policy.custom", known);
+  const char *name = "custom";
+  if (lua_getfield(L, t, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
+  else if (!lua_isnil(L, -1)) return luaL_error(L, "af.policy.custom: name expects a string");
+  lua_pop(L, 1);  /* the string stays alive in the options table */
+  char knobs[128] = "";
+  int ty = lua_getfield(L, t, "knobs");
+  if (ty == LUA_TSTRING) snprintf(knobs, sizeof knobs, "%s", lua_tostring(L, -1));
+  else if (ty == LUA_TTABLE) {  /* {threshold = 0.1} -> "threshold=0.1" (keys sorted) */
+    const char *keys[32];
+    int nk = 0, kt = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, kt) && nk < 32) {
+      lua_pop(L, 1);
+      if (lua_type(L, -1) == LUA_TSTRING) keys[nk++] = lua_tostring(L, -1);
+    }
+    for (int i = 1; i < nk; i++)
+      for (int j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+        const char *x = keys[j];
+        keys[j] = keys[j - 1];
+        keys[j - 1] = x;
+      }
+    size_t used = 0;
+    for (int i = 0; i < nk && used < sizeof knobs; i++) {
+      lua_getfield(L, kt, keys[i]);
+      const char *v = luaL_tolstring(L, -1, NULL);
+      used += (size_t)snprintf(knobs + used, sizeof knobs - used, "%s%s=%s", i ? " " : "", keys[i], v);
+      lua_pop(L, 2);
+    }
+  } else if (ty != LUA_TNIL) return luaL_error(L, "af.policy.custom: knobs expects a string or a table");
+  lua_pop(L, 1);
+  int init = (int)get_int(L, t, "initial_depth", 0, 0, "af.policy.custom");
+  af_lua_policy *pol = new_policy(L, "custom");
+  common_opts(L, t, pol, "af.policy.custom");
+  struct af_lua_custom *c = calloc(1, sizeof *c);
+  if (!c) return luaL_error(L, "af.policy.custom: out of memory");
+  lua_pushvalue(L, 1);
+  c->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  c->main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  c->L = c->main;
+  if (af_policy_custom(name, custom_decide, c, custom_destroy, &pol->p) != AF_OK) {
+    luaL_unref(L, LUA_REGISTRYINDEX, c->ref);
+    free(c);
+    return af_lua_core_error(L, "af.policy.custom");
+  }
+  pol->custom = c;
+  pol->p->initial_depth = init;
+  snprintf(pol->p->knobs, sizeof pol->p->knobs, "%s", knobs);
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "%s", pol->p->name);
+  return 1;
+}
+
+void af_lua_open_policy(lua_State *L) {
+  if (luaL_newmetatable(L, AF_LUA_POLICY_MT)) {
+    static const luaL_Reg mt[] = {{"__gc", policy_close},
+                                  {"__close", policy_close},
+                                  {"__tostring", policy_tostring},
+                                  {"__index", policy_index},
+                                  {NULL, NULL}};
+    luaL_setfuncs(L, mt, 0);
+  }
+  lua_pop(L, 1);
+  static const luaL_Reg fns[] = {
+      {"none", p_none}, {"static", p_static}, {"adaptive", p_adaptive}, {"custom", p_custom}, {NULL, NULL}};
+  luaL_newlib(L, fns);
+  lua_setfield(L, -2, "policy");
+}

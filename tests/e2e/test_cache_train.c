@@ -1,0 +1,240 @@
+/* The activation cache inside real runs (tiny fixture model, generated learnable task, a
+ * scripted policy freezing 0 -> 1 -> 2 so entries are filled and then advanced):
+ *  - memory and disk tiers (fp32) give bit-for-bit the same losses, scores and metrics;
+ *  - against the cache off they agree to fp32 rounding: cached entries were computed in an
+ *    earlier batch of another padded shape, and a GEMM row's rounding depends on the
+ *    batch shape. Stated tolerance: every step's loss within 1e-4 relative, the same dev
+ *    accuracy at every evaluation;
+ *  - fp16 / bf16 storage: losses within 1e-2 relative, final accuracy within 0.05;
+ *  - the advance of an entry from depth j to k equals recomputing it from the tokens;
+ *  - a cache dir that cannot be written, and a cache file truncated mid-run, turn the cache
+ *    off with the reason in the results file; the run completes with the cache-off numbers. */
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/bert.h"
+#include "core/checkpoint.h"
+#include "core/results.h"
+#include "core/train.h"
+#include "tests/testutil.h"
+
+static const char *words[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on", "are",
+                              "as", "with", "his", "they", "at", "be", "this", "from", "have", "or", "by", "one"};
+static char cache_dir_to_break[4200];
+
+static void write_split(const char *dir, const char *name, int n, uint64_t seed) {
+  char path[4300];
+  snprintf(path, sizeof path, "%s/%s.tsv", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!f) { perror(path); exit(1); }
+  fprintf(f, "sentence\tlabel\n");
+  uint64_t x = seed;
+  for (int i = 0; i < n; i++) {
+    int len = 3 + (int)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 60) % 9;
+    int label = i % 2, pos = (int)((x >> 33) % (uint64_t)len);
+    for (int w = 0; w < len; w++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      fprintf(f, "%s%s", w ? " " : "", (label && w == pos) ? "you" : words[(x >> 35) % 25]);
+    }
+    fprintf(f, "\t%d\n", label);
+  }
+  fclose(f);
+}
+
+/* depth 0 -> 1 at decision 1, -> 2 at decision 3; optionally truncates the disk cache
+ * file at decision 4 (the policy runs in the middle of the run). */
+static af_status scripted(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  if (st->interval == 1 || st->interval == 3) *new_depth = st->depth + 1;
+  if (p->ctx && st->interval == 4) {
+    DIR *d = opendir(cache_dir_to_break);
+    struct dirent *e;
+    while (d && (e = readdir(d)))
+      if (!strncmp(e->d_name, "afcache-", 8)) {
+        char path[4600];
+        snprintf(path, sizeof path, "%s/%s", cache_dir_to_break, e->d_name);
+        if (truncate(path, 100) != 0) perror(path);
+      }
+    if (d) closedir(d);
+  }
+  return AF_OK;
+}
+
+typedef struct {
+  double *loss, *acc;
+  size_t nl, na;
+  long long hits, misses;
+  char reason[256], tier[32];
+} run_out;
+
+static void read_run(const char *out, run_out *ro) {
+  memset(ro, 0, sizeof *ro);
+  af_results_reader *rr = NULL;
+  CHECK_OK(af_results_open_read(out, &rr));
+  if (!rr) return;
+  CHECK_OK(af_results_read_1d(rr, "steps/loss", &ro->loss, &ro->nl));
+  CHECK_OK(af_results_read_1d(rr, "evals/accuracy", &ro->acc, &ro->na));
+  af_attr *at = NULL;
+  int n = 0;
+  CHECK_OK(af_results_read_attrs(rr, "cache", &at, &n));
+  const af_attr *a;
+  if ((a = af_results_find_attr(at, n, "hits"))) ro->hits = a->i;
+  if ((a = af_results_find_attr(at, n, "misses"))) ro->misses = a->i;
+  if ((a = af_results_find_attr(at, n, "disabled_reason")) && a->s) snprintf(ro->reason, sizeof ro->reason, "%s", a->s);
+  if ((a = af_results_find_attr(at, n, "tier")) && a->s) snprintf(ro->tier, sizeof ro->tier, "%s", a->s);
+  af_results_free_attrs(at, n);
+  af_results_close_read(&rr);
+}
+
+static void free_run(run_out *ro) {
+  free(ro->loss);
+  free(ro->acc);
+}
+
+static void train_with(const char *model, const char *data, const char *out, af_policy *p, af_cache_mode mode,
+                       af_cache_dtype dt, const char *cdir, size_t budget) {
+  af_train_opts o;
+  af_train_opts_default(&o);
+  o.model_dir = model;
+  o.task = "sst2";
+  o.data_dir = data;
+  o.out = out;
+  o.policy = p;
+  o.epochs = 4;
+  o.batch = 16;
+  o.max_len = 16;
+  o.lr = 3e-3f;
+  o.intervals = 8;
+  o.threads = 2;
+  o.quiet = 1;
+  o.seed = 5;
+  o.no_checkpoints = 1;
+  o.cache = mode;
+  o.cache_dtype = dt;
+  o.cache_dir = cdir;
+  o.cache_budget = budget;
+  af_train_summary sum;
+  CHECK_OK(af_train(&o, &sum));
+  CHECK(!strcmp(sum.status, "complete") && sum.final_depth == 2);
+}
+
+static void compare(const char *what, const run_out *a, const run_out *b, double rtol, double acc_tol) {
+  CHECK(a->nl == b->nl && a->nl > 0 && a->na == b->na);
+  double worst = 0;
+  size_t n = a->nl < b->nl ? a->nl : b->nl;
+  for (size_t i = 0; i < n; i++) {
+    double r = fabs(a->loss[i] - b->loss[i]) / fabs(b->loss[i]);
+    if (r > worst || isnan(r)) worst = r;
+  }
+  double accd = 0;
+  for (size_t i = 0; i < a->na && i < b->na; i++) accd = fmax(accd, fabs(a->acc[i] - b->acc[i]));
+  int ok = worst <= rtol && accd <= acc_tol;
+  printf("%-34s max loss rel diff %.2e (tol %.0e), max accuracy diff %.3f (tol %.3f) %s\n", what, worst, rtol, accd,
+         acc_tol, ok ? "ok" : "FAIL");
+  if (!ok) af_test_failures++;
+}
+
+/* Advance: h_k computed by starting at layer j from a stored h_j equals h_k computed from
+ * the tokens (the same batch, so bit-exact). */
+static void advance_check(const char *model) {
+  af_backend *be = NULL;
+  CHECK_OK(af_backend_open("cpu", 2, &be));
+  af_config cfg;
+  char path[4300];
+  snprintf(path, sizeof path, "%s/config.json", model);
+  CHECK_OK(af_config_load(path, &cfg));
+  enum { B = 4, T = 9 };
+  af_bert m;
+  CHECK_OK(af_bert_init(&m, be, &cfg, 3, B, T, 0));
+  float *p = malloc(m.lay.total * sizeof *p);
+  CHECK_OK(af_checkpoint_load(model, &cfg, &m.lay, p, 1, NULL, 0));
+  CHECK_OK(af_bert_set_params(&m, p));
+  int32_t ids[B * T], tt[B * T];
+  float mask[B * T], tg[B] = {0, 1, 2, 1};
+  for (int i = 0; i < B * T; i++) {
+    int len = 3 + 2 * (i / T);
+    ids[i] = (i % T) < len ? 5 + i % 50 : 0;
+    tt[i] = 0;
+    mask[i] = (i % T) < len;
+  }
+  af_bert_input in = {ids, tt, mask, tg, B, T};
+  CHECK_OK(af_bert_load_batch(&m, &in));
+  const size_t n = (size_t)B * T * cfg.hidden_size;
+  float *h1 = malloc(n * sizeof *h1), *h2 = malloc(n * sizeof *h2), *h2b = malloc(n * sizeof *h2b), loss;
+  CHECK_OK(af_bert_forward(&m, B, T, 0, 2, 0, 0, &loss));  /* depth 2: h[1], h[2] are frozen outputs */
+  be->to_host(be, h1, af_bert_hidden(&m, 1), n * sizeof(float));
+  be->to_host(be, h2, af_bert_hidden(&m, 2), n * sizeof(float));
+  CHECK_OK(af_bert_load_hidden(&m, 1, h1, B, T));  /* the entry at depth 1, advanced to 2 */
+  CHECK_OK(af_bert_forward(&m, B, T, 1, 2, 1, 7, &loss));
+  be->to_host(be, h2b, af_bert_hidden(&m, 2), n * sizeof(float));
+  CHECK(memcmp(h2, h2b, n * sizeof(float)) == 0);
+  printf("advance depth 1 -> 2 from a stored entry: %s\n", memcmp(h2, h2b, n * sizeof(float)) ? "DIFFERENT" : "bit-identical");
+  free(p);
+  free(h1);
+  free(h2);
+  free(h2b);
+  af_bert_free(&m);
+  af_backend_close(be);
+}
+
+int main(void) {
+  char model[4200], data[4200], out[4400], cdir[4200];
+  snprintf(model, sizeof model, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
+  const char *tmp = af_test_tmpdir();
+  snprintf(data, sizeof data, "%s/task", tmp);
+  snprintf(cdir, sizeof cdir, "%s/cache", tmp);
+  char cmd[9000];
+  snprintf(cmd, sizeof cmd, "mkdir -p %s %s", data, cdir);
+  if (system(cmd) != 0) return 1;
+  write_split(data, "train", 192, 11);
+  write_split(data, "dev", 64, 12);
+  af_set_quiet(1);  /* the failure cases warn by design */
+
+  af_policy *pol = NULL, *breaker = NULL;
+  static int flag = 1;
+  CHECK_OK(af_policy_custom("scripted", scripted, NULL, NULL, &pol));
+  CHECK_OK(af_policy_custom("scripted", scripted, &flag, NULL, &breaker));
+  run_out off, mem, disk, autom, f16, bf16, bad, trunc;
+
+#define RUN(name, ro, p, mode, dt, dir, budget)                        \
+  snprintf(out, sizeof out, "%s/%s.h5", tmp, name);                    \
+  train_with(model, data, out, p, mode, dt, dir, budget);              \
+  read_run(out, &ro)
+
+  RUN("off", off, pol, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
+  RUN("memory", mem, pol, AF_CACHE_MEMORY, AF_DTYPE_F32, NULL, 0);
+  RUN("disk", disk, pol, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
+  RUN("auto", autom, pol, AF_CACHE_AUTO, AF_DTYPE_F32, cdir, 20000);  /* tiny budget: spills to disk */
+  RUN("f16", f16, pol, AF_CACHE_MEMORY, AF_DTYPE_F16, NULL, 0);
+  RUN("bf16", bf16, pol, AF_CACHE_MEMORY, AF_DTYPE_BF16, NULL, 0);
+  RUN("unwritable", bad, pol, AF_CACHE_DISK, AF_DTYPE_F32, "/proc/autofreeze-no-such-dir", 0);
+  snprintf(cache_dir_to_break, sizeof cache_dir_to_break, "%s", cdir);
+  RUN("truncated", trunc, breaker, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
+
+  printf("cache hits/misses: memory %lld/%lld, disk %lld/%lld (tier %s), auto %lld/%lld (tier %s)\n", mem.hits,
+         mem.misses, disk.hits, disk.misses, disk.tier, autom.hits, autom.misses, autom.tier);
+  CHECK(mem.hits > 0 && disk.hits > 0 && autom.hits > 0 && mem.misses > 0);
+  int same = mem.nl == disk.nl && mem.na == disk.na && !memcmp(mem.loss, disk.loss, mem.nl * sizeof(double)) &&
+             !memcmp(mem.acc, disk.acc, mem.na * sizeof(double)) && autom.nl == mem.nl &&
+             !memcmp(autom.loss, mem.loss, mem.nl * sizeof(double));
+  printf("memory vs disk vs auto (fp32): %s\n", same ? "bit-identical losses and metrics" : "DIFFERENT");
+  CHECK(same);
+  compare("memory (fp32) vs cache off", &mem, &off, 1e-4, 0.0);
+  compare("fp16 storage vs cache off", &f16, &off, 1e-2, 0.05);
+  compare("bf16 storage vs cache off", &bf16, &off, 1e-2, 0.05);
+  printf("unwritable cache dir: disabled (%s)\n", bad.reason);
+  CHECK(bad.reason[0] != 0);
+  compare("unwritable dir vs cache off", &bad, &off, 1e-4, 0.0);
+  printf("file truncated mid-run: disabled (%s)\n", trunc.reason);
+  CHECK(trunc.reason[0] != 0);
+  compare("truncated mid-run vs cache off", &trunc, &off, 1e-4, 0.0);
+  advance_check(model);
+
+  free_run(&off); free_run(&mem); free_run(&disk); free_run(&autom);
+  free_run(&f16); free_run(&bf16); free_run(&bad); free_run(&trunc);
+  af_policy_free(pol);
+  af_policy_free(breaker);
+  return af_test_done("test_cache_train");
+}

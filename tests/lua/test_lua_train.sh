@@ -1,0 +1,131 @@
+# End to end on the tiny model (tests/fixtures/bert_tiny/cls) and a generated learnable
+# two-class task: af.train returns a summary and learns; af.results.read reads the file back;
+# af.sweep expands the grid and, run again, skips every complete run (and reruns one whose
+# file was removed or left incomplete); af.plot and `autofreeze plot` write valid PNG and SVG
+# figures and the summary tables; a failing gnuplot is a clear error (exit 1).
+. "$(dirname "$0")/lib.sh"
+make_tiny
+cat >"$TMP/train.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local model = af.model.load(os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls")
+assert(model.layers == 3 and model.hidden == 32 and model.heads == 4 and model.vocab == 64, tostring(model))
+local task = af.task.glue("sst2", dir .. "/tiny")
+assert(task.name == "sst2" and task.num_labels == 2 and task.metric == "accuracy", tostring(task))
+local s = af.train{model = model, task = task, policy = af.policy.adaptive{percentile = 50}, out = dir .. "/one/run.h5",
+                   epochs = 3, batch = 16, seq = 12, lr = 1e-3, intervals = 6, seed = 3, threads = 1, quiet = true,
+                   checkpoints = false, max_train_rows = 320, max_eval_rows = 80}
+for _, k in ipairs{"status", "steps", "final_depth", "total_time", "metric", "best", "final", "best_step",
+                   "time_to_best", "final_loss", "metrics"} do
+  assert(s[k] ~= nil, "summary lacks " .. k)
+end
+assert(s.status == "complete" and s.steps == 60 and s.metric == "accuracy", s.status .. " " .. s.steps)
+assert(s.best >= 0.9, "the tiny task is learnable: best accuracy " .. s.best)
+assert(s.metrics.accuracy == s.final)
+local r = af.results.read(dir .. "/one/run.h5")
+assert(r.summary.status == "complete" and r.layers == 3)
+assert(r.config.seed == 3 and r.config.policy == "adaptive" and r.config.train_examples == 320)
+assert(#r.steps.step == 60 and r.steps.step[60] == 60 and #r.steps.loss == 60)
+assert(#r.intervals.l1 == #r.intervals.step and #r.intervals.l1[1] == 3)
+assert(#r.evals.step >= 1 and r.evals.accuracy[#r.evals.accuracy] == s.final)
+assert(math.abs(r.summary.best_value - s.best) < 1e-12)
+print("train ok", s.best, s.final_depth)
+LUA
+expect_rc 0 "af.train on the tiny model" -- "$BIN" run "$TMP/train.lua" "$TMP"
+expect_in "$TMP/out" "train ok" "train script output"
+
+# the sweep, and its resume
+cat >"$TMP/sweep.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local rows = af.sweep{
+  tasks = {af.task.glue("sst2", dir .. "/tiny")},
+  policies = {af.policy.none(), af.policy.static{frozen = 2},
+              {policy = af.policy.adaptive{}, label = "adaptive+cache", cache = "memory"}},
+  seeds = {1, 2},
+  out_dir = dir .. "/sweep",
+  train = {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls", epochs = 2, batch = 16, seq = 12,
+           lr = tonumber(arg[2]) or 1e-3, intervals = 4, threads = 1, quiet = true, checkpoints = false,
+           max_train_rows = 160, max_eval_rows = 40},
+}
+assert(#rows == 6)
+local n = {}
+for _, r in ipairs(rows) do
+  n[r.state] = (n[r.state] or 0) + 1
+  assert(r.status == "complete" and r.best and r.train_time, r.id)
+  if r.policy == "none" then assert(math.abs(r.speedup - 1) < 1e-12) else assert(r.speedup > 0) end
+end
+print(("states ran=%d skipped=%d"):format(n.ran or 0, n.skipped or 0))
+af.plot(rows, dir .. "/plots")
+LUA
+expect_rc 0 "sweep, first time" -- "$BIN" run "$TMP/sweep.lua" "$TMP"
+expect_in "$TMP/out" "states ran=6 skipped=0" "first sweep runs everything"
+expect_in "$TMP/out" "\| sst2-static-k2-s2 +\| sst2 +\| static-k2 " "sweep table"
+expect_rc 0 "sweep, again" -- "$BIN" run "$TMP/sweep.lua" "$TMP"
+expect_in "$TMP/out" "states ran=0 skipped=6" "second sweep skips complete runs"
+expect_in "$TMP/out" "sst2-none-s1: complete, skipped" "skip message"
+# an interrupted run (status running) and a missing one are run again
+rm -f "$TMP/sweep/sst2-none-s2.h5"
+cat >"$TMP/mark.lua" <<'LUA'
+-- leave a failed run's file in place of a complete one (a custom policy that errors)
+local af = require "autofreeze"
+local out = arg[1] .. "/sweep/sst2-static-k2-s1.h5"
+assert(af.results.status(out) == "complete")
+local bad = af.policy.custom(function() error("stop here") end, {name = "broken"})
+local ok = pcall(af.train, {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls",
+  task = af.task.glue("sst2", arg[1] .. "/tiny"), policy = bad, out = out, epochs = 1, batch = 16, seq = 12,
+  intervals = 4, threads = 1, quiet = true, checkpoints = false, max_train_rows = 160, max_eval_rows = 40})
+assert(not ok and af.results.status(out) == "failed")
+LUA
+expect_rc 0 "a failed run's file" -- "$BIN" run "$TMP/mark.lua" "$TMP"
+expect_rc 0 "sweep, resumed" -- "$BIN" run "$TMP/sweep.lua" "$TMP"
+expect_in "$TMP/out" "states ran=2 skipped=4" "resume reruns the missing and the failed run"
+expect_in "$TMP/out" "sst2-static-k2-s1 +\(previous file: failed\)" "failed file named"
+expect_in "$TMP/out" "sst2-none-s2$" "missing file rerun"
+
+# changed settings (another lr): every run again, and back: every run again
+expect_rc 0 "sweep, other lr" -- "$BIN" run "$TMP/sweep.lua" "$TMP" 2e-3
+expect_in "$TMP/out" "states ran=6 skipped=0" "changed settings rerun"
+expect_in "$TMP/out" "settings changed" "changed settings named"
+[ -s "$TMP/sweep/sst2-none-s1.h5.settings" ] || fail "no OUT.settings next to a results file"
+expect_rc 0 "sweep, other lr again" -- "$BIN" run "$TMP/sweep.lua" "$TMP" 2e-3
+expect_in "$TMP/out" "states ran=0 skipped=6" "same settings skip"
+
+# figures: PNG magic bytes, SVG text, the tables
+check_figs() {
+  local dir=$1 n=0
+  for png in "$dir"/*.png; do
+    [ -s "$png" ] || { fail "empty $png"; continue; }
+    if [ "$(head -c 8 "$png" | od -An -tx1 | tr -d ' \n')" != "89504e470d0a1a0a" ]; then fail "not a PNG: $png"; fi
+    local svg=${png%.png}.svg
+    [ -s "$svg" ] && grep -q "<svg" "$svg" || fail "missing or bad SVG: $svg"
+    n=$((n + 1))
+  done
+  for f in metric_time_sst2 depth_step_sst2 phases_sst2 metric_bars speedup_bars heatmap_sst2-adaptive_cache-s1; do
+    [ -s "$dir/$f.png" ] || fail "figure $f.png missing in $dir"
+  done
+  [ "$n" -ge 11 ] || fail "expected at least 11 figures in $dir, found $n"
+  expect_in "$dir/summary.md" "\| sst2-static-k2-s1 \| sst2 \| static \(frozen=2\) \| off \| 1 \| accuracy \|" "summary.md row"
+  expect_in "$dir/summary.csv" "^run,file,task,policy,knobs,cache,seed,status,metric,best" "summary.csv header"
+  [ "$(wc -l <"$dir/summary.csv")" -eq 7 ] || fail "summary.csv: expected 7 lines"
+}
+check_figs "$TMP/plots"
+expect_rc 0 "autofreeze plot" -- "$BIN" plot "$TMP"/sweep/*.h5 "$TMP/one/run.h5" -o "$TMP/cli-plots"
+expect_in "$TMP/out" "wrote [0-9]+ figures" "plot output"
+[ -s "$TMP/cli-plots/heatmap_run.png" ] || fail "heatmap of the single run"
+rm -f "$TMP"/cli-plots/*.png
+expect_rc 0 "autofreeze plot (sweep only)" -- "$BIN" plot "$TMP"/sweep/*.h5 -o "$TMP/cli-plots"
+check_figs "$TMP/cli-plots"
+
+# errors: usage, a missing file, gnuplot failing or absent
+expect_rc 2 "plot without files" -- "$BIN" plot -o "$TMP/x"
+expect_rc 1 "plot of a missing file" -- "$BIN" plot "$TMP/nope.h5" -o "$TMP/x"
+expect_in "$TMP/err" "nope.h5" "missing file named"
+expect_rc 1 "gnuplot failing" -- env AF_GNUPLOT=false "$BIN" plot "$TMP/one/run.h5" -o "$TMP/x"
+expect_in "$TMP/err" "gnuplot failed" "gnuplot failure message"
+expect_rc 1 "gnuplot absent" -- env AF_GNUPLOT=no-such-gnuplot "$BIN" plot "$TMP/one/run.h5" -o "$TMP/x"
+expect_in "$TMP/err" "not found on PATH" "gnuplot absent message"
+mkdir -p "$TMP/badgp" && cp "$SRC"/plots/*.gp "$TMP/badgp/" && echo "plot nosuchvariable" >>"$TMP/badgp/metric_time.gp"
+expect_rc 1 "a broken gnuplot script" -- env AF_PLOTS_DIR="$TMP/badgp" "$BIN" plot "$TMP/one/run.h5" -o "$TMP/x"
+expect_in "$TMP/err" "undefined variable: nosuchvariable" "gnuplot's message passed on"
+finish test_lua_train
