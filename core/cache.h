@@ -84,12 +84,8 @@ const char *af_act_cache_path(const af_act_cache *c);   /* disk tier file, NULL 
 af_status af_act_cache_file_check(const char *path, const char *run_key, int hidden, af_cache_dtype dtype);
 
 #include "core/h5lock.h"  /* HDF5 is not thread-safe: see h5lock.h */
+#include "core/half.h"    /* fp16/bf16 conversions */
 
-/* Storage conversions (round to nearest even; NaN stays NaN, overflow goes to Inf). */
-uint16_t af_f32_to_f16(float x);
-float af_f16_to_f32(uint16_t h);
-uint16_t af_f32_to_bf16(float x);
-float af_bf16_to_f32(uint16_t h);
 size_t af_cache_dtype_size(af_cache_dtype d);  /* 4 or 2 */
 const char *af_cache_dtype_name(af_cache_dtype d);  /* "f32", "f16", "bf16" */
 

@@ -2,6 +2,7 @@
  * header). See safetensors.h. All validation happens in parse_image, which both the file
  * reader and the fuzz target call, so the fuzzer exercises exactly what users run. */
 #include "core/safetensors.h"
+#include "core/half.h"
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -47,57 +48,6 @@ int af_st_dtype_parse(const char *s) {
   return -1;
 }
 
-/* ---- fp16 / bf16 ---- */
-
-float af_st_f16_to_f32(uint16_t h) {
-  uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-  if (exp == 0) {
-    float f = (float)mant * 0x1p-24f;  /* zero or subnormal: exact */
-    return sign ? -f : f;
-  }
-  if (exp == 31) bits = sign | 0x7f800000u | (mant << 13);
-  else bits = sign | ((exp + 112) << 23) | (mant << 13);
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-float af_st_bf16_to_f32(uint16_t h) {
-  uint32_t bits = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t af_st_f32_to_f16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
-  uint32_t ax = x & 0x7fffffffu;
-  if (ax >= 0x7f800000u)  /* inf, or NaN kept NaN (quiet bit set) */
-    return sign | 0x7c00 | (ax > 0x7f800000u ? (uint16_t)(0x200 | ((ax >> 13) & 0x3ff)) : 0);
-  if (ax >= 0x477ff000u) return sign | 0x7c00;  /* >= 65520 rounds to inf */
-  if (ax < 0x38800000u) {                        /* below 2^-14: subnormal half or zero */
-    int e = (int)(ax >> 23);
-    int shift = 126 - e;                         /* value / 2^-24 = m * 2^-shift */
-    if (shift > 24) return sign;
-    uint32_t m = (ax & 0x7fffffu) | 0x800000u;
-    uint32_t q = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (q & 1))) q++;
-    return sign | (uint16_t)q;
-  }
-  uint32_t h = (((ax >> 23) - 112) << 10) | ((ax & 0x7fffffu) >> 13), rem = ax & 0x1fff;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;  /* a carry moves into the exponent correctly */
-  return sign | (uint16_t)h;
-}
-
-uint16_t af_st_f32_to_bf16(float f) {
-  uint32_t x;
-  memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40);
-  x += 0x7fffu + ((x >> 16) & 1);
-  return (uint16_t)(x >> 16);
-}
 
 /* ---- reading ---- */
 
@@ -426,14 +376,14 @@ af_status af_st_read_f32(const af_st *st, const af_st_tensor *t, float *dst) {
     for (size_t i = 0; i < t->numel; i++) {
       uint16_t h;
       memcpy(&h, src + 2 * i, 2);
-      dst[i] = af_st_f16_to_f32(h);
+      dst[i] = af_f16_to_f32(h);
     }
     return AF_OK;
   case AF_ST_BF16:
     for (size_t i = 0; i < t->numel; i++) {
       uint16_t h;
       memcpy(&h, src + 2 * i, 2);
-      dst[i] = af_st_bf16_to_f32(h);
+      dst[i] = af_bf16_to_f32(h);
     }
     return AF_OK;
   default:
@@ -455,7 +405,7 @@ static af_status write_tensor_data(FILE *f, const af_st_write_tensor *t, size_t 
   for (size_t i = 0; i < numel;) {
     size_t k = numel - i < 4096 ? numel - i : 4096;
     for (size_t j = 0; j < k; j++)
-      buf[j] = t->dtype == AF_ST_F16 ? af_st_f32_to_f16(t->data[i + j]) : af_st_f32_to_bf16(t->data[i + j]);
+      buf[j] = t->dtype == AF_ST_F16 ? af_f32_to_f16(t->data[i + j]) : af_f32_to_bf16(t->data[i + j]);
     AF_TRY(write_all(f, buf, k * 2, tmp));
     i += k;
   }

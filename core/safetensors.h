@@ -55,11 +55,7 @@ int af_st_dtype_parse(const char *s);
 /* Copy t into dst[t->numel] as float, converting F16/BF16. Other dtypes: AF_ERR_UNSUPPORTED. */
 af_status af_st_read_f32(const af_st *st, const af_st_tensor *t, float *dst);
 
-/* Conversions (round to nearest even, NaN kept NaN). */
-float af_st_f16_to_f32(uint16_t h);
-float af_st_bf16_to_f32(uint16_t h);
-uint16_t af_st_f32_to_f16(float f);
-uint16_t af_st_f32_to_bf16(float f);
+/* fp16/bf16 conversions: core/half.h. */
 
 /* One tensor to write: float data stored as dtype (F32, F16 or BF16). */
 typedef struct {

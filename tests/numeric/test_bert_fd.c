@@ -166,6 +166,42 @@ static void freeze_check(const af_config *cfg) {
   af_bert_free(&fz);
 }
 
+/* Gradient accumulation: the batch's gradient equals the sum of its two halves' gradients,
+ * each half scaled by 1/B (what train.c does with --accum 2). Dropout off: the masks of a
+ * half-batch are drawn at other counters. */
+static void accum_check(const af_config *cfg) {
+  af_config c0 = *cfg;
+  c0.hidden_dropout_prob = c0.attention_probs_dropout_prob = c0.classifier_dropout = 0;
+  af_bert m;
+  CHECK_OK(af_bert_init(&m, be, &c0, NL, B, T, 0));
+  make_batch(&c0, 0);
+  size_t n = m.lay.total;
+  float *p = malloc(n * sizeof *p), *g1 = malloc(n * sizeof *g1), *g2 = malloc(n * sizeof *g2), loss;
+  init_params(&m.lay, p);
+  af_bert_set_params(&m, p);
+  af_bert_input all = {ids, tt, mask, tgt, B, T};
+  CHECK_OK(af_bert_load_batch(&m, &all));
+  af_grads_zero(&m, 0);
+  CHECK_OK(af_bert_forward(&m, B, T, 0, 0, 1, 1, &loss));
+  CHECK_OK(af_bert_backward(&m, B, T, 0, 1, 1.0f / B));
+  be->to_host(be, g1, m.grads, n * sizeof(float));
+  af_grads_zero(&m, 0);
+  const int split[3] = {0, 2, B};
+  for (int h = 0; h < 2; h++) {
+    int lo = split[h], nb = split[h + 1] - lo;
+    af_bert_input part = {ids + lo * T, tt + lo * T, mask + lo * T, tgt + lo, nb, T};
+    CHECK_OK(af_bert_load_batch(&m, &part));
+    CHECK_OK(af_bert_forward(&m, nb, T, 0, 0, 1, 1, &loss));
+    CHECK_OK(af_bert_backward(&m, nb, T, 0, 1, 1.0f / B));
+  }
+  be->to_host(be, g2, m.grads, n * sizeof(float));
+  af_test_close("gradient: 2 micro-batches vs one batch", g2, g1, n, 1e-6, 1e-4);
+  free(p);
+  free(g1);
+  free(g2);
+  af_bert_free(&m);
+}
+
 int main(void) {
   CHECK_OK(af_backend_open("cpu", 0, &be));
   if (!be) return 1;
@@ -183,6 +219,7 @@ int main(void) {
   tanhc.hidden_act = AF_GELU_TANH;
   fd_check(&tanhc, 1, 1, "regression, gelu_new");
   freeze_check(&cfg);
+  accum_check(&cfg);
   af_backend_close(be);
   return af_test_done("test_bert_fd");
 }

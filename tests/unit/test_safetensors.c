@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/safetensors.h"
+#include "core/half.h"
 #include "tests/testutil.h"
 
 static void tmp_path(char *buf, size_t cap, const char *name) {
@@ -25,12 +26,12 @@ static void test_converters(void) {
   int bad = 0;
   /* Every non-NaN half/bfloat16 survives to float and back. */
   for (uint32_t h = 0; h < 65536; h++) {
-    float f = af_st_f16_to_f32((uint16_t)h);
-    if (!isnan(f) && af_st_f32_to_f16(f) != h) bad++;
-    if (isnan(f) && !isnan(af_st_f16_to_f32(af_st_f32_to_f16(f)))) bad++;
-    float g = af_st_bf16_to_f32((uint16_t)h);
-    if (!isnan(g) && af_st_f32_to_bf16(g) != h) bad++;
-    if (isnan(g) && !isnan(af_st_bf16_to_f32(af_st_f32_to_bf16(g)))) bad++;
+    float f = af_f16_to_f32((uint16_t)h);
+    if (!isnan(f) && af_f32_to_f16(f) != h) bad++;
+    if (isnan(f) && !isnan(af_f16_to_f32(af_f32_to_f16(f)))) bad++;
+    float g = af_bf16_to_f32((uint16_t)h);
+    if (!isnan(g) && af_f32_to_bf16(g) != h) bad++;
+    if (isnan(g) && !isnan(af_bf16_to_f32(af_f32_to_bf16(g)))) bad++;
   }
   CHECK(bad == 0);
 #ifdef __FLT16_MAX__
@@ -45,8 +46,8 @@ static void test_converters(void) {
     _Float16 r = (_Float16)f;
     uint16_t want;
     memcpy(&want, &r, 2);
-    if (af_st_f32_to_f16(f) != want) {
-      if (mism < 5) fprintf(stderr, "  f16(%a): got %04x want %04x\n", (double)f, af_st_f32_to_f16(f), want);
+    if (af_f32_to_f16(f) != want) {
+      if (mism < 5) fprintf(stderr, "  f16(%a): got %04x want %04x\n", (double)f, af_f32_to_f16(f), want);
       mism++;
     }
   }
