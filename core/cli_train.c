@@ -33,6 +33,10 @@ static void usage(FILE *f) {
 "  --max-eval-rows N      use the first N evaluation examples (0: all)\n"
 "  --bucket N             length-bucketed batches over chunks of N batches (0: off)\n"
 "  --skip-bad-rows        skip malformed data rows (counted in the results file) instead of failing\n"
+"  --text-cols C[,C2]     generic task: text column(s), header names or 1-based numbers\n"
+"  --label-col C          generic task: label column (name, 1-based number or 'last')\n"
+"  --labels A,B,...       generic task: the label set   --regression   a real-valued target instead\n"
+"  --format tsv|csv       generic task: file format (from the file name)   --no-header  no header row\n"
 "  --device cpu|cuda|auto (cpu)       --threads N  OpenMP threads (all cores)\n"
 "freezing:\n"
 "  --policy none|static|adaptive      (none)\n"
@@ -95,7 +99,8 @@ int af_cli_train(int argc, char **argv) {
   enum { O_MODEL = 256, O_TASK, O_DATA, O_OUT, O_EPOCHS, O_BATCH, O_ACCUM, O_SEQ, O_LR, O_RECIPE, O_SEED,
          O_EVAL, O_MAXSTEPS, O_MAXTRAIN, O_MAXEVAL, O_BUCKET, O_SKIP, O_DEVICE, O_THREADS, O_POLICY, O_FROZEN,
          O_PCT, O_INTERVALS, O_ISTEPS, O_MAXDEPTH, O_SIGNED, O_CACHE, O_CDTYPE, O_CBUDGET, O_CDIR, O_CCOMP,
-         O_CKDIR, O_NOCK, O_RESUME, O_PROG, O_NOPROG, O_QUIET };
+         O_CKDIR, O_NOCK, O_RESUME, O_PROG, O_NOPROG, O_QUIET, O_TEXTC, O_LABELC, O_LABELS, O_REGR, O_FORMAT,
+         O_NOHDR };
   static const struct option opts[] = {
       {"model", 1, 0, O_MODEL}, {"task", 1, 0, O_TASK}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT},
       {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH}, {"accum", 1, 0, O_ACCUM}, {"seq", 1, 0, O_SEQ},
@@ -108,7 +113,9 @@ int af_cli_train(int argc, char **argv) {
       {"cache-dtype", 1, 0, O_CDTYPE}, {"cache-budget", 1, 0, O_CBUDGET}, {"cache-dir", 1, 0, O_CDIR},
       {"cache-compress", 1, 0, O_CCOMP}, {"checkpoint-dir", 1, 0, O_CKDIR}, {"no-checkpoints", 0, 0, O_NOCK},
       {"resume", 0, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
-      {"quiet", 0, 0, O_QUIET}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"quiet", 0, 0, O_QUIET}, {"text-cols", 1, 0, O_TEXTC}, {"label-col", 1, 0, O_LABELC},
+      {"labels", 1, 0, O_LABELS}, {"regression", 0, 0, O_REGR}, {"format", 1, 0, O_FORMAT},
+      {"no-header", 0, 0, O_NOHDR}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;  /* one line of our own instead of getopt's message and the whole usage */
   for (int ch; (ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1;) {
@@ -178,6 +185,12 @@ int af_cli_train(int argc, char **argv) {
     case O_PROG: o.progress = 1; break;
     case O_NOPROG: o.progress = 0; break;
     case O_QUIET: o.quiet = 1; break;
+    case O_TEXTC: o.text_cols = optarg; break;
+    case O_LABELC: o.label_col = optarg; break;
+    case O_LABELS: o.labels = optarg; break;
+    case O_REGR: o.regression = 1; break;
+    case O_FORMAT: o.format = optarg; break;
+    case O_NOHDR: o.no_header = 1; break;
     case 'h': usage(stdout); return AF_EXIT_OK;
     case ':':
       fprintf(stderr, "autofreeze train: option '%s' needs a value (see --help)\n", argv[optind - 1]);

@@ -271,7 +271,9 @@ af_status af_config_save(const char *path, const af_config *cfg) {
   ok &= add_num(o, "vocab_size", cfg->vocab_size);
   ok &= cJSON_AddStringToObject(o, "torch_dtype", "float32") != NULL;
   if (cfg->num_labels > 0) {
-    /* transformers derives num_labels from id2label; label2id is its inverse. */
+    /* num_labels is written too (transformers checks it against id2label); label2id is
+     * id2label's inverse. */
+    ok &= add_num(o, "num_labels", cfg->num_labels);
     cJSON *id2 = cJSON_AddObjectToObject(o, "id2label"), *l2i = cJSON_AddObjectToObject(o, "label2id");
     ok &= id2 && l2i;
     for (int i = 0; ok && i < cfg->num_labels; i++) {

@@ -68,17 +68,29 @@ af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr,
     const float bc2 = o->bias_correction ? 1.0f - powf(o->beta2, (float)t) : 1.0f;
     const float gscale = (o->clip == AF_CLIP_GLOBAL && *grad_norm > o->max_grad_norm)
                              ? (float)(o->max_grad_norm / (*grad_norm + 1e-6)) : 1.0f;
-    for (int i = 0; i < n; i++) {
-      const af_param_info *p = &m->lay.t[first + i];
-      float *g = m->grads + p->offset;
+    /* Adjacent tensors with the same decay and clip scale are one span for the update:
+     * the update is elementwise, so this only cuts the number of kernel calls (and thread
+     * fork/joins) from one per tensor to one per run (105 -> 50 for MiniLM). */
+    for (int i = 0; i < n;) {
       float sc = gscale;
       if (o->clip == AF_CLIP_PER_TENSOR) {
         double nrm = sqrt(sq[i]);
         sc = nrm > o->max_grad_norm ? (float)(o->max_grad_norm / (nrm + 1e-6)) : 1.0f;
       }
-      if (sc != 1.0f) be->scale(be, g, sc, p->numel);
-      be->adamw_update(be, m->params + p->offset, g, m->m + p->offset, m->v + p->offset, p->numel, lr, o->beta1,
+      const af_param_info *p = &m->lay.t[first + i];
+      size_t numel = p->numel;
+      int j = i + 1;
+      if (o->clip != AF_CLIP_PER_TENSOR)
+        for (; j < n; j++) {
+          const af_param_info *q = &m->lay.t[first + j];
+          if (q->decay != p->decay || q->offset != p->offset + numel) break;
+          numel += q->numel;
+        }
+      float *g = m->grads + p->offset;
+      if (sc != 1.0f) be->scale(be, g, sc, numel);
+      be->adamw_update(be, m->params + p->offset, g, m->m + p->offset, m->v + p->offset, numel, lr, o->beta1,
                        o->beta2, o->eps, p->decay ? o->weight_decay : 0.f, bc1, bc2);
+      i = j;
     }
   }
   if (off != stack_off) free(off);

@@ -75,7 +75,7 @@ typedef struct {
   float *logits;          /* [max_B * NL] */
   /* best metric */
   double best, best_train_time;
-  long best_step;
+  long best_step, last_eval_step;
   int have_best;
   af_metrics last_metrics;
   double last_loss;
@@ -103,6 +103,12 @@ static af_status open_data(run *r) {
   af_task_opts to;
   af_task_opts_default(&to);
   to.skip_bad_rows = o->skip_bad_rows;
+  if (o->text_cols) to.text_cols = o->text_cols;
+  if (o->label_col) to.label_col = o->label_col;
+  if (o->labels) to.labels = o->labels;
+  if (o->format) to.format = o->format;
+  if (o->regression) to.regression = 1;
+  if (o->no_header) to.header = 0;
   AF_TRY(af_task_open(o->task, o->data_dir, &to, &r->task));
   r->NL = af_task_num_labels(r->task);
   AF_TRY(af_task_load(r->task, af_task_train_split(r->task), r->tok, o->max_len, &r->train));
@@ -466,6 +472,7 @@ static af_status evaluate(run *r, af_metrics *out0) {
                              s->name, buf);
   }
   r->eval_time += now() - a;
+  r->last_eval_step = r->step;
   AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, now() - r->t0, nv, names, values));
   if (!r->o->quiet)
     fprintf(stderr, "%sautofreeze: step %ld: eval %s\n", r->progress ? "\r\033[K" : "", r->step, line);
@@ -501,7 +508,8 @@ static af_status save_ckpt(run *r) {
                        .intervals_done = af_freeze_ctl_intervals(r->ctl),
                        .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
-                       .train_time = train_time(r), .seed = r->o->seed, .total_steps = r->total_steps};
+                       .train_time = train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
+                       .last_eval_step = r->last_eval_step};
   return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
 }
 
@@ -526,6 +534,7 @@ static af_status load_ckpt(run *r) {
   r->best_step = st.best_step;
   r->best_train_time = st.best_train_time;
   r->train_time_offset = st.train_time;
+  r->last_eval_step = st.last_eval_step;
   if (!r->o->quiet)
     fprintf(stderr, "autofreeze: resuming %s at step %ld (epoch %d, frozen depth %d)\n", r->ckpt_dir, r->step,
             r->epoch + 1, r->depth);
@@ -579,7 +588,10 @@ static af_status loop(run *r, af_train_summary *sum) {
     }
   }
   if (r->progress) fputs("\r\033[K", stderr);
-  if (r->n_eval > 0) AF_TRY(evaluate(r, &m));
+  if (r->n_eval > 0 && r->last_eval_step != r->step) {
+    AF_TRY(evaluate(r, &m));
+    AF_TRY(save_ckpt(r));  /* so resuming a finished run does not evaluate it again */
+  }
   (void)sum;
   return AF_OK;
 }

@@ -35,6 +35,12 @@ typedef struct {
   long max_steps;            /* > 0: stop after this many steps (the schedule still spans the run) */
   size_t max_train_rows, max_eval_rows;  /* 0: all */
   int skip_bad_rows;
+  /* the generic task (task = "generic"): see af_task_opts in core/task.h */
+  const char *text_cols;     /* "sentence" or "question,sentence" or 1-based "2,3" */
+  const char *label_col;     /* header name, 1-based number, or "last" */
+  const char *labels;        /* comma-separated label list; NULL with regression */
+  const char *format;        /* "tsv" | "csv" | NULL (from the file name) */
+  int regression, no_header;
   af_cache_mode cache;
   af_cache_dtype cache_dtype;
   size_t cache_budget;       /* bytes for the memory tier (0: a safe fraction of free RAM) */

@@ -67,10 +67,10 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
            "\"epoch\":\"%d\",\"batch_in_epoch\":\"%zu\",\"depth\":\"%d\",\"examples\":\"%ld\",\"L\":\"%d\","
            "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
-           "\"seed\":\"%llu\",\"total_steps\":\"%ld\"}",
+           "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\"}",
            mdir, m->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
-           st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps);
+           st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step);
   af_st_write_tensor t[4] = {
       {"params", AF_ST_F32, 1, {(int64_t)P}, buf},
       {"adam_m", AF_ST_F32, 1, {(int64_t)P}, buf + P},
@@ -158,6 +158,7 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
   GETD("train_time", train_time);
   GETL("seed", seed, uint64_t);
   GETL("total_steps", total_steps, long);
+  GETL("last_eval_step", last_eval_step, long);
 #undef GETL
 #undef GETD
   if (s == AF_OK && out->has_prev) {

@@ -8,7 +8,7 @@
 #include "core/results.h"
 
 typedef struct {
-  long step, examples, total_steps, best_step;
+  long step, examples, total_steps, best_step, last_eval_step;
   int epoch, depth, L, intervals_done, have_best, has_prev;
   size_t batch_in_epoch;        /* batches of `epoch` already done */
   const double *prev_scores;    /* save: [L] or NULL */

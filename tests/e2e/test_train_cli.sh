@@ -6,9 +6,14 @@
 # uninterrupted run, a SIGKILLed run's file, and the exported Hugging Face folder.
 # Checks that read HDF5 or safetensors need /usr/bin/python3 with h5py and numpy
 # (tests/e2e/train_cli_check.py); without them they are skipped and the rest still runs.
+# shellcheck disable=SC2015  # "A && ok || fail": ok only echoes, so it never fails
 set -u
 if [ -z "${AF_BIN:-}" ] || [ ! -x "$AF_BIN" ]; then
   echo "SKIPPED: AF_BIN (the autofreeze binary) is not built"
+  exit 77
+fi
+if ! command -v awk >/dev/null; then
+  echo "SKIPPED: awk (used to generate the data) is not installed"
   exit 77
 fi
 SRC=${AF_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
@@ -316,6 +321,22 @@ rc=$?
 [ "$rc" = 1 ] && [ "$(wc -l <"$T/err")" = 1 ] && grep -qF "$R1/last.safetensors" "$T/err" &&
   ok "export of a results file instead of its checkpoint (exit 1): $(cat "$T/err")" ||
   fail "export of a non-checkpoint: exit $rc: $(cat "$T/err")"
+
+# ---- generic task: a CSV with named columns and a label list; resuming a finished run ----
+mkdir -p "$T/generic"
+{ echo "id,text,verdict"; awk -F'\t' 'NR > 1 { gsub(/"/, ""); print NR "," "\"" $1 "\"," ($2 ? "yes" : "no") }' "$D/train.tsv"; } >"$T/generic/train.csv"
+{ echo "id,text,verdict"; awk -F'\t' 'NR > 1 { print NR "," "\"" $1 "\"," ($2 ? "yes" : "no") }' "$D/dev.tsv"; } >"$T/generic/dev.csv"
+G=$T/generic.h5
+if "$AF_BIN" train --model "$MODEL" --task generic --data "$T/generic" --text-cols text --label-col verdict \
+  --labels no,yes --out "$G" --seq 16 --batch 16 --epochs 1 --threads 1 --quiet >/dev/null 2>"$T/err"; then
+  ok "generic CSV task from the command line"
+  "$AF_BIN" train --model "$MODEL" --task generic --data "$T/generic" --text-cols text --label-col verdict \
+    --labels no,yes --out "$G" --seq 16 --batch 16 --epochs 1 --threads 1 --quiet --resume >/dev/null 2>"$T/err" &&
+    ok "--resume of a finished run" || fail "--resume of a finished run: $(cat "$T/err")"
+  pycheck evals_unique "$G"
+else
+  fail "generic CSV task: $(cat "$T/err")"
+fi
 
 if [ "$fails" -ne 0 ]; then
   echo "test_train_cli: $fails failure(s)"

@@ -186,9 +186,20 @@ def export(d, nl, L, base=None, frozen=None):
           f"{moved_n} trained tensors (classifier included) changed")
 
 
+def evals_unique(path):
+    """Every evaluation step appears once (resuming a finished run must not evaluate again)."""
+    with h5py.File(path, "r") as f:
+        n = int(f["evals"].attrs["rows"])
+        steps = list(f["evals/step"][:n])
+        check(len(steps) == len(set(steps)) and n > 0, f"{path}: evaluation steps repeat: {steps}")
+        check(s(f["summary"].attrs["status"]) == "complete", f"{path}: status is not complete")
+    print(f"evals_unique: {n} evaluations at distinct steps")
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
-    {"layout": layout, "attr": attr, "same": same, "killed": killed, "export": export}[cmd](*args)
+    {"layout": layout, "attr": attr, "same": same, "killed": killed, "export": export,
+     "evals_unique": evals_unique}[cmd](*args)
     if errors:
         for e in errors[:20]:
             print(f"FAIL: {e}", file=sys.stderr)
