@@ -252,7 +252,10 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
                             .max_depth = c->max_depth, .l1 = c->l1, .l2 = c->l2, .ratio = c->ratio};
     af_status s = c->policy->decide(c->policy, &st, &nd);
     if (s != AF_OK) {
-      af_error_prefix("policy '%s' at interval %d: ", c->policy->name, c->intervals);
+      if (!strncmp(af_last_error(), "policy '", 8))  /* already names the policy */
+        af_error_prefix("interval %d: ", c->intervals);
+      else
+        af_error_prefix("policy '%s' at interval %d: ", c->policy->name, c->intervals);
       return s;
     }
     if (nd < F || nd > c->max_depth)

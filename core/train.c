@@ -61,7 +61,7 @@ typedef struct {
   af_act_cache *cache;
   af_batcher *bt;
   af_optim_opts optim;
-  long total_steps, interval_len, step, examples;
+  long total_steps, step, examples;
   int epoch, depth;
   size_t batch_in_epoch;
   double t0, eval_time, train_time_offset;
@@ -163,9 +163,8 @@ static af_status setup(run *r) {
   AF_TRY(af_batcher_init(&r->bt, r->train, &bo));
   long per_epoch = (long)af_batcher_num_batches(r->bt);
   r->total_steps = per_epoch * o->epochs;
-  r->interval_len = o->interval_steps > 0 ? o->interval_steps
-                                          : (r->total_steps + o->intervals - 1) / (o->intervals > 0 ? o->intervals : 1);
-  if (r->interval_len < 1) r->interval_len = 1;
+  if (o->interval_steps <= 0 && o->intervals < 1)
+    return AF_FAIL(AF_ERR_ARG, "--intervals must be >= 1 (got %d)", o->intervals);
 
   r->optim = o->optim;
   if (o->lr > 0) r->optim.lr = o->lr;
@@ -239,7 +238,7 @@ static af_status write_config(run *r) {
   AF_TRY(af_results_attr_str(res, "policy_knobs", p->knobs));
   AF_TRY(af_results_attr_int(res, "max_depth", af_freeze_ctl_max_depth(r->ctl)));
   AF_TRY(af_results_attr_int(res, "intervals", o->intervals));
-  AF_TRY(af_results_attr_int(res, "interval_steps", r->interval_len));
+  AF_TRY(af_results_attr_int(res, "interval_steps", o->interval_steps));
   AF_TRY(af_results_attr_int(res, "total_steps", r->total_steps));
   AF_TRY(af_results_attr_int(res, "epochs", o->epochs));
   AF_TRY(af_results_attr_int(res, "batch", o->batch));
@@ -392,6 +391,16 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
 }
 
 /* ---- interval boundary ---- */
+
+/* The run is cut into `intervals` equal parts: boundary k (1..N) falls after step
+ * floor(k * total / N), so there are exactly N decisions, the last at the end of the run
+ * (a run shorter than N steps decides after every step). With --interval-steps the
+ * boundaries are its multiples. */
+static int at_boundary(const run *r, long step) {
+  if (r->o->interval_steps > 0) return step % r->o->interval_steps == 0;
+  long N = r->o->intervals, T = r->total_steps;
+  return T < N || (step * N) / T != ((step - 1) * N) / T;
+}
 
 static af_status end_interval(run *r) {
   af_backend *be = r->be;
@@ -546,7 +555,7 @@ static af_status load_ckpt(run *r) {
 static af_status loop(run *r, af_train_summary *sum) {
   const af_train_opts *o = r->o;
   long max_steps = o->max_steps > 0 && o->max_steps < r->total_steps ? o->max_steps : r->total_steps;
-  long eval_every = o->eval_every > 0 ? o->eval_every : r->interval_len;
+  /* evaluations every eval_every steps, or at each interval boundary */
   af_metrics m;
   for (; r->epoch < o->epochs && r->step < max_steps; r->epoch++, r->batch_in_epoch = 0) {
     AF_TRY(af_batcher_begin(r->bt, r->epoch));
@@ -566,9 +575,10 @@ static af_status loop(run *r, af_train_summary *sum) {
       rec.t_data += t_batch;
       rec.t_total += t_batch;
       AF_TRY(af_results_append_step(r->res, &rec));
-      int boundary = r->step % r->interval_len == 0;
+      int boundary = at_boundary(r, r->step);
       if (boundary) AF_TRY(end_interval(r));
-      if (r->n_eval > 0 && r->step % eval_every == 0 && r->step < max_steps) AF_TRY(evaluate(r, &m));
+      int eval_due = o->eval_every > 0 ? r->step % o->eval_every == 0 : boundary;
+      if (r->n_eval > 0 && eval_due && r->step < max_steps) AF_TRY(evaluate(r, &m));
       if (boundary) {
         AF_TRY(save_ckpt(r));
         if (r->cache) {

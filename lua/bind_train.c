@@ -198,12 +198,26 @@ static int l_train(lua_State *L) {
   if (ty == LUA_TTABLE) {
     int tt = lua_gettop(L);
     lua_getfield(L, tt, "kind");
-    if (lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "generic"))
-      return luaL_error(L, WHAT ": a generic task's column options cannot reach the training loop yet "
-                           "(af_train_opts in core/train.h has no field for them); write the data as "
-                           "train.tsv/dev.tsv with columns 'sentence' and 'label' and use af.task.glue(\"sst2\", dir) "
-                           "for two classes, or ask for task options in af_train_opts");
+    int generic = lua_isstring(L, -1) && !strcmp(lua_tostring(L, -1), "generic");
     lua_pop(L, 1);
+    if (generic && lua_getfield(L, tt, "options") == LUA_TTABLE) {
+      /* the column options af.task.generic validated; the strings stay alive in that table */
+      int ot = lua_gettop(L);
+      lua_getfield(L, ot, "text_cols");
+      o.text_cols = lua_tostring(L, -1);
+      lua_getfield(L, ot, "label_col");
+      o.label_col = lua_tostring(L, -1);
+      lua_getfield(L, ot, "labels");
+      o.labels = lua_tostring(L, -1);
+      lua_getfield(L, ot, "format");
+      o.format = lua_tostring(L, -1);
+      lua_getfield(L, ot, "regression");
+      o.regression = lua_toboolean(L, -1);
+      o.no_header = lua_getfield(L, ot, "header") != LUA_TNIL && !lua_toboolean(L, -1);
+      lua_pop(L, 7);  /* six fields and the options table */
+    } else if (generic) {
+      lua_pop(L, 1);
+    }
     lua_getfield(L, tt, "name");
     o.task = lua_tostring(L, -1);
     lua_getfield(L, tt, "dir");

@@ -29,7 +29,26 @@ assert(#r.steps.step == 60 and r.steps.step[60] == 60 and #r.steps.loss == 60)
 assert(#r.intervals.l1 == #r.intervals.step and #r.intervals.l1[1] == 3)
 assert(#r.evals.step >= 1 and r.evals.accuracy[#r.evals.accuracy] == s.final)
 assert(math.abs(r.summary.best_value - s.best) < 1e-12)
-print("train ok", s.best, s.final_depth)
+-- a generic task: the same rows as a CSV with other column names and a label list
+os.execute("mkdir -p '" .. dir .. "/gen'")
+for _, split in ipairs{"train", "dev"} do
+  local out = assert(io.open(dir .. "/gen/" .. split .. ".csv", "w"))
+  out:write("verdict,text\n")
+  local first = true
+  for line in io.lines(dir .. "/tiny/" .. split .. ".tsv") do
+    if not first then
+      local text, y = line:match("^(.*)\t(%d)$")
+      out:write(y == "1" and "yes" or "no", ",\"", text, "\"\n")
+    end
+    first = false
+  end
+  out:close()
+end
+local gen = af.task.generic{dir = dir .. "/gen", text_cols = "text", label_col = "verdict", labels = {"no", "yes"}}
+local g = af.train{model = model, task = gen, out = dir .. "/gen/run.h5", epochs = 3, batch = 16, seq = 12, lr = 1e-3,
+                   seed = 3, threads = 1, quiet = true, checkpoints = false, max_train_rows = 320, max_eval_rows = 80}
+assert(g.status == "complete" and g.best >= 0.9, "generic task: best accuracy " .. tostring(g.best))
+print("train ok", s.best, s.final_depth, g.best)
 LUA
 expect_rc 0 "af.train on the tiny model" -- "$BIN" run "$TMP/train.lua" "$TMP"
 expect_in "$TMP/out" "train ok" "train script output"
