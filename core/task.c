@@ -104,6 +104,50 @@ af_status af_task_open(const char *name, const char *data_dir, const af_task_opt
   return AF_OK;
 }
 
+static int cmp_size(const void *a, const void *b) {
+  size_t x = *(const size_t *)a, y = *(const size_t *)b;
+  return (x > y) - (x < y);
+}
+
+af_status af_split_subset(af_split *s, size_t max) {
+  if (max == 0 || max >= s->n) return AF_OK;
+  if (!s->max_len) return AF_FAIL(AF_ERR_ARG, "%s: a subset needs the split encoded first", s->path);
+  size_t *pick = NULL;
+  AF_TRY(af_malloc((void **)&pick, s->n * sizeof *pick, "split subset"));
+  for (size_t i = 0; i < s->n; i++) pick[i] = i;
+  /* partial Fisher-Yates with a fixed-seed splitmix: the first max entries are the subset */
+  uint64_t x = 0x5eed5eed5eedull;
+  for (size_t i = 0; i < max; i++) {
+    x += 0x9E3779B97F4A7C15ull;
+    uint64_t z = x;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    size_t j = i + (size_t)(z % (uint64_t)(s->n - i));
+    size_t t = pick[i];
+    pick[i] = pick[j];
+    pick[j] = t;
+  }
+  qsort(pick, max, sizeof *pick, cmp_size);
+  s->n_truncated = 0;
+  s->longest = 0;
+  for (size_t k = 0; k < max; k++) {  /* pick is increasing, so k <= pick[k]: in place is safe */
+    size_t i = pick[k];
+    s->labels[k] = s->labels[i];
+    if (s->line) s->line[k] = s->line[i];
+    s->a_off[k] = s->a_off[i];
+    s->b_off[k] = s->b_off[i];
+    s->tok_off[k] = s->tok_off[i];
+    s->len[k] = s->len[i];
+    s->truncated[k] = s->truncated[i];
+    s->n_truncated += s->truncated[k];
+    if (s->len[k] > s->longest) s->longest = s->len[k];
+  }
+  s->n = max;
+  free(pick);
+  return AF_OK;
+}
+
 static void split_free(af_split *s) {
   if (!s) return;
   free(s->labels);

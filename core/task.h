@@ -113,6 +113,12 @@ af_status af_task_load(af_task *t, const char *split, const af_tokenizer *tok, i
 const char *af_split_text_a(const af_split *s, size_t i);
 const char *af_split_text_b(const af_split *s, size_t i);
 
+/* Keep a deterministic pseudo-random subset of max examples of an encoded split, in file
+ * order: a slice of a file sorted by name or label is then still representative. The kept
+ * examples are renumbered 0..max-1 (the same subset every run: it depends only on n and
+ * max). No-op when max is 0 or >= n. */
+af_status af_split_subset(af_split *s, size_t max);
+
 /* Score predictions of every example of s (by example index): [n, K] logits or [n] values. */
 af_status af_task_score(const af_task *t, const af_split *s, const float *scores, af_metrics *m);
 

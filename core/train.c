@@ -123,17 +123,12 @@ static af_status open_data(run *r) {
   return AF_OK;
 }
 
-/* Training rows used: the first max_train_rows of the split's examples. The split is
- * truncated in place (examples keep their indices), so batches never see the rest. */
-static void limit_rows(af_split *s, size_t max) {
-  if (max > 0 && s->n > max) s->n = max;
-}
-
 static af_status setup(run *r) {
   const af_train_opts *o = r->o;
   AF_TRY(open_data(r));
-  limit_rows(r->train, o->max_train_rows);
-  for (int i = 0; i < r->n_eval; i++) limit_rows(r->evals[i], o->max_eval_rows);
+  /* --max-*-rows: a fixed pseudo-random subset, not the first rows of a possibly sorted file */
+  AF_TRY(af_split_subset(r->train, o->max_train_rows));
+  for (int i = 0; i < r->n_eval; i++) AF_TRY(af_split_subset(r->evals[i], o->max_eval_rows));
   r->L = r->cfg.num_hidden_layers;
   r->C = r->cfg.hidden_size;
   if (o->batch < 1 || o->accum < 1 || o->batch % o->accum)

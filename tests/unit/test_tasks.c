@@ -472,8 +472,58 @@ static void test_encode_cache(void) {
   af_tokenizer_free(tok);
 }
 
+/* af_split_subset: the same pseudo-random subset every time, in file order, renumbered,
+ * with labels, lengths and token offsets moved together. */
+static void test_subset(void) {
+  const char *md = put("VOCAB2", "vocab.txt", vocab);
+  af_tokenizer *tok;
+  if (af_tokenizer_load(md, NULL, &tok) != AF_OK) {
+    af_test_failures++;
+    return;
+  }
+  char body[64 * 1024];
+  size_t used = (size_t)snprintf(body, sizeof body, "sentence\tlabel\n");
+  for (int i = 0; i < 200; i++)  /* row i: i % 7 + 1 words, label = i % 2 (sorted-file stand-in) */
+    used += (size_t)snprintf(body + used, sizeof body - used, "%s\t%d\n",
+                             "the cat sat on the mat ." + 2 * (6 - i % 7), i < 100 ? 0 : 1);
+  put("SUB", "train.tsv", body);
+  size_t kept[2][50];
+  for (int rep = 0; rep < 2; rep++) {
+    af_task_opts o;
+    af_task_opts_default(&o);
+    o.no_cache = 1;
+    af_task *t = open_task("sst2", "SUB", &o);
+    af_split *s = NULL;
+    if (!t) return;
+    CHECK_OK(af_task_load(t, "train", tok, 16, &s));
+    if (!s) { af_task_free(t); return; }
+    uint64_t *off = malloc(200 * sizeof *off);
+    int32_t *len = malloc(200 * sizeof *len);
+    memcpy(off, s->tok_off, 200 * sizeof *off);
+    memcpy(len, s->len, 200 * sizeof *len);
+    CHECK_OK(af_split_subset(s, 50));
+    CHECK(s->n == 50);
+    int ones = 0;
+    for (size_t k = 0; k < 50; k++) {
+      size_t i = 0;  /* recover the original row from its token offset */
+      while (i < 200 && off[i] != s->tok_off[k]) i++;
+      CHECK(i < 200 && s->len[k] == len[i] && s->labels[k] == (i < 100 ? 0.f : 1.f));
+      kept[rep][k] = i;
+      if (k) CHECK(kept[rep][k] > kept[rep][k - 1]);  /* file order */
+      ones += s->labels[k] == 1.f;
+    }
+    CHECK(ones > 10 && ones < 40);  /* both halves of the sorted file are represented */
+    free(off);
+    free(len);
+    af_task_free(t);
+  }
+  CHECK(memcmp(kept[0], kept[1], sizeof kept[0]) == 0);
+  af_tokenizer_free(tok);
+}
+
 int main(void) {
   snprintf(root, sizeof root, "%s", af_test_tmpdir());
+  test_subset();
   test_glue();
   test_bad_rows();
   test_docs();
