@@ -139,6 +139,8 @@ int af_bench_gemm(int argc, char **argv) {
   af_gemm_lib prev = af_gemm_current();
   printf("threads %d, rows N=%d, median of %d after 1 warm-up; training uses %s\n", omp_get_max_threads(), rows,
          repeats, af_gemm_lib_name(prev));
+  double la[3];
+  if (getloadavg(la, 3) == 3) printf("load average: %.2f %.2f %.2f (the machine may be shared)\n", la[0], la[1], la[2]);
   struct { const char *name; int C, I; } sets[2] = {{"minilm", 384, 1536}, {"bert-base", 768, 3072}};
   for (int si = 0; si < 2; si++) {
     if (strcmp(shapes, "all") && strcmp(shapes, sets[si].name)) continue;

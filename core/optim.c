@@ -70,7 +70,7 @@ af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr,
                              ? (float)(o->max_grad_norm / (*grad_norm + 1e-6)) : 1.0f;
     /* Adjacent tensors with the same decay and clip scale are one span for the update:
      * the update is elementwise, so this only cuts the number of kernel calls (and thread
-     * fork/joins) from one per tensor to one per run (105 -> 50 for MiniLM). */
+     * fork/joins) from one per tensor to one per run (105 -> 54 for MiniLM). */
     for (int i = 0; i < n;) {
       float sc = gscale;
       if (o->clip == AF_CLIP_PER_TENSOR) {
