@@ -11,27 +11,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/timing.h"
 #include "core/bench.h"
 #include "core/bert.h"
 #include "core/cache.h"
 #include "core/checkpoint.h"
 #include "core/cli.h"
 #include "core/optim.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -193,7 +179,7 @@ int af_bench_cache(int argc, char **argv) {
       goto out;
     }
     /* Fill: the frozen forward (no dropout) and h_k of every example's real tokens. */
-    double f0 = now();
+    double f0 = af_now();
     for (int b = 0; b < nb; b++) {
       float loss;
       if (load_batch(&m, &d, b) != AF_OK || af_bert_forward(&m, B, T, 0, k, 0, 0, &loss) != AF_OK ||
@@ -205,16 +191,16 @@ int af_bench_cache(int argc, char **argv) {
       }
     }
     if (af_act_cache_flush(cache) != AF_OK) goto out;
-    double fill = (now() - f0) / nb;
+    double fill = (af_now() - f0) / nb;
 
     /* Without the cache. */
     for (int it = 0; it < nb; it++) {
-      double a = now();
+      double a = af_now();
       if (load_batch(&m, &d, it) != AF_OK || step(&m, &oo, B, T, k, 0, (uint64_t)it, it + 1, &loss0[it]) != AF_OK)
         goto out;
-      if (it >= warmup) ts[it - warmup] = now() - a;
+      if (it >= warmup) ts[it - warmup] = af_now() - a;
     }
-    double t_plain = median(ts, steps);
+    double t_plain = af_median(ts, steps);
 
     /* With it: the same batches and seeds, from the same parameters. */
     if (af_bert_set_params(&m, host) != AF_OK) goto out;
@@ -226,7 +212,7 @@ int af_bench_cache(int argc, char **argv) {
     af_act_cache_prefetch(cache, idx, B);
     int ok = 1;
     for (int it = 0; it < nb && ok; it++) {
-      double a = now();
+      double a = af_now();
       for (int j = 0; j < B && ok; j++) {
         size_t e = (size_t)it * B + (size_t)j;
         int len, dep;
@@ -244,14 +230,14 @@ int af_bench_cache(int argc, char **argv) {
         for (int j = 0; j < B; j++) idx[j] = (size_t)(it + 1) * B + (size_t)j;
         af_act_cache_prefetch(cache, idx, B);
       }
-      double g = now();
+      double g = af_now();
       if (load_batch(&m, &d, it) != AF_OK || af_bert_load_hidden(&m, k, pad, B, T) != AF_OK ||
           step(&m, &oo, B, T, k, k, (uint64_t)it, it + 1, &loss1[it]) != AF_OK) {
         ok = 0;
         break;
       }
       if (it >= warmup) {
-        ts[steps + it - warmup] = now() - a;
+        ts[steps + it - warmup] = af_now() - a;
         ts[2 * steps + it - warmup] = g - a;
       }
     }
@@ -260,7 +246,7 @@ int af_bench_cache(int argc, char **argv) {
     af_act_cache_stats(cache, &r1);
     af_act_cache_detail det;
     af_act_cache_stats_detail(cache, &det);
-    double t_cached = median(ts + steps, steps), t_gather = median(ts + 2 * steps, steps);
+    double t_cached = af_median(ts + steps, steps), t_gather = af_median(ts + 2 * steps, steps);
     double maxdiff = 0;
     for (int it = 0; it < nb; it++) {
       double dd = fabs((double)loss1[it] - (double)loss0[it]) / fmax(1e-30, fabs((double)loss0[it]));

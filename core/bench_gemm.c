@@ -1,6 +1,7 @@
 /* `autofreeze bench gemm`: fp32 GEMM GFLOP/s of the training step's linear-layer shapes
  * for every GEMM library built in (oneDNN, OpenBLAS), median of repeats after warm-up.
  * Talks to the CPU GEMM layer directly: this benchmark is about the libraries. */
+#include "core/timing.h"
 #include "core/bench_gemm.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,17 +32,6 @@ static int layer_shapes(gemm_shape *s, int C, int I, int N) {
   return n;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 /* median seconds of one GEMM; -1 on allocation failure */
 static double time_shape(const gemm_shape *s, int warmup, int repeats) {
   size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
@@ -54,12 +44,12 @@ static double time_shape(const gemm_shape *s, int warmup, int repeats) {
   double t[64];
   if (repeats > 64) repeats = 64;
   for (int r = 0; r < warmup + repeats; r++) {
-    double t0 = now_s();
+    double t0 = af_now();
     af_sgemm(s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, Cm, s->N);
-    double dt = now_s() - t0;
+    double dt = af_now() - t0;
     if (r >= warmup) t[r - warmup] = dt;
   }
-  qsort(t, repeats, sizeof *t, cmp_d);
+  qsort(t, repeats, sizeof *t, af_cmp_double);
   free(A); free(B); free(Cm);
   return t[repeats / 2];
 }

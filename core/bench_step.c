@@ -9,27 +9,13 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/timing.h"
 #include "core/bench.h"
 #include "core/bench_gemm.h"
 #include "core/bert.h"
 #include "core/checkpoint.h"
 #include "core/cli.h"
 #include "core/optim.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_d);
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 /* FLOPs of one step at depth k: every layer from `start` runs forward; layers >= k run
  * backward (2x forward: input and weight gradients), except that the lowest trainable
@@ -189,18 +175,18 @@ int af_bench_step(int argc, char **argv) {
     for (int k = k_lo; k <= k_hi; k++) {
       int start = cached ? k : 0;
       float loss;
-      double grad_norm, a = now();
+      double grad_norm, a = af_now();
       if (cached && af_bert_load_hidden(&m, k, hid, B, T) != AF_OK) goto out_ts;
       af_grads_zero(&m, k);
       if (af_bert_forward(&m, B, T, start, k, 1, (uint64_t)it, &loss) != AF_OK) goto out_ts;
       be->sync(be);
-      double b = now();
+      double b = af_now();
       if (af_bert_backward(&m, B, T, k, (uint64_t)it, 1.0f / B) != AF_OK) goto out_ts;
       be->sync(be);
-      double c = now();
+      double c = af_now();
       if (af_optim_step(&m, &oo, k, 1e-5f, it + 1, &grad_norm) != AF_OK) goto out_ts;
       if (be->sync(be) != AF_OK) goto out_ts;
-      double d = now();
+      double d = af_now();
       if (it >= warmup) {
         double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
         int j = it - warmup;
@@ -219,8 +205,8 @@ int af_bench_step(int argc, char **argv) {
   for (int k = k_lo; k <= k_hi; k++) {
     int start = cached ? k : 0;
     double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
-    double st = median(tk, steps), fw = median(tk + steps, steps), bw = median(tk + 2 * steps, steps),
-           op = median(tk + 3 * steps, steps);
+    double st = af_median(tk, steps), fw = af_median(tk + steps, steps), bw = af_median(tk + 2 * steps, steps),
+           op = af_median(tk + 3 * steps, steps);
     double gf = step_flops(&cfg, B, T, k, start) / st * 1e-9;
     if (k == k_lo) t0_step = st;
     if (k == 0 && !cached) full_tok_s = B * T / st;

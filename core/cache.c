@@ -4,6 +4,7 @@
  * Locking: `mu` guards the index, the staging slots, the stats and the disabled state; the
  * disk file has its own (process-wide) HDF5 lock, never taken while holding `mu`. */
 #include "core/cache.h"
+#include "core/timing.h"
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -67,12 +68,6 @@ struct af_act_cache {
   long long disk_reads, prefetched, prefetch_waits, dropped_puts;
   double io_time, io_time_reader, wait_time;
 };
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 /* ---- storage dtypes ---- */
 
@@ -201,9 +196,9 @@ static void *reader_main(void *arg) {
       if (nr) raw = nr, raw_cap = n * c->esize;
       else st = AF_FAIL(AF_ERR_NOMEM, "out of memory staging a cache entry");
     }
-    double t0 = now();
+    double t0 = af_now();
     if (st == AF_OK) st = af_cache_file_read(c->file, e.off, e.len, raw);
-    double dt = now() - t0;
+    double dt = af_now() - t0;
     if (st == AF_OK) from_storage(buf, raw, n, c->o.dtype);
     else snprintf(why, sizeof why, "%s", af_last_error());
 
@@ -363,7 +358,7 @@ af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int 
     return AF_OK;
   }
   /* Disk tier: served from staging when the reader has (or is about to have) it. */
-  double t0 = now();
+  double t0 = af_now();
   pthread_mutex_lock(&c->mu);
   for (;;) {
     if (c->disabled) break;
@@ -377,7 +372,7 @@ af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int 
       sl->state = SLOT_FREE;
       c->hits++;
       c->prefetched++;
-      c->wait_time += now() - t0;
+      c->wait_time += af_now() - t0;
       pthread_mutex_unlock(&c->mu);
       *len = e.len;
       *depth = e.depth;
@@ -399,9 +394,9 @@ af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int 
     return AF_OK;
   }
   AF_TRY(ensure_raw(c, bytes));
-  double t1 = now();
+  double t1 = af_now();
   af_status st = af_cache_file_read(c->file, e.off, e.len, c->raw);
-  double t2 = now();
+  double t2 = af_now();
   if (st != AF_OK) {
     disable(c, af_last_error());  /* the file goes at the next call */
     count_miss(c);
@@ -413,7 +408,7 @@ af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int 
   c->disk_reads++;
   c->bytes_read += (long long)bytes;
   c->io_time += t2 - t1;
-  c->wait_time += now() - t0;
+  c->wait_time += af_now() - t0;
   pthread_mutex_unlock(&c->mu);
   *len = e.len;
   *depth = e.depth;
@@ -513,9 +508,9 @@ af_status af_act_cache_put(af_act_cache *c, size_t i, int depth, const float *sr
   } else {
     AF_TRY(ensure_raw(c, bytes));
     to_storage(c->raw, src, n, c->o.dtype);
-    double t0 = now();
+    double t0 = af_now();
     af_status st = af_cache_file_write(c->file, e.off, len, c->raw);
-    io = now() - t0;
+    io = af_now() - t0;
     if (st != AF_OK) {
       disable(c, af_last_error());
       return AF_OK;
@@ -583,9 +578,9 @@ af_status af_act_cache_flush(af_act_cache *c) {
   if (!c) return AF_OK;
   release(c);
   if (is_off(c) || !c->file) return AF_OK;
-  double t0 = now();
+  double t0 = af_now();
   af_status st = af_cache_file_flush(c->file);
-  double dt = now() - t0;
+  double dt = af_now() - t0;
   if (st != AF_OK) {
     disable(c, af_last_error());
     return AF_OK;

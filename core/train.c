@@ -3,6 +3,7 @@
  * cache serving the frozen prefix, dev evaluations on a schedule, checkpoints for resume,
  * and every number recorded in the results file. See train.h and docs/architecture.md. */
 #include "core/train.h"
+#include "core/timing.h"
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -23,12 +24,6 @@
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + 1e-9 * ts.tv_nsec;
-}
 
 void af_train_opts_default(af_train_opts *o) {
   memset(o, 0, sizeof *o);
@@ -83,7 +78,7 @@ typedef struct {
   int progress;
 } run;
 
-static double train_time(const run *r) { return now() - r->t0 - r->eval_time + r->train_time_offset; }
+static double train_time(const run *r) { return af_now() - r->t0 - r->eval_time + r->train_time_offset; }
 
 /* ---- set-up ---- */
 
@@ -214,7 +209,7 @@ static af_status open_cache(run *r) {
     else snprintf(dir, sizeof dir, ".");
   }
   snprintf(key, sizeof key, "model=%s;task=%s;seed=%llu;max_len=%d;pid=%ld;t=%.6f", o->model_dir, o->task,
-           (unsigned long long)o->seed, o->max_len, (long)getpid(), now());
+           (unsigned long long)o->seed, o->max_len, (long)getpid(), af_now());
   af_act_cache_opts co = {.mode = o->cache, .dtype = o->cache_dtype, .budget_bytes = o->cache_budget, .dir = dir,
                           .compress = o->cache_compress, .n_examples = r->train->n, .hidden = r->C, .run_key = key};
   return af_act_cache_open(&co, &r->cache);
@@ -341,30 +336,30 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   af_grads_zero(&r->m, depth);
   for (int lo = 0; lo < b->B; lo += micro) {
     int n = b->B - lo < micro ? b->B - lo : micro;
-    a = now();
+    a = af_now();
     af_bert_input in = rows(b, lo, n);
     AF_TRY(af_bert_load_batch(&r->m, &in));
     int start = 0, store = 0;
     AF_TRY(cache_gather(r, b, &start, &store));  /* the cache is off with accum > 1 */
-    t_data += now() - a;
-    a = now();
+    t_data += af_now() - a;
+    a = af_now();
     float loss;
     AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
     be->sync(be);
-    t_fwd += now() - a;
+    t_fwd += af_now() - a;
     if (store) {
-      a = now();
+      a = af_now();
       AF_TRY(cache_store(r, b));
-      t_data += now() - a;
+      t_data += af_now() - a;
     }
-    a = now();
+    a = af_now();
     AF_TRY(af_bert_backward(&r->m, n, b->T, depth, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo,
                             1.0f / (float)b->B));
     be->sync(be);
-    t_bwd += now() - a;
+    t_bwd += af_now() - a;
     loss_sum += (double)loss * n;
   }
-  a = now();
+  a = af_now();
   /* the interval statistic: gradients summed with their signs, before clipping */
   size_t tb = af_bert_trainable_begin(&r->m, depth);
   if (tb < r->m.enc_begin) tb = r->m.enc_begin;
@@ -373,7 +368,7 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   double gnorm;
   AF_TRY(af_optim_step(&r->m, &r->optim, depth, lr, r->step + 1, &gnorm));
   AF_TRY(be->sync(be));
-  t_opt = now() - a;
+  t_opt = af_now() - a;
   double loss = loss_sum / b->B;
   if (!isfinite(loss)) return AF_FAIL(AF_ERR_NUMERIC, "the loss is %g", loss);
   r->step++;
@@ -381,7 +376,7 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   r->last_loss = loss;
   *rec = (af_step_record){.step = r->step, .epoch = r->epoch, .loss = loss, .lr = lr, .frozen_depth = depth,
                           .t_data = t_data, .t_forward = t_fwd, .t_backward = t_bwd, .t_optimizer = t_opt,
-                          .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = now() - r->t0, .examples = r->examples};
+                          .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = af_now() - r->t0, .examples = r->examples};
   return AF_OK;
 }
 
@@ -426,7 +421,7 @@ static af_status end_interval(run *r) {
 /* ---- evaluation ---- */
 
 static af_status evaluate(run *r, af_metrics *out0) {
-  double a = now();
+  double a = af_now();
   af_backend *be = r->be;
   (void)be;
   char line[512] = "";
@@ -475,9 +470,9 @@ static af_status evaluate(run *r, af_metrics *out0) {
     used += (size_t)snprintf(line + used, used < sizeof line ? sizeof line - used : 0, "%s%s: %s", e ? "; " : "",
                              s->name, buf);
   }
-  r->eval_time += now() - a;
+  r->eval_time += af_now() - a;
   r->last_eval_step = r->step;
-  AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, now() - r->t0, nv, names, values));
+  AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, af_now() - r->t0, nv, names, values));
   if (!r->o->quiet)
     fprintf(stderr, "%sautofreeze: step %ld: eval %s\n", r->progress ? "\r\033[K" : "", r->step, line);
   r->last_metrics = *out0;
@@ -556,11 +551,11 @@ static af_status loop(run *r, af_train_summary *sum) {
     AF_TRY(af_batcher_begin(r->bt, r->epoch));
     af_batch b;
     for (size_t k = r->batch_in_epoch; r->step < max_steps && k < af_batcher_num_batches(r->bt); k++) {
-      double a = now();
+      double a = af_now();
       AF_TRY(af_batcher_get(r->bt, k, &b));
       r->batch_in_epoch = k + 1;
       cache_prefetch_next(r);
-      double t_batch = now() - a;
+      double t_batch = af_now() - a;
       af_step_record rec;
       af_status st = train_step(r, &b, &rec);
       if (st != AF_OK) {
@@ -606,7 +601,7 @@ static void summarize(run *r, af_train_summary *sum, const char *status) {
   snprintf(sum->status, sizeof sum->status, "%s", status);
   sum->steps = r->step;
   sum->final_depth = r->depth;
-  sum->total_time = r->t0 > 0 ? now() - r->t0 : 0;
+  sum->total_time = r->t0 > 0 ? af_now() - r->t0 : 0;
   if (r->task) snprintf(sum->metric, sizeof sum->metric, "%s", af_metric_name(af_task_metrics(r->task)->primary));
   sum->best = r->have_best ? r->best : NAN;
   sum->final = r->have_best ? r->last_metrics.primary_value : NAN;
@@ -702,7 +697,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, &old_int);
   sigaction(SIGTERM, &sa, &old_term);
-  r.t0 = now();
+  r.t0 = af_now();
   s = loop(&r, sum);
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGTERM, &old_term, NULL);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "core/timing.h"
 #include "core/checkpoint.h"
 #include "core/config.h"
 #include "core/task.h"
@@ -416,9 +417,7 @@ static int l_exists(lua_State *L) {
   return 1;
 }
 static int l_clock(lua_State *L) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  lua_pushnumber(L, ts.tv_sec + 1e-9 * ts.tv_nsec);
+  lua_pushnumber(L, af_now());
   return 1;
 }
 static int l_set_quiet(lua_State *L) {
