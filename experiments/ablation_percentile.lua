@@ -23,6 +23,6 @@ local rows = af.sweep{
   train = {model = S.model or "models/all-MiniLM-L6-v2", epochs = S.epochs or 2, batch = S.batch or 16,
            seq = S.seq or 64, lr = S.lr or 5e-5, intervals = S.intervals or 10,
            max_train_rows = S.train_rows or 1500, max_eval_rows = S.eval_rows or 300,
-           threads = S.threads or 1, checkpoints = false},
+           threads = S.threads or 0, checkpoints = false},
 }
 af.plot(rows, S.plots or "plots/out/ablation_percentile")

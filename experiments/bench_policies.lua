@@ -4,7 +4,7 @@
 -- the dev accuracy first reaches a target (default: 95% of full fine-tuning's best), and the
 -- speedups against full fine-tuning. Figures in plots/out/bench_policies.
 --   autofreeze run experiments/bench_policies.lua [--set target=0.95] [--set epochs=2]
---       [--set train_rows=2000] [--set eval_rows=400] [--set seq=64] [--set threads=1]
+--       [--set train_rows=2000] [--set eval_rows=400] [--set seq=64] [--set threads=0]
 local af = require "autofreeze"
 local S = af.settings
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
@@ -20,7 +20,7 @@ local rows = af.sweep{
   print = false,
   train = {model = model, epochs = S.epochs or 2, batch = S.batch or 16, seq = S.seq or 64, lr = S.lr or 5e-5,
            intervals = S.intervals or 10, eval_every = S.eval_every, max_train_rows = S.train_rows or 2000,
-           max_eval_rows = S.eval_rows or 400, threads = S.threads or 1, checkpoints = false},
+           max_eval_rows = S.eval_rows or 400, threads = S.threads or 0, checkpoints = false},
 }
 
 -- training time (evaluation excluded) at each evaluation: the step times summed up to it
