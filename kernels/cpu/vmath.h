@@ -12,7 +12,9 @@
  * trap; without -fno-trapping-math on the command line this pragma says so for every
  * function that follows, so include this header FIRST in a .c file (functions defined
  * before it would get other optimize flags and not be inlined into the hot loops). */
+#if defined(__GNUC__) && !defined(__clang__)  /* GCC only; clang has no such pragma */
 #pragma GCC optimize("no-trapping-math")
+#endif
 
 /* Hot loops are compiled for AVX-512 and AVX2+FMA besides the baseline and picked at load
  * time (GCC ifunc), since the build uses no -march. ("arch=..." clones would not inline these helpers.) Apply to plain chunk functions, not to

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/optim.h"
 #include "core/results.h"
 #include "core/train.h"
 #include "tests/testutil.h"
@@ -247,6 +248,36 @@ int main(void) {
     CHECK(same);
     free(a);
     free(b);
+  }
+
+  /* the paper's recipe: stepped learning rate (x1 until 30% of the steps, x0.7 until 60%,
+   * x0.4 after), BERTAdam without bias correction, per-tensor clipping */
+  snprintf(out, sizeof out, "%s/paper.h5", tmp);
+  opts_for(&o, model, data, out, adap);
+  o.recipe_paper = 1;
+  af_optim_defaults_paper(&o.optim);
+  CHECK_OK(af_train(&o, &sum));
+  {
+    size_t n = 0;
+    double *lr = col(out, "steps/lr", &n);
+    int bad = 0;
+    for (size_t i = 0; lr && i < n; i++) {
+      double f = (double)i / (double)n, want = 3e-3 * (f < 0.3 ? 1.0 : f < 0.6 ? 0.7 : 0.4);
+      bad += fabs(lr[i] - want) > 1e-9;
+    }
+    printf("paper recipe: %zu steps, stepped learning rate %s\n", n, bad ? "WRONG" : "as specified");
+    CHECK(n == 120 && bad == 0);
+    free(lr);
+    af_results_reader *rr = NULL;
+    CHECK_OK(af_results_open_read(out, &rr));
+    af_attr *at = NULL;
+    int na = 0;
+    if (rr) CHECK_OK(af_results_read_attrs(rr, "config", &at, &na));
+    const af_attr *bc = af_results_find_attr(at, na, "bias_correction"), *cl = af_results_find_attr(at, na, "clip");
+    const af_attr *rc = af_results_find_attr(at, na, "recipe");
+    CHECK(bc && bc->i == 0 && cl && cl->s && !strcmp(cl->s, "per_tensor") && rc && rc->s && !strcmp(rc->s, "paper"));
+    af_results_free_attrs(at, na);
+    af_results_close_read(&rr);
   }
 
   /* a diverging run stops with a clear error naming the step */

@@ -41,7 +41,7 @@ static const char *model_dir(const char *name, const char *config_json) {
   char *d = dirs[nd++ % 8];
   snprintf(d, 4096, "%s/%s", af_test_tmpdir(), name);
   mkdir(d, 0700);
-  char src[4096], dst[4096];
+  char src[4096], dst[4096 + 64];
   snprintf(src, sizeof src, "%s/tests/fixtures/vocab-uncased.txt", af_test_source_dir());
   snprintf(dst, sizeof dst, "%s/vocab.txt", d);
   unlink(dst);
