@@ -301,6 +301,24 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
   return AF_OK;
 }
 
+af_status af_bert_forward_prefix(af_bert *m, int B, int T, int start, int end) {
+  AF_TRY(check_shape(m, B, T));
+  const int L = m->cfg.num_hidden_layers, C = m->cfg.hidden_size;
+  if (start < 0 || end > L || start > end)
+    return AF_FAIL(AF_ERR_ARG, "prefix forward from layer %d to %d outside 0..%d", start, end, L);
+  af_backend *be = m->be;
+  af_bert_acts *a = m->a;
+  if (start == 0) {
+    be->embedding_forward(be, a->emb_sum, a->ids, a->type_ids, P(m, af_param_emb(AF_EP_WTE)), P(m, af_param_emb(AF_EP_WPE)),
+                          P(m, af_param_emb(AF_EP_WTT)), B, T, C);
+    be->layernorm_forward(be, a->h[0], a->emb_mean, a->emb_rstd, a->emb_sum, P(m, af_param_emb(AF_EP_LNW)),
+                          P(m, af_param_emb(AF_EP_LNB)), B * T, C, m->cfg.layer_norm_eps);
+  }
+  for (int l = start; l < end; l++) layer_forward(m, l, B, T, 0, 0);
+  a->fwd_train = 0;  /* a following backward needs a full training forward first */
+  return AF_OK;
+}
+
 af_status af_bert_logits(af_bert *m, int B, float *host) {
   return m->be->to_host(m->be, host, m->a->logits, (size_t)B * m->num_labels * sizeof(float));
 }

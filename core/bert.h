@@ -61,6 +61,10 @@ float *af_bert_hidden(af_bert *m, int k);
  * Writes the mean loss over the batch to *loss (host). */
 af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int train, uint64_t seed,
                           float *loss);
+/* Only the frozen prefix, in evaluation mode: from layer `start` (0 = the token ids; else
+ * af_bert_load_hidden) through layer end-1, leaving the hidden state entering layer `end`
+ * in af_bert_hidden(m, end). The activation cache fills and advances its entries with it. */
+af_status af_bert_forward_prefix(af_bert *m, int B, int T, int start, int end);
 /* Logits [B, NL] of the last forward, to the host. */
 af_status af_bert_logits(af_bert *m, int B, float *host);
 /* Backward of the last forward: parameter gradients of layers >= depth, pooler and

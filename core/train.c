@@ -64,7 +64,11 @@ typedef struct {
   size_t *seg_off;        /* [L*AF_LP_COUNT + 1] offsets of encoder tensors in m.acc */
   double *seg_l1, *seg_sq, *l1, *l2;
   /* activation cache assembly */
-  float *hbuf;            /* [B*T*C] host */
+  float *hbuf;            /* [B*T*C] host: the batch's h[depth] */
+  float *hsub;            /* [B*T*C] host: one group's entries to advance, then its h[depth] */
+  int32_t *sub_ids, *sub_tt;  /* [B*T] a group of rows as a sub-batch */
+  float *sub_mask, *sub_tgt;  /* [B*T], [B] */
+  int *sub_rows, *grp;        /* [B] */
   /* evaluation */
   float *scores;          /* [n_eval_max * NL] */
   float *logits;          /* [max_B * NL] */
@@ -169,7 +173,17 @@ static af_status setup(run *r) {
   for (int s = 0; s < nseg; s++) r->seg_off[s] = r->m.lay.t[AF_EP_COUNT + s].offset - r->m.enc_begin;
   r->seg_off[nseg] = r->m.enc_end - r->m.enc_begin;
 
-  AF_TRY(af_malloc((void **)&r->hbuf, (size_t)o->batch * o->max_len * r->C * sizeof(float), "cache staging"));
+  const size_t BT = (size_t)o->batch * o->max_len;
+  AF_TRY(af_malloc((void **)&r->hbuf, BT * r->C * sizeof(float), "cache staging"));
+  if (o->cache != AF_CACHE_OFF) {
+    AF_TRY(af_malloc((void **)&r->hsub, BT * r->C * sizeof(float), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->sub_ids, BT * sizeof(int32_t), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->sub_tt, BT * sizeof(int32_t), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->sub_mask, BT * sizeof(float), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->sub_tgt, (size_t)o->batch * sizeof(float), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->sub_rows, (size_t)o->batch * sizeof(int), "cache staging"));
+    AF_TRY(af_malloc((void **)&r->grp, (size_t)o->batch * sizeof(int), "cache staging"));
+  }
   size_t nmax = 0;
   for (int i = 0; i < r->n_eval; i++) nmax = r->evals[i]->n > nmax ? r->evals[i]->n : nmax;
   AF_TRY(af_malloc((void **)&r->scores, (nmax ? nmax : 1) * (size_t)r->NL * sizeof(float), "evaluation scores"));
@@ -263,48 +277,65 @@ static af_status write_config(run *r) {
 
 /* ---- one step ---- */
 
-/* Fill bert's input for the frozen prefix from the cache when possible. *start is the
- * layer the forward starts at; *store is 1 when h[depth] must be written back to the
- * cache after the forward (a miss, or an entry advanced from a lower depth). */
-static af_status cache_gather(run *r, const af_batch *b, int *start, int *store) {
+/* The frozen prefix of a batch, through the activation cache, entry by entry: entries at
+ * the current depth k are read as they are; entries at a lower depth j are read and pushed
+ * through layers j..k-1 (the advance); absent entries are computed from the tokens. Each
+ * group of rows runs as one sub-batch of the batch's padded length; its h[k] rows are
+ * stored at depth k and placed into r->hbuf [B,T,C]. On return *start is k (forward from
+ * r->hbuf) or 0 when the cache is not in play. The caller loads the full batch after. */
+static af_status cache_prepare(run *r, const af_batch *b, int *start) {
   *start = 0;
-  *store = 0;
   if (!r->cache || r->depth == 0) return AF_OK;
-  int j = -2;  /* the common depth of the batch's entries; -1 = some miss or mixed */
-  for (int i = 0; i < b->B; i++) {
-    int d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
-    if (d < 0) {  /* absent: ask anyway, so the miss is counted in the cache statistics */
-      int len, dd;
-      AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &dd));
+  const int k = r->depth, B = b->B, T = b->T;
+  const size_t C = (size_t)r->C, row = (size_t)T * C;
+  int *grp = r->grp;  /* [B]: the depth a row starts from (0: the tokens), k for a hit */
+  int len, d;
+  for (int i = 0; i < B; i++) {
+    d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
+    grp[i] = d > 0 && d <= k ? d : 0;
+  }
+  memset(r->hbuf, 0, (size_t)B * row * sizeof(float));
+  for (int i = 0; i < B; i++) {
+    if (grp[i] != k) continue;
+    AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * row, &len, &d));
+    if (d != k || len != b->len[i]) grp[i] = 0;  /* lost meanwhile (cache turned off): recompute */
+  }
+  for (int j = k - 1; j >= 0; j--) {  /* the tokens group last: lost entries join it */
+    int n = 0;
+    for (int i = 0; i < B; i++) {
+      if (grp[i] != j) continue;
+      const size_t src = (size_t)i * T, dst = (size_t)n * T;
+      memcpy(r->sub_ids + dst, b->ids + src, (size_t)T * sizeof(int32_t));
+      memcpy(r->sub_tt + dst, b->type_ids + src, (size_t)T * sizeof(int32_t));
+      memcpy(r->sub_mask + dst, b->mask + src, (size_t)T * sizeof(float));
+      r->sub_tgt[n] = b->targets[i];
+      r->sub_rows[n] = i;
+      if (j > 0) {  /* the stored entry at depth j, to advance */
+        float *h = r->hsub + (size_t)n * row;
+        memset(h, 0, row * sizeof(float));
+        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], h, &len, &d));
+        if (d != j || len != b->len[i]) {  /* lost (the cache turned off): from the tokens */
+          grp[i] = 0;
+          continue;
+        }
+      } else if (af_act_cache_depth(r->cache, (size_t)b->index[i]) < 0) {
+        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &d));  /* counts the miss */
+      }
+      n++;
     }
-    if (d < 0 || d > r->depth || (j != -2 && d != j)) j = -1;
-    else if (j != -1) j = d;
-  }
-  if (j <= 0) {  /* compute the frozen prefix from the embeddings and store it */
-    *store = 1;
-    return AF_OK;
-  }
-  const size_t C = (size_t)r->C;
-  memset(r->hbuf, 0, (size_t)b->B * b->T * C * sizeof(float));
-  for (int i = 0; i < b->B; i++) {
-    int len = 0, d = -1;
-    AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * b->T * C, &len, &d));
-    if (d != j || len != b->len[i]) {  /* disabled or lost meanwhile: recompute */
-      *store = 1;
-      return AF_OK;
+    if (n == 0) continue;
+    af_bert_input in = {r->sub_ids, r->sub_tt, r->sub_mask, r->sub_tgt, n, T};
+    AF_TRY(af_bert_load_batch(&r->m, &in));
+    if (j > 0) AF_TRY(af_bert_load_hidden(&r->m, j, r->hsub, n, T));
+    AF_TRY(af_bert_forward_prefix(&r->m, n, T, j, k));
+    AF_TRY(r->be->to_host(r->be, r->hsub, af_bert_hidden(&r->m, k), (size_t)n * row * sizeof(float)));
+    for (int q = 0; q < n; q++) {
+      const int i = r->sub_rows[q];
+      memcpy(r->hbuf + (size_t)i * row, r->hsub + (size_t)q * row, row * sizeof(float));
+      AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], k, r->hsub + (size_t)q * row, b->len[i]));
     }
   }
-  AF_TRY(af_bert_load_hidden(&r->m, j, r->hbuf, b->B, b->T));
-  *start = j;
-  *store = j < r->depth;  /* advanced through layers j..depth-1: replace the entry */
-  return AF_OK;
-}
-
-static af_status cache_store(run *r, const af_batch *b) {
-  const size_t C = (size_t)r->C;
-  AF_TRY(r->be->to_host(r->be, r->hbuf, af_bert_hidden(&r->m, r->depth), (size_t)b->B * b->T * C * sizeof(float)));
-  for (int i = 0; i < b->B; i++)
-    AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], r->depth, r->hbuf + (size_t)i * b->T * C, b->len[i]));
+  *start = k;
   return AF_OK;
 }
 
@@ -337,21 +368,17 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   for (int lo = 0; lo < b->B; lo += micro) {
     int n = b->B - lo < micro ? b->B - lo : micro;
     a = af_now();
+    int start = 0;
+    AF_TRY(cache_prepare(r, b, &start));  /* the cache is off with accum > 1 */
     af_bert_input in = rows(b, lo, n);
     AF_TRY(af_bert_load_batch(&r->m, &in));
-    int start = 0, store = 0;
-    AF_TRY(cache_gather(r, b, &start, &store));  /* the cache is off with accum > 1 */
+    if (start > 0) AF_TRY(af_bert_load_hidden(&r->m, start, r->hbuf, n, b->T));
     t_data += af_now() - a;
     a = af_now();
     float loss;
     AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
     be->sync(be);
     t_fwd += af_now() - a;
-    if (store) {
-      a = af_now();
-      AF_TRY(cache_store(r, b));
-      t_data += af_now() - a;
-    }
     a = af_now();
     AF_TRY(af_bert_backward(&r->m, n, b->T, depth, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo,
                             1.0f / (float)b->B));
@@ -667,6 +694,13 @@ static void cleanup(run *r) {
   free(r->l1);
   free(r->l2);
   free(r->hbuf);
+  free(r->hsub);
+  free(r->sub_ids);
+  free(r->sub_tt);
+  free(r->sub_mask);
+  free(r->sub_tgt);
+  free(r->sub_rows);
+  free(r->grp);
   free(r->scores);
   free(r->logits);
 }

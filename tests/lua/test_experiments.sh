@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Every script in experiments/ runs end to end, shrunk to seconds: the tiny fixture model
+# (tests/fixtures/bert_tiny/cls, 64-token vocab, 16 positions), a tiny learnable task in the
+# default task's format and as a GLUE SST-2 folder, one epoch of 64 rows. Each must exit 0
+# and leave its summary table and figures. The real sizes are the scripts' own defaults.
+. "$(dirname "$0")/lib.sh"
+
+cat >"$TMP/make.lua" <<'LUA'
+local make = dofile(os.getenv("AF_SOURCE_DIR") .. "/tests/lua/tiny_task.lua")
+local dir = arg[1]
+make(dir .. "/glue/SST-2", 96, 48, 5)
+-- the default task's layout: sentence<TAB>label with label names, plus labels.txt
+os.execute("mkdir -p '" .. dir .. "/default'")
+for _, split in ipairs{"train", "dev"} do
+  local out = assert(io.open(dir .. "/default/" .. split .. ".tsv", "w"))
+  local first = true
+  for line in io.lines(dir .. "/glue/SST-2/" .. split .. ".tsv") do
+    if first then out:write(line, "\n") else out:write((line:gsub("\t1$", "\tpos"):gsub("\t0$", "\tneg")), "\n") end
+    first = false
+  end
+  out:close()
+end
+local l = assert(io.open(dir .. "/default/labels.txt", "w"))
+l:write("neg\npos\n")
+l:close()
+LUA
+expect_rc 0 "make the tiny tasks" -- "$BIN" run "$TMP/make.lua" "$TMP"
+
+small=(--set "model=$TINY" --set seq=16 --set epochs=1 --set train_rows=64 --set eval_rows=32 --set batch=16
+       --set threads=1 --set intervals=4)
+run_exp() { # run_exp NAME [extra args...]
+  local name=$1; shift
+  expect_rc 0 "experiments/$name.lua" -- "$BIN" run "$SRC/experiments/$name.lua" "${small[@]}" \
+    --set "out=$TMP/res/$name" --set "plots=$TMP/fig/$name" "$@"
+  [ -s "$TMP/fig/$name/summary.md" ] || fail "experiments/$name.lua wrote no $TMP/fig/$name/summary.md"
+  ls "$TMP/fig/$name"/*.png >/dev/null 2>&1 || fail "experiments/$name.lua wrote no figure"
+}
+run_exp quickstart --set "data=$TMP/default"
+run_exp bench_policies --set "data=$TMP/default"
+run_exp custom_policy --set "data=$TMP/default"
+run_exp ablation_percentile --set "data=$TMP/default" --set task=default
+run_exp ablation_intervals --set "data=$TMP/default" --set task=default
+run_exp static_depth --set "data=$TMP/default" --set task=default
+run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1
+finish test_experiments
