@@ -42,4 +42,5 @@ run_exp ablation_percentile --set "data=$TMP/default" --set task=default
 run_exp ablation_intervals --set "data=$TMP/default" --set task=default
 run_exp static_depth --set "data=$TMP/default" --set task=default
 run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1
+echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth paper"
 finish test_experiments
