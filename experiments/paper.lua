@@ -30,12 +30,20 @@ local folders = {sst2 = "SST-2", mrpc = "MRPC", cola = "CoLA", rte = "RTE"}
 local wanted = list(S.tasks or "sst2,mrpc,cola,rte")
 local tasks = {}
 for _, name in ipairs(wanted) do
-  if folders[name] then
-    tasks[#tasks + 1] = af.task.glue(name, glue .. "/" .. folders[name])
+  if not folders[name] then
+    error(("unknown task '%s' in --set tasks (sst2, mrpc, cola, rte; AG News and IMDb with --set ag_news=DIR, imdb=DIR)"):format(name))
+  end
+  local dir = glue .. "/" .. folders[name]
+  -- the default list takes the tasks that are there; a list given with --set must all be
+  if S.tasks or af.exists(dir .. "/train.tsv") then
+    tasks[#tasks + 1] = af.task.glue(name, dir)
+  else
+    print(("paper.lua: no %s/train.tsv, skipping %s"):format(dir, name))
   end
 end
 if S.ag_news then tasks[#tasks + 1] = af.task.docs("ag_news", S.ag_news) end
 if S.imdb then tasks[#tasks + 1] = af.task.docs("imdb", S.imdb) end
+if #tasks == 0 then error("no task found under " .. glue .. " (expected SST-2, MRPC, CoLA or RTE folders)") end
 
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
 local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
