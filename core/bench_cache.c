@@ -13,9 +13,9 @@
 #include <unistd.h>
 #include "core/timing.h"
 #include "core/bench.h"
+#include "core/bench_model.h"
 #include "core/bert.h"
 #include "core/cache.h"
-#include "core/checkpoint.h"
 #include "core/cli.h"
 #include "core/optim.h"
 
@@ -96,13 +96,7 @@ int af_bench_cache(int argc, char **argv) {
     return AF_EXIT_USAGE;
   }
   af_config cfg;
-  char path[4096];
-  if (model) {
-    snprintf(path, sizeof path, "%s/config.json", model);
-    if (af_config_load(path, &cfg) != AF_OK) return af_cli_report("bench cache");
-  } else if (af_config_named(cfgname, &cfg) != AF_OK) {
-    return af_cli_report("bench cache");
-  }
+  if (af_bench_config(model, cfgname, &cfg) != AF_OK) return af_cli_report("bench cache");
   const int L = cfg.num_hidden_layers, C = cfg.hidden_size, NL = 2;
   if (L < 2) {
     fprintf(stderr, "autofreeze bench cache: the model needs at least 2 layers\n");
@@ -138,12 +132,7 @@ int af_bench_cache(int argc, char **argv) {
     AF_FAIL(AF_ERR_NOMEM, "out of memory for the parameters");
     goto out;
   }
-  if (model) {
-    char rep[1024];
-    if (af_checkpoint_load(model, &cfg, &m.lay, host, 1, rep, sizeof rep) != AF_OK) goto out;
-  } else {
-    for (size_t i = 0; i < m.lay.total; i++) host[i] = 0.02f * ((float)(af_rng_mix(42, i) >> 40) / 16777216.0f - 0.5f);
-  }
+  if (af_bench_params(model, &cfg, &m.lay, host) != AF_OK) goto out;
   for (size_t e = 0; e < nex; e++) {
     d.len[e] = T / 2 + (int)(af_rng_mix(11, e) % (uint64_t)(T - T / 2 + 1));
     d.tgt[e] = (float)(e % NL);

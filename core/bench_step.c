@@ -11,9 +11,9 @@
 #include <unistd.h>
 #include "core/timing.h"
 #include "core/bench.h"
+#include "core/bench_model.h"
 #include "core/bench_gemm.h"
 #include "core/bert.h"
-#include "core/checkpoint.h"
 #include "core/cli.h"
 #include "core/optim.h"
 
@@ -101,13 +101,7 @@ int af_bench_step(int argc, char **argv) {
     return AF_EXIT_USAGE;
   }
   af_config cfg;
-  char path[4096];
-  if (model) {
-    snprintf(path, sizeof path, "%s/config.json", model);
-    if (af_config_load(path, &cfg) != AF_OK) return af_cli_report("bench step");
-  } else if (af_config_named(cfgname, &cfg) != AF_OK) {
-    return af_cli_report("bench step");
-  }
+  if (af_bench_config(model, cfgname, &cfg) != AF_OK) return af_cli_report("bench step");
   const int L = cfg.num_hidden_layers;
   int k_lo, k_hi;
   if (!strcmp(frozen, "all")) k_lo = 0, k_hi = L - 1;
@@ -135,13 +129,7 @@ int af_bench_step(int argc, char **argv) {
     AF_FAIL(AF_ERR_NOMEM, "out of memory for benchmark buffers");
     goto out;
   }
-  if (model) {
-    char rep[1024];
-    if (af_checkpoint_load(model, &cfg, &m.lay, host, 1, rep, sizeof rep) != AF_OK) goto out;
-  } else {
-    uint64_t st = 42;
-    for (size_t i = 0; i < m.lay.total; i++) host[i] = 0.02f * ((float)(af_rng_mix(st, i) >> 40) / 16777216.0f - 0.5f);
-  }
+  if (af_bench_params(model, &cfg, &m.lay, host) != AF_OK) goto out;
   if (af_bert_set_params(&m, host) != AF_OK) goto out;
   for (int i = 0; i < B * T; i++) {
     ids[i] = (int32_t)(af_rng_mix(7, (uint64_t)i) % (uint64_t)cfg.vocab_size);
