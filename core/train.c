@@ -142,7 +142,8 @@ static af_status setup(run *r) {
   r->depth = af_freeze_ctl_depth(r->ctl);
   AF_TRY(af_backend_open(o->device, o->threads, &r->be));
   const int micro = o->batch / o->accum;
-  AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, micro > 64 ? micro : 64, o->max_len, r->depth));
+  /* activations for one micro-batch; evaluation uses batches of the same size */
+  AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, micro, o->max_len, r->depth));
   AF_TRY(af_malloc((void **)&r->host_params, r->m.lay.total * sizeof(float), "parameters"));
   char report[1024] = "";
   AF_TRY(af_checkpoint_load(o->model_dir, &r->cfg, &r->m.lay, r->host_params, o->seed, report, sizeof report));
