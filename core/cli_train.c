@@ -209,6 +209,10 @@ int af_cli_train(int argc, char **argv) {
     fprintf(stderr, "autofreeze train: --model, --task, --data and --out are required (see --help)\n");
     return AF_EXIT_USAGE;
   }
+  if (strcmp(o.device, "cpu") && strcmp(o.device, "cuda") && strcmp(o.device, "auto")) {
+    fprintf(stderr, "autofreeze train: --device must be cpu, cuda or auto, got '%s'\n", o.device);
+    return AF_EXIT_USAGE;
+  }
   if (!strcmp(recipe, "paper")) {
     o.recipe_paper = 1;
     af_optim_defaults_paper(&o.optim);

@@ -30,10 +30,10 @@ af_status af_backend_open(const char *name, int threads, af_backend **be) {
   if (!strcmp(name, "cuda") || !strcmp(name, "gpu")) {
     if (!af_backend_cuda_built())
       return AF_FAIL(AF_ERR_UNSUPPORTED, "backend 'cuda': this build has no CUDA backend (nvcc was not found "
-                     "at configure time); use --backend cpu");
+                     "at configure time); use --device cpu");
     if (cuda_devices() <= 0)
       return AF_FAIL(AF_ERR_UNSUPPORTED, "backend 'cuda': no CUDA device is visible (driver missing or "
-                     "CUDA_VISIBLE_DEVICES empty); use --backend cpu");
+                     "CUDA_VISIBLE_DEVICES empty); use --device cpu");
 #ifdef AF_HAVE_CUDA
     return af_cuda_backend_create(threads, be);
 #endif

@@ -142,6 +142,7 @@ expect 2 "unknown option" "--frobnicate" "${RUN[@]}" --out "$O" --frobnicate
 expect 2 "unknown short option" "-Z" "${RUN[@]}" --out "$O" -Z
 expect 2 "option without its value" "--seed" "${RUN[@]}" --out "$O" --seed
 expect 2 "stray argument" "stray" "${RUN[@]}" --out "$O" stray
+expect 2 "--device tpu" "--device" "${RUN[@]}" --out "$O" --device tpu
 [ -e "$O" ] && fail "a usage error left a results file"
 
 cp -r "$MODEL" "$T/badmodel"
