@@ -19,9 +19,10 @@ int af_cli_export(int argc, char **argv) {
     fprintf(stderr, "usage: autofreeze export RUN_CHECKPOINT OUT_DIR\n");
     return AF_EXIT_USAGE;
   }
-  char model_dir[4096], path[4200];
+  char model_dir[4096], path[4200], labels[8192];
   int nl = 0;
-  if (af_train_ckpt_info(argv[1], model_dir, sizeof model_dir, &nl) != AF_OK) return af_cli_report("export");
+  if (af_train_ckpt_info(argv[1], model_dir, sizeof model_dir, &nl, labels, sizeof labels) != AF_OK)
+    return af_cli_report("export");
   af_config cfg;
   snprintf(path, sizeof path, "%s/config.json", model_dir);
   if (af_config_load(path, &cfg) != AF_OK) {
@@ -29,6 +30,16 @@ int af_cli_export(int argc, char **argv) {
     return af_cli_report("export");
   }
   cfg.num_labels = nl;
+  /* the task's label names for id2label (one per line in the checkpoint), when all are there */
+  const char *names[512];
+  int nn = 0;
+  for (char *p = labels, *e; *p && nn < 512; p = e + 1) {
+    e = strchr(p, '\n');
+    names[nn++] = p;
+    if (!e) break;
+    *e = 0;
+  }
+  if (nn == nl && nl > 1) cfg.label_names = names;
   af_param_layout lay;
   if (af_param_layout_build(&cfg, nl, &lay) != AF_OK) return af_cli_report("export");
   float *p = malloc(lay.total * sizeof *p);

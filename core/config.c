@@ -280,8 +280,9 @@ af_status af_config_save(const char *path, const af_config *cfg) {
       char k[32], v[32];
       snprintf(k, sizeof k, "%d", i);
       snprintf(v, sizeof v, "LABEL_%d", i);
-      ok &= cJSON_AddStringToObject(id2, k, v) != NULL;
-      ok &= add_num(l2i, v, i);
+      const char *name = cfg->label_names && cfg->label_names[i] ? cfg->label_names[i] : v;
+      ok &= cJSON_AddStringToObject(id2, k, name) != NULL;
+      ok &= add_num(l2i, name, i);
     }
     if (cfg->num_labels == 1) ok &= cJSON_AddStringToObject(o, "problem_type", "regression") != NULL;
     else ok &= cJSON_AddStringToObject(o, "problem_type", "single_label_classification") != NULL;

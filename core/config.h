@@ -21,6 +21,8 @@ typedef struct {
   int num_labels;                /* from config if present (id2label/num_labels), else 0 */
   int pad_token_id;
   char model_type[32];
+  const char *const *label_names; /* [num_labels] for config.json's id2label when saving; NULL: LABEL_i.
+                                     Not owned; config loading leaves it NULL */
 } af_config;
 
 /* Parse path (config.json). Errors name the file and the key. */

@@ -79,6 +79,7 @@ typedef struct {
   af_metrics last_metrics;
   double last_loss;
   char ckpt_dir[4096];
+  char *labels;           /* the task's label names joined by '\n', for checkpoints and export */
   int progress;
 } run;
 
@@ -110,6 +111,13 @@ static af_status open_data(run *r) {
   if (o->no_header) to.header = 0;
   AF_TRY(af_task_open(o->task, o->data_dir, &to, &r->task));
   r->NL = af_task_num_labels(r->task);
+  size_t lsize = 1;
+  for (int k = 0; k < r->NL; k++) lsize += strlen(af_task_label_name(r->task, k) ? af_task_label_name(r->task, k) : "") + 1;
+  AF_TRY(af_calloc((void **)&r->labels, lsize, 1, "label names"));
+  for (int k = 0; k < r->NL && af_task_label_name(r->task, k); k++) {
+    if (k) strcat(r->labels, "\n");
+    strcat(r->labels, af_task_label_name(r->task, k));
+  }
   AF_TRY(af_task_load(r->task, af_task_train_split(r->task), r->tok, o->max_len, &r->train));
   if (r->train->n == 0) return AF_FAIL(AF_ERR_FORMAT, "%s: the training split has no examples", r->train->path);
   r->n_eval = af_task_num_eval_splits(r->task);
@@ -536,7 +544,7 @@ static af_status save_ckpt(run *r) {
                        .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
                        .train_time = train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
-                       .last_eval_step = r->last_eval_step};
+                       .last_eval_step = r->last_eval_step, .labels = r->labels};
   return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
 }
 
@@ -704,6 +712,7 @@ static void cleanup(run *r) {
   free(r->grp);
   free(r->scores);
   free(r->logits);
+  free(r->labels);
 }
 
 af_status af_train(const af_train_opts *o, af_train_summary *sum) {

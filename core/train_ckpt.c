@@ -57,20 +57,27 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
   char mdir[8192], *abs = realpath(model_dir, NULL);
   json_str(mdir, sizeof mdir, abs ? abs : model_dir);
   free(abs);
-  char *meta = malloc(sizeof prev + sizeof mdir + 2048);
-  if (!meta) {
+  const char *lab = st->labels ? st->labels : "";
+  const size_t lcap = 6 * strlen(lab) + 8, mcap = sizeof prev + sizeof mdir + lcap + 2048;
+  char *meta = malloc(mcap), *lesc = malloc(lcap);
+  if (!meta || !lesc) {
+    free(meta);
+    free(lesc);
     free(buf);
     return AF_FAIL(AF_ERR_NOMEM, "out of memory for checkpoint metadata");
   }
-  snprintf(meta, sizeof prev + sizeof mdir + 2048,
+  json_str(lesc, lcap, lab);
+  snprintf(meta, mcap,
            "{\"format\":\"autofreeze-run-checkpoint-1\",\"model_dir\":\"%s\",\"num_labels\":\"%d\",\"step\":\"%ld\","
            "\"epoch\":\"%d\",\"batch_in_epoch\":\"%zu\",\"depth\":\"%d\",\"examples\":\"%ld\",\"L\":\"%d\","
            "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
-           "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\"}",
+           "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\"}",
            mdir, m->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
-           st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step);
+           st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step,
+           lesc);
+  free(lesc);
   af_st_write_tensor t[4] = {
       {"params", AF_ST_F32, 1, {(int64_t)P}, buf},
       {"adam_m", AF_ST_F32, 1, {(int64_t)P}, buf + P},
@@ -177,7 +184,8 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
   return s;
 }
 
-af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels) {
+af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels, char *labels,
+                             size_t labels_cap) {
   af_st *st = NULL;
   AF_TRY(open_ckpt(dir, &st));
   const char *md = af_st_metadata(st, "model_dir");
@@ -187,6 +195,8 @@ af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *
   if (s == AF_OK) {
     snprintf(model_dir, cap, "%s", md);
     *num_labels = (int)nl;
+    const char *lab = af_st_metadata(st, "labels");  /* absent in checkpoints before it existed */
+    snprintf(labels, labels_cap, "%s", lab ? lab : "");
   }
   af_st_close(st);
   return s;

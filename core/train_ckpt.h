@@ -15,13 +15,16 @@ typedef struct {
   double *prev_scores_out;      /* load: caller's buffer [L] (L <= 512) */
   double best, best_train_time, train_time;
   uint64_t seed;
+  const char *labels;           /* save: the task's label names joined by '\n' ("" for regression) */
 } af_train_state;
 
 /* DIR/last.safetensors (through a temporary file and a rename). */
 af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_state *st, const char *model_dir);
 af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *st);
-/* The model directory and label count a checkpoint was trained from (for export). */
-af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels);
+/* The model directory, label count and label names (joined by '\n'; "" when unknown) a
+ * checkpoint was trained from (for export). */
+af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *num_labels, char *labels,
+                             size_t labels_cap);
 /* Parameters of a checkpoint into a host buffer of `total` floats. */
 af_status af_train_ckpt_params(const char *dir, float *params, size_t total);
 

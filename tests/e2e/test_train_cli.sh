@@ -310,6 +310,8 @@ if "$AF_BIN" train --model "$MODEL" --task mnli --data "$T/mnli" --out "$M3" --s
   "$AF_BIN" export "$M3.ckpt" "$T/export3" >"$T/out" 2>>"$T/err"; then
   ok "mnli run + export: $(cat "$T/out")"
   pycheck export "$T/export3" 3 3 "$MODEL" 2
+  grep -q '"entailment"' "$T/export3/config.json" && grep -q '"contradiction"' "$T/export3/config.json" &&
+    ok "exported id2label carries the task's label names" || fail "exported config.json lacks MNLI's label names"
 else
   fail "mnli run or its export failed: $(cat "$T/err")"
 fi
