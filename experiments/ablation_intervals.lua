@@ -6,13 +6,8 @@
 --       [--set task=default --set data=data/default] [--set seeds=1] [--set epochs=2] ...
 local af = require "autofreeze"
 local S = af.settings
-local function list(s, conv)
-  local t = {}
-  for x in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = conv and conv(x) or x end
-  return t
-end
-local taskname, data = S.task or "default", S.data or "data/default"
-local task = taskname == "default" and af.task.default(data) or af.task.open(taskname, data)
+local list = af.report.list
+local task = af.report.settings_task(S)
 local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
 local policies = {af.policy.none()}
 for _, n in ipairs(list(S.intervals or "5,10,20,40", tonumber)) do

@@ -6,13 +6,8 @@
 --       [--set seeds=1] [--set epochs=2] [--set seq=64] [--set train_rows=1500] [--set eval_rows=300]
 local af = require "autofreeze"
 local S = af.settings
-local function list(s, conv)
-  local t = {}
-  for x in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = conv and conv(x) or x end
-  return t
-end
-local taskname, data = S.task or "default", S.data or "data/default"
-local task = taskname == "default" and af.task.default(data) or af.task.open(taskname, data)
+local list = af.report.list
+local task = af.report.settings_task(S)
 local policies = {af.policy.none()}
 for _, p in ipairs(list(S.percentiles or "25,50,75,90", tonumber)) do
   policies[#policies + 1] = af.policy.adaptive{percentile = p}

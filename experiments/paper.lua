@@ -20,11 +20,7 @@ if not glue then
   os.exit(2)
 end
 
-local function list(s, conv)
-  local t = {}
-  for x in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = conv and conv(x) or x end
-  return t
-end
+local list = af.report.list
 
 local folders = {sst2 = "SST-2", mrpc = "MRPC", cola = "CoLA", rte = "RTE"}
 local wanted = list(S.tasks or "sst2,mrpc,cola,rte")

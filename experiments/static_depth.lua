@@ -6,14 +6,9 @@
 --       [--set seeds=1] [--set epochs=2] [--set seq=64] [--set train_rows=1500] ...
 local af = require "autofreeze"
 local S = af.settings
-local function list(s, conv)
-  local t = {}
-  for x in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = conv and conv(x) or x end
-  return t
-end
+local list = af.report.list
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
-local taskname, data = S.task or "default", S.data or "data/default"
-local task = taskname == "default" and af.task.default(data) or af.task.open(taskname, data)
+local task = af.report.settings_task(S)
 local policies = {af.policy.none()}
 local depths = S.depths and list(S.depths, tonumber) or {}
 if #depths == 0 then for k = 1, model.layers - 1 do depths[#depths + 1] = k end end

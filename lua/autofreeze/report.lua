@@ -118,4 +118,19 @@ M.sweep_columns = {
   {"speedup", "speedup", "%.2fx"}, {"state", "this sweep"},
 }
 
+-- A comma- or space-separated --set value as a list ("25,50,75" -> {25, 50, 75} with
+-- conv = tonumber). A single number from --set works too.
+function M.list(s, conv)
+  local t = {}
+  for x in tostring(s):gmatch("[^,%s]+") do t[#t + 1] = conv and conv(x) or x end
+  return t
+end
+
+-- The task named by --set task (default "default") in --set data (default "data/default").
+function M.settings_task(S)
+  local af = require "autofreeze"
+  local name, data = S.task or "default", S.data or "data/default"
+  return name == "default" and af.task.default(data) or af.task.open(name, data)
+end
+
 return M
