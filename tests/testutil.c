@@ -71,3 +71,26 @@ const char *af_test_tmpdir(void) {
   if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
   return dir;
 }
+
+static const char *const tiny_words[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on",
+                                         "are", "as", "with", "his", "they", "at", "be", "this", "from", "have", "or",
+                                         "by", "one"};
+
+void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t seed, int min_len, int len_span) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/%s.tsv", dir, name);
+  FILE *f = fopen(path, "w");
+  if (!f) { perror(path); exit(1); }
+  fprintf(f, "sentence\tlabel\n");
+  uint64_t x = seed;
+  for (int i = 0; i < n; i++) {
+    int len = min_len + (int)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 60) % len_span;
+    int label = i % 2, pos = (int)((x >> 33) % (uint64_t)len);
+    for (int w = 0; w < len; w++) {
+      x = x * 6364136223846793005ull + 1442695040888963407ull;
+      fprintf(f, "%s%s", w ? " " : "", (label && w == pos) ? "you" : tiny_words[(x >> 35) % 25]);
+    }
+    fprintf(f, "\t%d\n", label);
+  }
+  fclose(f);
+}

@@ -3,6 +3,7 @@
 #ifndef AF_TESTUTIL_H
 #define AF_TESTUTIL_H
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 extern int af_test_failures;
@@ -21,4 +22,8 @@ const char *af_test_source_dir(void);
 const char *af_test_model_dir(void);
 /* A fresh temporary directory (mkdtemp under $TMPDIR), path valid until exit. */
 const char *af_test_tmpdir(void);
+/* A small learnable task for the tiny fixture model (tests/fixtures/bert_tiny/cls): DIR/NAME.tsv
+ * with "sentence\tlabel" rows of min_len .. min_len+len_span-1 common words from its vocabulary;
+ * label 1 (every other row) iff the sentence contains "you". Deterministic in seed. */
+void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t seed, int min_len, int len_span);
 #endif

@@ -21,28 +21,8 @@
 #include "core/train.h"
 #include "tests/testutil.h"
 
-static const char *words[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on", "are",
-                              "as", "with", "his", "they", "at", "be", "this", "from", "have", "or", "by", "one"};
-static char cache_dir_to_break[4200];
 
-static void write_split(const char *dir, const char *name, int n, uint64_t seed) {
-  char path[4300];
-  snprintf(path, sizeof path, "%s/%s.tsv", dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f) { perror(path); exit(1); }
-  fprintf(f, "sentence\tlabel\n");
-  uint64_t x = seed;
-  for (int i = 0; i < n; i++) {
-    int len = 3 + (int)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 60) % 9;
-    int label = i % 2, pos = (int)((x >> 33) % (uint64_t)len);
-    for (int w = 0; w < len; w++) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      fprintf(f, "%s%s", w ? " " : "", (label && w == pos) ? "you" : words[(x >> 35) % 25]);
-    }
-    fprintf(f, "\t%d\n", label);
-  }
-  fclose(f);
-}
+static char cache_dir_to_break[4200];
 
 /* depth 0 -> 1 at decision 1 (step 12, the end of epoch 1), -> 2 at decision 2 (step 18, the
  * middle of epoch 2), so epoch 3's batches mix entries at depth 1 (to advance) and depth 2;
@@ -189,8 +169,8 @@ int main(void) {
   char cmd[9000];
   snprintf(cmd, sizeof cmd, "mkdir -p %s %s", data, cdir);
   if (system(cmd) != 0) return 1;
-  write_split(data, "train", 192, 11);
-  write_split(data, "dev", 64, 12);
+  af_test_write_you_split(data, "train", 192, 11, 3, 9);
+  af_test_write_you_split(data, "dev", 64, 12, 3, 9);
   af_set_quiet(1);  /* the failure cases warn by design */
 
   af_policy *pol = NULL, *breaker = NULL;

@@ -12,28 +12,6 @@
 #include "core/train.h"
 #include "tests/testutil.h"
 
-static const char *words[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on", "are",
-                              "as", "with", "his", "they", "at", "be", "this", "from", "have", "or", "by", "one"};
-
-static void write_split(const char *dir, const char *name, int n, uint64_t seed) {
-  char path[4200];
-  snprintf(path, sizeof path, "%s/%s.tsv", dir, name);
-  FILE *f = fopen(path, "w");
-  if (!f) { perror(path); exit(1); }
-  fprintf(f, "sentence\tlabel\n");
-  uint64_t x = seed;
-  for (int i = 0; i < n; i++) {
-    int len = 4 + (int)((x = x * 6364136223846793005ull + 1442695040888963407ull) >> 60) % 7;
-    int label = i % 2;
-    int pos = (int)((x >> 33) % (uint64_t)len);
-    for (int w = 0; w < len; w++) {
-      x = x * 6364136223846793005ull + 1442695040888963407ull;
-      fprintf(f, "%s%s", w ? " " : "", (label && w == pos) ? "you" : words[(x >> 35) % 25]);
-    }
-    fprintf(f, "\t%d\n", label);
-  }
-  fclose(f);
-}
 
 static double *col(const char *file, const char *path, size_t *n) {
   af_results_reader *rr = NULL;
@@ -182,8 +160,8 @@ int main(void) {
   char cmd[4400];
   snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
   if (system(cmd) != 0) return 1;
-  write_split(data, "train", 320, 1);
-  write_split(data, "dev", 64, 2);
+  af_test_write_you_split(data, "train", 320, 1, 4, 7);
+  af_test_write_you_split(data, "dev", 64, 2, 4, 7);
   const int L = 3;
   af_train_summary sum;
   af_train_opts o;
