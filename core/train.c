@@ -18,12 +18,10 @@
 #include "core/cache.h"
 #include "core/checkpoint.h"
 #include "core/results.h"
+#include "core/stop_signal.h"
 #include "core/task.h"
 #include "core/tokenizer.h"
 #include "core/train_ckpt.h"
-
-static volatile sig_atomic_t g_stop;
-static void on_signal(int sig) { g_stop = sig; }
 
 void af_train_opts_default(af_train_opts *o) {
   memset(o, 0, sizeof *o);
@@ -615,11 +613,12 @@ static af_status loop(run *r, af_train_summary *sum) {
         AF_TRY(af_results_flush(r->res));
       }
       progress_line(r);
-      if (o->interrupt_at_step > 0 && r->step == o->interrupt_at_step) g_stop = SIGINT;
-      if (g_stop) {
+      if (o->interrupt_at_step > 0 && r->step == o->interrupt_at_step) af_stop_request(SIGINT);
+      int sig = af_stop_requested();
+      if (sig) {
         AF_TRY(save_ckpt(r));
         return AF_FAIL(AF_ERR_INTERRUPTED, "interrupted by signal %d at step %ld; resume with --resume",
-                       (int)g_stop, r->step);
+                       sig, r->step);
       }
     }
   }
@@ -736,18 +735,14 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
     cleanup(&r);
     return s;
   }
-  g_stop = 0;
-  struct sigaction sa = {0}, old_int, old_term;
-  sa.sa_handler = on_signal;
-  sigaction(SIGINT, &sa, &old_int);
-  sigaction(SIGTERM, &sa, &old_term);
+  af_stop_guard guard;
+  af_stop_begin(&guard);
   r.t0 = af_now();
   s = loop(&r, sum);
-  sigaction(SIGINT, &old_int, NULL);
-  sigaction(SIGTERM, &old_term, NULL);
   const char *status = s == AF_OK ? "complete" : s == AF_ERR_INTERRUPTED ? "interrupted" : "failed";
   summarize(&r, sum, status);
   finish_results(&r, status, sum);
   cleanup(&r);
+  af_stop_end(&guard);  /* after the results are closed: a late signal loses nothing */
   return s;
 }

@@ -1,6 +1,8 @@
 /* The backend registry: open "cpu", "cuda" or "auto" by name. This file and kernels/ are
  * the only places that know which backends were compiled in. */
 #include "kernels/ops.h"
+#include <omp.h>
+#include <pthread.h>
 #include <string.h>
 #include "kernels/cpu/cpu_backend.h"
 #ifdef AF_HAVE_CUDA
@@ -49,4 +51,13 @@ af_status af_backend_open(const char *name, int threads, af_backend **be) {
 
 void af_backend_close(af_backend *be) {
   if (be && be->destroy) be->destroy(be);
+}
+
+void af_compute_threads_sigmask(int how, const sigset_t *set) {
+  pthread_sigmask(how, set, NULL);
+  /* A team as large as any the run may use reaches every pooled thread; threads created
+   * later are cloned from this one and inherit its mask. */
+  int n = omp_get_max_threads(), p = omp_get_num_procs();
+#pragma omp parallel num_threads(n > p ? n : p)
+  pthread_sigmask(how, set, NULL);
 }

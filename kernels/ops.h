@@ -13,6 +13,7 @@
 #ifndef AF_OPS_H
 #define AF_OPS_H
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 #include "core/status.h"
 
@@ -141,5 +142,12 @@ static inline int af_dropout_keep(uint64_t seed, uint64_t ctr, float p) {
 af_status af_backend_open(const char *name, int threads, af_backend **be);
 void af_backend_close(af_backend *be);  /* NULL is fine */
 int af_backend_cuda_built(void);
+
+/* pthread_sigmask(how, set) on the calling thread and on every thread of the compute pool
+ * (OpenMP's team, which later threads inherit from). A caller that handles a signal and
+ * returns must keep it off these threads: oneDNN 2.6's JIT sgemm points rsp at a heap
+ * workspace, so a signal frame written there corrupts the heap (oneDNN issue #4845,
+ * fixed upstream in 2026 by PR #4855, after the Debian 2.6 package). */
+void af_compute_threads_sigmask(int how, const sigset_t *set);
 
 #endif
