@@ -640,6 +640,10 @@ void af_act_cache_stats_detail(const af_act_cache *c, af_act_cache_detail *out) 
   out->prefetched = c->prefetched;
   out->prefetch_waits = c->prefetch_waits;
   out->dropped_puts = c->dropped_puts;
+  for (int i = 0; i < c->nslots; i++) {
+    out->staged += c->slots[i].state == SLOT_READY;
+    out->pending += c->slots[i].state == SLOT_QUEUED || c->slots[i].state == SLOT_LOADING;
+  }
   out->io_time_reader = c->io_time_reader;
   out->wait_time = c->wait_time;
   out->budget_bytes = c->o.budget_bytes;

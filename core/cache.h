@@ -70,6 +70,7 @@ typedef struct {
   long long disk_bytes;      /* entry bytes in the disk tier (storage dtype, before compression) */
   long long file_bytes;      /* size of the HDF5 file now */
   long long disk_reads, prefetched, prefetch_waits, dropped_puts;
+  int staged, pending;       /* prefetch slots read and waiting / queued or being read */
   double io_time_reader;     /* part of io_time spent on the reader thread (overlapped) */
   double wait_time;          /* seconds get() waited for the reader or read synchronously */
   size_t budget_bytes;

@@ -153,6 +153,18 @@ static void test_conversions(void) {
 #endif
 }
 
+/* Let the reader thread finish what prefetch queued (a slow or loaded machine may take a
+ * while; the checks below then see every entry staged). */
+static void wait_staged(af_act_cache *c) {
+  af_act_cache_detail d;
+  for (int i = 0; i < 2000; i++) {
+    af_act_cache_stats_detail(c, &d);
+    if (d.pending == 0) return;
+    nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL);
+  }
+  fprintf(stderr, "  prefetch: %d slots still pending after 10 s\n", d.pending);
+}
+
 static af_act_cache_opts opts(af_cache_mode mode, af_cache_dtype d, size_t budget, const char *dir, int compress,
                               size_t n, const char *key) {
   return (af_act_cache_opts){.mode = mode, .dtype = d, .budget_bytes = budget, .dir = dir, .compress = compress,
@@ -205,7 +217,7 @@ static void test_round_trip(af_cache_mode mode, af_cache_dtype d, size_t budget,
   size_t order[50];
   for (size_t i = 0; i < stored; i++) order[i] = (i * 17 + 5) % stored;
   af_act_cache_prefetch(c, order, 25);
-  nanosleep(&(struct timespec){0, 50 * 1000 * 1000}, NULL);
+  wait_staged(c);
   check_entries(c, order, 25, 3, 1, d, what);
   af_act_cache_stats_detail(c, &d1);
   if (mode != AF_CACHE_MEMORY) {
@@ -217,7 +229,7 @@ static void test_round_trip(af_cache_mode mode, af_cache_dtype d, size_t budget,
   }
   /* A replacement after the reader staged the old value: get must serve the new one. */
   af_act_cache_prefetch(c, order + 25, 25);
-  nanosleep(&(struct timespec){0, 20 * 1000 * 1000}, NULL);
+  wait_staged(c);
   float *x = malloc(sizeof(float) * 90 * C);
   for (size_t j = 25; j < 50; j += 2) {
     fill(x, order[j], 2, len_of(order[j]));
