@@ -167,11 +167,11 @@ int af_bench_cache(int argc, char **argv) {
       fprintf(stderr, "autofreeze bench cache: the cache is off: %s\n", af_act_cache_disabled_reason(cache));
       goto out;
     }
-    /* Fill: the frozen forward (no dropout) and h_k of every example's real tokens. */
+    /* Fill: the frozen prefix (no dropout) of each batch and h_k of every example's real
+     * tokens, as training fills a batch that mixes depths. */
     double f0 = af_now();
     for (int b = 0; b < nb; b++) {
-      float loss;
-      if (load_batch(&m, &d, b) != AF_OK || af_bert_forward(&m, B, T, 0, k, 0, 0, &loss) != AF_OK ||
+      if (load_batch(&m, &d, b) != AF_OK || af_bert_forward_prefix(&m, B, T, 0, k) != AF_OK ||
           be->to_host(be, hid, af_bert_hidden(&m, k), (size_t)B * T * C * sizeof *hid) != AF_OK)
         goto out;
       for (int j = 0; j < B; j++) {

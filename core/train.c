@@ -286,22 +286,46 @@ static af_status write_config(run *r) {
 
 /* The frozen prefix of a batch, through the activation cache, entry by entry: entries at
  * the current depth k are read as they are; entries at a lower depth j are read and pushed
- * through layers j..k-1 (the advance); absent entries are computed from the tokens. Each
- * group of rows runs as one sub-batch of the batch's padded length; its h[k] rows are
- * stored at depth k and placed into r->hbuf [B,T,C]. On return *start is k (forward from
- * r->hbuf) or 0 when the cache is not in play. The caller loads the full batch after. */
-static af_status cache_prepare(run *r, const af_batch *b, int *start) {
+ * through layers j..k-1 (the advance); absent entries are computed from the tokens. On
+ * return *start is where the step's forward begins, from r->hbuf [B,T,C] when > 0.
+ * When every row starts from the same depth j < k (the common case: the first epoch after
+ * a freeze), the step's own forward runs from j and *store is set: the caller stores h[k]
+ * after it (cache_store), so filling costs no more than running without the cache.
+ * Otherwise each group of rows runs as one sub-batch of the batch's padded length, its
+ * h[k] rows stored and placed into r->hbuf, and *start is k. The caller loads the full
+ * batch after. */
+static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store) {
   *start = 0;
+  *store = 0;
   if (!r->cache || r->depth == 0) return AF_OK;
   const int k = r->depth, B = b->B, T = b->T;
   const size_t C = (size_t)r->C, row = (size_t)T * C;
   int *grp = r->grp;  /* [B]: the depth a row starts from (0: the tokens), k for a hit */
   int len, d;
+  int same = 1;
   for (int i = 0; i < B; i++) {
     d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
     grp[i] = d > 0 && d <= k ? d : 0;
+    same &= grp[i] == grp[0];
   }
   memset(r->hbuf, 0, (size_t)B * row * sizeof(float));
+  if (same && grp[0] < k) {
+    const int j = grp[0];
+    for (int i = 0; i < B && j > 0; i++) {
+      AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * row, &len, &d));
+      if (d != j || len != b->len[i]) {  /* lost (the cache turned off): all from the tokens */
+        memset(r->hbuf, 0, (size_t)B * row * sizeof(float));
+        *store = 1;
+        return AF_OK;
+      }
+    }
+    for (int i = 0; i < B && j == 0; i++)
+      if (af_act_cache_depth(r->cache, (size_t)b->index[i]) < 0)
+        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &d));  /* counts the miss */
+    *start = j;
+    *store = 1;
+    return AF_OK;
+  }
   for (int i = 0; i < B; i++) {
     if (grp[i] != k) continue;
     AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * row, &len, &d));
@@ -346,6 +370,16 @@ static af_status cache_prepare(run *r, const af_batch *b, int *start) {
   return AF_OK;
 }
 
+/* After a forward from below the frozen depth k: h[k] of every row into the cache. */
+static af_status cache_store(run *r, const af_batch *b) {
+  const int k = r->depth, B = b->B, T = b->T;
+  const size_t row = (size_t)T * (size_t)r->C;
+  AF_TRY(r->be->to_host(r->be, r->hsub, af_bert_hidden(&r->m, k), (size_t)B * row * sizeof(float)));
+  for (int i = 0; i < B; i++)
+    AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], k, r->hsub + (size_t)i * row, b->len[i]));
+  return AF_OK;
+}
+
 static void cache_prefetch_next(run *r) {
   if (!r->cache || r->depth == 0) return;
   size_t k = r->batch_in_epoch;  /* the batch after the current one */
@@ -375,8 +409,8 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
   for (int lo = 0; lo < b->B; lo += micro) {
     int n = b->B - lo < micro ? b->B - lo : micro;
     a = af_now();
-    int start = 0;
-    AF_TRY(cache_prepare(r, b, &start));  /* the cache is off with accum > 1 */
+    int start = 0, store = 0;
+    AF_TRY(cache_prepare(r, b, &start, &store));  /* the cache is off with accum > 1 */
     af_bert_input in = rows(b, lo, n);
     AF_TRY(af_bert_load_batch(&r->m, &in));
     if (start > 0) AF_TRY(af_bert_load_hidden(&r->m, start, r->hbuf, n, b->T));
@@ -386,6 +420,11 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
     AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
     be->sync(be);
     t_fwd += af_now() - a;
+    if (store) {
+      a = af_now();
+      AF_TRY(cache_store(r, b));
+      t_data += af_now() - a;
+    }
     a = af_now();
     AF_TRY(af_bert_backward(&r->m, n, b->T, depth, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo,
                             1.0f / (float)b->B));

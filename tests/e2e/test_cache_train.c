@@ -43,6 +43,15 @@ static af_status scripted(af_policy *p, const af_interval_stats *st, int *new_de
   return AF_OK;
 }
 
+/* depth 0 -> 1 at the end of epoch 1 (step 12), -> 2 at the end of epoch 2 (step 24): every
+ * batch of epoch 2 misses whole (filled inside the step's own forward from the tokens) and
+ * every batch of epoch 3 holds only depth-1 entries (advanced inside the step's forward). */
+static af_status at_epoch_ends(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  (void)p;
+  if (st->interval == 1 || st->interval == 3) *new_depth = st->depth + 1;
+  return AF_OK;
+}
+
 typedef struct {
   double *loss, *acc;
   size_t nl, na;
@@ -173,11 +182,12 @@ int main(void) {
   af_test_write_you_split(data, "dev", 64, 12, 3, 9);
   af_set_quiet(1);  /* the failure cases warn by design */
 
-  af_policy *pol = NULL, *breaker = NULL;
+  af_policy *pol = NULL, *breaker = NULL, *ends = NULL;
   static int flag = 1;
   CHECK_OK(af_policy_custom("scripted", scripted, NULL, NULL, &pol));
+  CHECK_OK(af_policy_custom("epoch-ends", at_epoch_ends, NULL, NULL, &ends));
   CHECK_OK(af_policy_custom("scripted", scripted, &flag, NULL, &breaker));
-  run_out off, mem, disk, autom, f16, bf16, bad, trunc;
+  run_out off, mem, disk, autom, f16, bf16, bad, trunc, ends_off, ends_mem;
 
 #define RUN(name, ro, p, mode, dt, dir, budget)                        \
   snprintf(out, sizeof out, "%s/%s.h5", tmp, name);                    \
@@ -193,6 +203,8 @@ int main(void) {
   RUN("unwritable", bad, pol, AF_CACHE_DISK, AF_DTYPE_F32, "/proc/autofreeze-no-such-dir", 0);
   snprintf(cache_dir_to_break, sizeof cache_dir_to_break, "%s", cdir);
   RUN("truncated", trunc, breaker, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
+  RUN("ends-off", ends_off, ends, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
+  RUN("ends-memory", ends_mem, ends, AF_CACHE_MEMORY, AF_DTYPE_F32, NULL, 0);
 
   printf("cache hits/misses: memory %lld/%lld, disk %lld/%lld (tier %s), auto %lld/%lld (tier %s)\n", mem.hits,
          mem.misses, disk.hits, disk.misses, disk.tier, autom.hits, autom.misses, autom.tier);
@@ -213,8 +225,13 @@ int main(void) {
   printf("file truncated mid-run: disabled (%s)\n", trunc.reason);
   CHECK(trunc.reason[0] != 0);
   compare("truncated mid-run vs cache off", &trunc, &off, 1e-4, 0.0);
+  printf("freezes at epoch ends: hits/misses %lld/%lld\n", ends_mem.hits, ends_mem.misses);
+  CHECK(ends_mem.hits == 384 && ends_mem.misses == 192);
+  compare("epoch-end freezes: memory vs off", &ends_mem, &ends_off, 1e-4, 0.0);
   advance_check(model);
 
+  free_run(&ends_off); free_run(&ends_mem);
+  af_policy_free(ends);
   free_run(&off); free_run(&mem); free_run(&disk); free_run(&autom);
   free_run(&f16); free_run(&bf16); free_run(&bad); free_run(&trunc);
   af_policy_free(pol);
