@@ -335,6 +335,10 @@ static void count_miss(af_act_cache *c) {
   pthread_mutex_unlock(&c->mu);
 }
 
+void af_act_cache_count_miss(af_act_cache *c) {
+  if (c) count_miss(c);
+}
+
 af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int *depth) {
   *len = 0;
   *depth = -1;

@@ -41,6 +41,8 @@ int af_act_cache_depth(const af_act_cache *c, size_t i);
  * example's real-token count (the caller knows it; af_act_cache_len tells too). A miss (no
  * entry, or the cache got disabled) returns AF_OK with *depth = -1 and *len = 0. */
 af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int *depth);
+/* Count a lookup the caller serves by recomputing, without reading the entry. */
+void af_act_cache_count_miss(af_act_cache *c);
 /* Tokens of example i's entry; 0 when none. */
 int af_act_cache_len(const af_act_cache *c, size_t i);
 /* Store or replace entry i: src [len, C] fp32, the output of layer depth-1 (depth = frozen

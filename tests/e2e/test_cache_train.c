@@ -52,6 +52,15 @@ static af_status at_epoch_ends(af_policy *p, const af_interval_stats *st, int *n
   return AF_OK;
 }
 
+/* depth 0 -> 1 at step 30 (mid epoch 3), -> 2 at step 36 (the end of epoch 3): epoch 4's
+ * batches mix rows at depth 1 with absent ones in varying proportions, so both ways of
+ * running a mixed batch (per-group sub-batches, or one forward from the tokens) are taken. */
+static af_status late(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  (void)p;
+  if (st->interval == 4 || st->interval == 5) *new_depth = st->depth + 1;
+  return AF_OK;
+}
+
 typedef struct {
   double *loss, *acc;
   size_t nl, na;
@@ -182,12 +191,13 @@ int main(void) {
   af_test_write_you_split(data, "dev", 64, 12, 3, 9);
   af_set_quiet(1);  /* the failure cases warn by design */
 
-  af_policy *pol = NULL, *breaker = NULL, *ends = NULL;
+  af_policy *pol = NULL, *breaker = NULL, *ends = NULL, *lat = NULL;
   static int flag = 1;
   CHECK_OK(af_policy_custom("scripted", scripted, NULL, NULL, &pol));
   CHECK_OK(af_policy_custom("epoch-ends", at_epoch_ends, NULL, NULL, &ends));
+  CHECK_OK(af_policy_custom("late", late, NULL, NULL, &lat));
   CHECK_OK(af_policy_custom("scripted", scripted, &flag, NULL, &breaker));
-  run_out off, mem, disk, autom, f16, bf16, bad, trunc, ends_off, ends_mem;
+  run_out off, mem, disk, autom, f16, bf16, bad, trunc, ends_off, ends_mem, late_off, late_mem;
 
 #define RUN(name, ro, p, mode, dt, dir, budget)                        \
   snprintf(out, sizeof out, "%s/%s.h5", tmp, name);                    \
@@ -205,6 +215,8 @@ int main(void) {
   RUN("truncated", trunc, breaker, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
   RUN("ends-off", ends_off, ends, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
   RUN("ends-memory", ends_mem, ends, AF_CACHE_MEMORY, AF_DTYPE_F32, NULL, 0);
+  RUN("late-off", late_off, lat, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
+  RUN("late-memory", late_mem, lat, AF_CACHE_MEMORY, AF_DTYPE_F32, NULL, 0);
 
   printf("cache hits/misses: memory %lld/%lld, disk %lld/%lld (tier %s), auto %lld/%lld (tier %s)\n", mem.hits,
          mem.misses, disk.hits, disk.misses, disk.tier, autom.hits, autom.misses, autom.tier);
@@ -228,10 +240,15 @@ int main(void) {
   printf("freezes at epoch ends: hits/misses %lld/%lld\n", ends_mem.hits, ends_mem.misses);
   CHECK(ends_mem.hits == 384 && ends_mem.misses == 192);
   compare("epoch-end freezes: memory vs off", &ends_mem, &ends_off, 1e-4, 0.0);
+  /* every row of every step after step 30 is one lookup: 18 steps x 16 rows */
+  printf("late freezes: hits/misses %lld/%lld\n", late_mem.hits, late_mem.misses);
+  CHECK(late_mem.hits + late_mem.misses == 18 * 16 && late_mem.hits > 0);
+  compare("late freezes: memory vs off", &late_mem, &late_off, 1e-4, 0.0);
   advance_check(model);
 
-  free_run(&ends_off); free_run(&ends_mem);
+  free_run(&ends_off); free_run(&ends_mem); free_run(&late_off); free_run(&late_mem);
   af_policy_free(ends);
+  af_policy_free(lat);
   free_run(&off); free_run(&mem); free_run(&disk); free_run(&autom);
   free_run(&f16); free_run(&bf16); free_run(&bad); free_run(&trunc);
   af_policy_free(pol);
