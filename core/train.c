@@ -284,6 +284,16 @@ static af_status write_config(run *r) {
 
 /* ---- one step ---- */
 
+/* Row i's cache entry into dst [T,C], its padding rows zeroed; *depth is the entry's depth,
+ * or -1 when it was lost meanwhile (the cache turned off; the get counts the miss). */
+static af_status read_entry(run *r, const af_batch *b, int i, float *dst, int *depth) {
+  int len;
+  AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], dst, &len, depth));
+  if (len != b->len[i]) *depth = -1;
+  else memset(dst + (size_t)len * r->C, 0, (size_t)(b->T - len) * r->C * sizeof(float));
+  return AF_OK;
+}
+
 /* The frozen prefix of a batch, through the activation cache, entry by entry: entries at
  * the current depth k are read as they are; entries at a lower depth j are read and pushed
  * through layers j..k-1 (the advance); absent entries are computed from the tokens. On
@@ -300,29 +310,24 @@ static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store
   *store = 0;
   if (!r->cache || r->depth == 0) return AF_OK;
   const int k = r->depth, B = b->B, T = b->T;
-  const size_t C = (size_t)r->C, row = (size_t)T * C;
+  const size_t row = (size_t)T * (size_t)r->C;
   int *grp = r->grp;  /* [B]: the depth a row starts from (0: the tokens), k for a hit */
-  int len, d;
-  int same = 1;
+  int same = 1, d;
   for (int i = 0; i < B; i++) {
     d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
+    if (d < 0) af_act_cache_count_miss(r->cache);  /* absent: computed from the tokens */
     grp[i] = d > 0 && d <= k ? d : 0;
     same &= grp[i] == grp[0];
   }
-  memset(r->hbuf, 0, (size_t)B * row * sizeof(float));
   if (same && grp[0] < k) {
     const int j = grp[0];
     for (int i = 0; i < B && j > 0; i++) {
-      AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * row, &len, &d));
-      if (d != j || len != b->len[i]) {  /* lost (the cache turned off): all from the tokens */
-        memset(r->hbuf, 0, (size_t)B * row * sizeof(float));
+      AF_TRY(read_entry(r, b, i, r->hbuf + (size_t)i * row, &d));
+      if (d != j) {  /* lost: all from the tokens */
         *store = 1;
         return AF_OK;
       }
     }
-    for (int i = 0; i < B && j == 0; i++)
-      if (af_act_cache_depth(r->cache, (size_t)b->index[i]) < 0)
-        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &d));  /* counts the miss */
     *start = j;
     *store = 1;
     return AF_OK;
@@ -333,41 +338,33 @@ static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store
   long w_sub = 0;
   for (int i = 0; i < B; i++) w_sub += k - grp[i];
   if (2L * B * k <= 3L * w_sub) {
-    for (int i = 0; i < B; i++) {
-      if (af_act_cache_depth(r->cache, (size_t)b->index[i]) < 0)
-        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &d));  /* counts the miss */
-      else
-        af_act_cache_count_miss(r->cache);  /* stored, but recomputed with the batch */
-    }
+    for (int i = 0; i < B; i++)
+      if (grp[i] > 0) af_act_cache_count_miss(r->cache);  /* stored, but recomputed with the batch */
     *store = 1;
     return AF_OK;
   }
   for (int i = 0; i < B; i++) {
     if (grp[i] != k) continue;
-    AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], r->hbuf + (size_t)i * row, &len, &d));
-    if (d != k || len != b->len[i]) grp[i] = 0;  /* lost meanwhile (cache turned off): recompute */
+    AF_TRY(read_entry(r, b, i, r->hbuf + (size_t)i * row, &d));
+    if (d != k) grp[i] = 0;  /* lost: recompute */
   }
   for (int j = k - 1; j >= 0; j--) {  /* the tokens group last: lost entries join it */
     int n = 0;
     for (int i = 0; i < B; i++) {
       if (grp[i] != j) continue;
+      if (j > 0) {  /* the stored entry at depth j, to advance */
+        AF_TRY(read_entry(r, b, i, r->hsub + (size_t)n * row, &d));
+        if (d != j) {  /* lost: from the tokens */
+          grp[i] = 0;
+          continue;
+        }
+      }
       const size_t src = (size_t)i * T, dst = (size_t)n * T;
       memcpy(r->sub_ids + dst, b->ids + src, (size_t)T * sizeof(int32_t));
       memcpy(r->sub_tt + dst, b->type_ids + src, (size_t)T * sizeof(int32_t));
       memcpy(r->sub_mask + dst, b->mask + src, (size_t)T * sizeof(float));
       r->sub_tgt[n] = b->targets[i];
       r->sub_rows[n] = i;
-      if (j > 0) {  /* the stored entry at depth j, to advance */
-        float *h = r->hsub + (size_t)n * row;
-        memset(h, 0, row * sizeof(float));
-        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], h, &len, &d));
-        if (d != j || len != b->len[i]) {  /* lost (the cache turned off): from the tokens */
-          grp[i] = 0;
-          continue;
-        }
-      } else if (af_act_cache_depth(r->cache, (size_t)b->index[i]) < 0) {
-        AF_TRY(af_act_cache_get(r->cache, (size_t)b->index[i], NULL, &len, &d));  /* counts the miss */
-      }
       n++;
     }
     if (n == 0) continue;
