@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "kernels/ops.h" /* af_rng_mix */
 #include "core/tsv.h"
 
 /* Paths are composed into PATH_MAX-sized buffers; an over-long one is cut and then fails to
@@ -115,15 +116,9 @@ af_status af_split_subset(af_split *s, size_t max) {
   size_t *pick = NULL;
   AF_TRY(af_malloc((void **)&pick, s->n * sizeof *pick, "split subset"));
   for (size_t i = 0; i < s->n; i++) pick[i] = i;
-  /* partial Fisher-Yates with a fixed-seed splitmix: the first max entries are the subset */
-  uint64_t x = 0x5eed5eed5eedull;
+  /* partial Fisher-Yates with a fixed seed: the first max entries are the subset */
   for (size_t i = 0; i < max; i++) {
-    x += 0x9E3779B97F4A7C15ull;
-    uint64_t z = x;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    size_t j = i + (size_t)(z % (uint64_t)(s->n - i));
+    size_t j = i + (size_t)(af_rng_mix(0x5eed5eed5eedull, i) % (uint64_t)(s->n - i));
     size_t t = pick[i];
     pick[i] = pick[j];
     pick[j] = t;
