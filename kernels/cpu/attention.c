@@ -84,15 +84,19 @@ AF_CPU_CLONES static void softmax_bwd_rows(float *D, const float *P, int T, int 
  * tiles of the running threads are used (tile = thread number): each is reused head after
  * head in L2 instead of touching B*NH*T*T fresh floats per layer (no step-time change was
  * measurable on the 2-core bench machine, whose 36 MB L3 held the old layout too). The size
- * stays B*NH*T*T so any thread count fits. */
+ * stays B*NH*T*T: one tile per possible thread of a team capped at B*NH. */
 size_t af_cpu_attention_scratch_floats(int B, int T, int C, int NH) {
   (void)C;
   return (size_t)B * NH * T * T;
 }
 
-static float *thread_tile(float *scratch, int B, int NH, int T) {
-  return scratch + (size_t)(omp_get_thread_num() % (B * NH)) * T * T;
+/* The (b, h) loops run at most B*NH threads, so thread numbers index distinct tiles. */
+static int team_size(int B, int NH) {
+  int t = omp_get_max_threads();
+  return t < B * NH ? t : B * NH;
 }
+
+static float *thread_tile(float *scratch, int T) { return scratch + (size_t)omp_get_thread_num() * T * T; }
 
 static int kv_len(const float *mask_b, int T) {
   if (!mask_b) return T;
@@ -111,7 +115,7 @@ void af_cpu_attention_forward(af_backend *be, float *out, float *att, const floa
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
   af_gemm_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
     int b = bh / NH, h = bh % NH;
     const float *mb = mask ? mask + (size_t)b * T : NULL;
@@ -128,7 +132,7 @@ void af_cpu_attention_forward(af_backend *be, float *out, float *att, const floa
     softmax_rows(S, T, kv, mb);
     const float *P = S;
     if (dropout_p > 0.0f) {
-      float *Pd = thread_tile(scratch, B, NH, T);
+      float *Pd = thread_tile(scratch, T);
       dropout_rows(Pd, S, T, kv, seed, offset + (uint64_t)bh * T * T, dropout_p, ds);
       P = Pd;
     }
@@ -146,7 +150,7 @@ void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, c
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
   af_gemm_serial_begin();
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
     int b = bh / NH, h = bh % NH;
     const float *mb = mask ? mask + (size_t)b * T : NULL;
@@ -155,7 +159,7 @@ void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, c
     float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
     const float *P = att + (size_t)bh * T * T;
     const float *dO = dout + (size_t)b * T * C + h * HS;
-    float *D = thread_tile(scratch, B, NH, T);
+    float *D = thread_tile(scratch, T);
     uint64_t base = offset + (uint64_t)bh * T * T;
     /* keys past kv get no gradient; with kv == 0 nothing does */
     for (int j = kv; j < T; j++) {
