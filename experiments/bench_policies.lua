@@ -5,16 +5,32 @@
 -- speedups against full fine-tuning. Figures in plots/out/bench_policies.
 --   autofreeze run experiments/bench_policies.lua [--set target=0.95] [--set epochs=2]
 --       [--set train_rows=2000] [--set eval_rows=400] [--set seq=64] [--set threads=0]
+--       [--set policies=none,adaptive+cache]   (a subset of the four, by label; none is always run)
 local af = require "autofreeze"
 local S = af.settings
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
 local task = af.task.default(S.data or "data/default")
 local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
+local all = {{policy = af.policy.none(), label = "none"},
+             {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
+             {policy = adaptive, label = "adaptive"},
+             {policy = adaptive, label = "adaptive+cache", cache = S.cache or "memory"}}
+local policies, wanted = {}, nil
+if S.policies then
+  wanted = {none = true}
+  for label in tostring(S.policies):gmatch("[^,%s]+") do wanted[label] = true end
+  for label in pairs(wanted) do
+    local known = false
+    for _, p in ipairs(all) do known = known or p.label == label end
+    if not known then
+      error(("bench_policies: unknown policy label '%s' in --set policies (known: none, static-last, adaptive, adaptive+cache)"):format(label), 0)
+    end
+  end
+end
+for _, p in ipairs(all) do if not wanted or wanted[p.label] then policies[#policies + 1] = p end end
 local rows = af.sweep{
   tasks = {task},
-  policies = {af.policy.none(), {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
-              {policy = adaptive, label = "adaptive"},
-              {policy = adaptive, label = "adaptive+cache", cache = S.cache or "memory"}},
+  policies = policies,
   seeds = {S.seed or 1},
   out_dir = S.out or "results/bench_policies",
   print = false,
