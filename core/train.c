@@ -304,10 +304,12 @@ static af_status read_entry(run *r, const af_batch *b, int i, float *dst, int *d
  * A batch mixing depths runs either whole from the tokens (the same, *start 0) or, when
  * enough of it hits, each group of rows as one sub-batch of the batch's padded length,
  * its h[k] rows stored and placed into r->hbuf, and *start is k. The caller loads the
- * full batch after. */
-static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store) {
+ * full batch after; *t_prefix is the time those sub-batch forwards took (forward time,
+ * not data time, in the results). */
+static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store, double *t_prefix) {
   *start = 0;
   *store = 0;
+  *t_prefix = 0;
   if (!r->cache || r->depth == 0) return AF_OK;
   const int k = r->depth, B = b->B, T = b->T;
   const size_t row = (size_t)T * (size_t)r->C;
@@ -371,8 +373,10 @@ static af_status cache_prepare(run *r, const af_batch *b, int *start, int *store
     af_bert_input in = {r->sub_ids, r->sub_tt, r->sub_mask, r->sub_tgt, n, T};
     AF_TRY(af_bert_load_batch(&r->m, &in));
     if (j > 0) AF_TRY(af_bert_load_hidden(&r->m, j, r->hsub, n, T));
+    double a = af_now();
     AF_TRY(af_bert_forward_prefix(&r->m, n, T, j, k));
     AF_TRY(r->be->to_host(r->be, r->hsub, af_bert_hidden(&r->m, k), (size_t)n * row * sizeof(float)));
+    *t_prefix += af_now() - a;
     for (int q = 0; q < n; q++) {
       const int i = r->sub_rows[q];
       memcpy(r->hbuf + (size_t)i * row, r->hsub + (size_t)q * row, row * sizeof(float));
@@ -423,11 +427,13 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
     int n = b->B - lo < micro ? b->B - lo : micro;
     a = af_now();
     int start = 0, store = 0;
-    AF_TRY(cache_prepare(r, b, &start, &store));  /* the cache is off with accum > 1 */
+    double t_prefix;
+    AF_TRY(cache_prepare(r, b, &start, &store, &t_prefix));  /* the cache is off with accum > 1 */
     af_bert_input in = rows(b, lo, n);
     AF_TRY(af_bert_load_batch(&r->m, &in));
     if (start > 0) AF_TRY(af_bert_load_hidden(&r->m, start, r->hbuf, n, b->T));
-    t_data += af_now() - a;
+    t_data += af_now() - a - t_prefix;
+    t_fwd += t_prefix;
     a = af_now();
     float loss;
     AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
