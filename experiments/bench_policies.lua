@@ -6,11 +6,12 @@
 --   autofreeze run experiments/bench_policies.lua [--set target=0.95] [--set epochs=2]
 --       [--set train_rows=2000] [--set eval_rows=400] [--set seq=64] [--set threads=0]
 --       [--set policies=none,adaptive+cache]   (a subset of the four, by label; none is always run)
+--       [--set percentile=50] [--set max_depth=N]  (the adaptive rule's knobs; max_depth caps its depth)
 local af = require "autofreeze"
 local S = af.settings
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
 local task = af.task.default(S.data or "data/default")
-local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
+local adaptive = af.policy.adaptive{percentile = S.percentile or 50, max_depth = S.max_depth}
 local all = {{policy = af.policy.none(), label = "none"},
              {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
              {policy = adaptive, label = "adaptive"},
