@@ -240,9 +240,13 @@ int main(void) {
   printf("freezes at epoch ends: hits/misses %lld/%lld\n", ends_mem.hits, ends_mem.misses);
   CHECK(ends_mem.hits == 384 && ends_mem.misses == 192);
   compare("epoch-end freezes: memory vs off", &ends_mem, &ends_off, 1e-4, 0.0);
-  /* every row of every step after step 30 is one lookup: 18 steps x 16 rows */
+  /* every row of every step after step 30 is one lookup: 18 steps x 16 rows. Absent rows
+   * are 192 misses (steps 31-36 whole, and epoch 4's 96 rows not seen since the freeze);
+   * epoch 4's 96 depth-1 rows count a hit when advanced in a sub-batch and a miss when their
+   * batch runs whole from the tokens, so both ways are taken iff hits > 0 and misses > 192. */
   printf("late freezes: hits/misses %lld/%lld\n", late_mem.hits, late_mem.misses);
-  CHECK(late_mem.hits + late_mem.misses == 18 * 16 && late_mem.hits > 0);
+  CHECK(late_mem.hits + late_mem.misses == 18 * 16);
+  CHECK(late_mem.hits > 0 && late_mem.misses > 192);
   compare("late freezes: memory vs off", &late_mem, &late_off, 1e-4, 0.0);
   advance_check(model);
 
