@@ -278,6 +278,8 @@ static af_status write_config(run *r) {
   AF_TRY(af_results_attr_int(res, "train_bad_rows", (long long)r->train->bad_rows));
   AF_TRY(af_results_attr_int(res, "train_truncated", (long long)r->train->n_truncated));
   if (r->n_eval > 0) AF_TRY(af_results_attr_int(res, "eval_examples", (long long)r->evals[0]->n));
+  if (o->cache != AF_CACHE_OFF && !r->cache)  /* asked for but not opened: say why in the file too */
+    AF_TRY(af_results_set_cache(res, &(af_cache_record){.disabled_reason = "the activation cache needs --accum 1"}));
   AF_TRY(af_results_attr_str(res, "metric", af_metric_name(af_task_metrics(r->task)->primary)));
   return AF_OK;
 }
@@ -660,9 +662,10 @@ static af_status loop(run *r, af_train_summary *sum) {
       int boundary = at_boundary(r, r->step);
       if (boundary) AF_TRY(end_interval(r));
       int eval_due = o->eval_every > 0 ? r->step % o->eval_every == 0 : boundary;
-      if (r->n_eval > 0 && eval_due && r->step < max_steps) AF_TRY(evaluate(r, &m));
-      if (boundary) {
-        AF_TRY(save_ckpt(r));
+      int evaluated = r->n_eval > 0 && eval_due && r->step < max_steps;
+      if (evaluated) AF_TRY(evaluate(r, &m));
+      if (boundary) AF_TRY(save_ckpt(r));
+      if (boundary || evaluated) {  /* a reader of a running file sees every evaluation */
         if (r->cache) {
           af_cache_record cr;
           af_act_cache_stats(r->cache, &cr);

@@ -52,6 +52,7 @@ int main(void) {
   }
   if (!model) printf("model not found (AF_MODEL_DIR): reading only, no tokenization\n");
   const expect ex[] = {{"mrpc", "MRPC", 3668, 408}, {"rte", "RTE", 2490, 277}, {"stsb", "STS-B", 5749, 1500}};
+  int found = 0;
   for (size_t e = 0; e < sizeof ex / sizeof ex[0]; e++) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s/%s", glue, ex[e].dir);
@@ -59,6 +60,7 @@ int main(void) {
       printf("  %s: folder absent, skipped\n", dir);
       continue;
     }
+    found++;
     af_task_opts o;
     af_task_opts_default(&o);
     o.cache_dir = af_test_tmpdir();  /* the data folder is read-only */
@@ -103,5 +105,6 @@ int main(void) {
     af_task_free(t);
   }
   af_tokenizer_free(tok);
+  if (!found && af_test_failures == 0) af_test_skip("none of MRPC, RTE, STS-B under AF_GLUE_DIR: nothing was checked");
   return af_test_done("test_glue_real");
 }

@@ -63,7 +63,7 @@ static void fd_check(const af_config *cfg, int nl, int train, const char *label)
   CHECK_OK(af_bert_backward(&m, B, T, 0, 5, 1.0f / B));
   be->to_host(be, g, m.grads, m.lay.total * sizeof *g);
   /* a sample of every tensor; word embeddings only at rows the batch uses */
-  int nsample = 0, bad = 0;
+  int nsample = 0, bad = 0, big = 0, flip_ok = 0;
   double maxrel = 0;
   for (int ti = 0; ti < m.lay.n; ti++) {
     const af_param_info *t = &m.lay.t[ti];
@@ -86,12 +86,22 @@ static void fd_check(const af_config *cfg, int nl, int train, const char *label)
         bad++;
       }
       if (fabs(fd) > 1e-3 && rel > maxrel) maxrel = rel;
+      if (fabs(fd) > 2e-2) {  /* well above the absolute tolerance: a wrong sign must fail */
+        big++;
+        flip_ok += fabs(-an - fd) <= 2e-3 + 3e-2 * fabs(fd);
+      }
       nsample++;
     }
   }
-  printf("%-40s %d samples over %d tensors, max rel err %.2e (|fd|>1e-3) %s\n", label, nsample, m.lay.n, maxrel,
-         bad ? "FAIL" : "ok");
+  printf("%-40s %d samples over %d tensors (%d with |fd| > 2e-2), max rel err %.2e (|fd|>1e-3) %s\n", label,
+         nsample, m.lay.n, big, maxrel, bad ? "FAIL" : "ok");
   if (bad) af_test_failures++;
+  /* negative control: enough samples are large for the tolerance to bite, and a sign-flipped
+   * gradient fails at every one of them */
+  if (big < nsample / 8 || flip_ok) {
+    fprintf(stderr, "  %s: vacuous check (%d of %d samples large, %d pass sign-flipped)\n", label, big, nsample, flip_ok);
+    af_test_failures++;
+  }
   free(p);
   free(g);
   af_bert_free(&m);
