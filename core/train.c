@@ -52,6 +52,7 @@ typedef struct {
   af_freeze_ctl *ctl;
   af_results *res;
   af_act_cache *cache;
+  const char *cache_off_reason;  /* a cache was asked for but not opened: why */
   af_batcher *bt;
   af_optim_opts optim;
   long total_steps, step, examples;
@@ -219,6 +220,7 @@ static af_status open_cache(run *r) {
   if (o->cache == AF_CACHE_OFF) return AF_OK;
   if (o->accum > 1) {  /* entries are gathered per whole batch */
     af_warn("the activation cache needs --accum 1; running without it");
+    r->cache_off_reason = "the activation cache needs --accum 1";
     return AF_OK;
   }
   char dir[4096], key[512];
@@ -278,8 +280,8 @@ static af_status write_config(run *r) {
   AF_TRY(af_results_attr_int(res, "train_bad_rows", (long long)r->train->bad_rows));
   AF_TRY(af_results_attr_int(res, "train_truncated", (long long)r->train->n_truncated));
   if (r->n_eval > 0) AF_TRY(af_results_attr_int(res, "eval_examples", (long long)r->evals[0]->n));
-  if (o->cache != AF_CACHE_OFF && !r->cache)  /* asked for but not opened: say why in the file too */
-    AF_TRY(af_results_set_cache(res, &(af_cache_record){.disabled_reason = "the activation cache needs --accum 1"}));
+  if (r->cache_off_reason)  /* asked for but not opened: say why in the file too */
+    AF_TRY(af_results_set_cache(res, &(af_cache_record){.disabled_reason = r->cache_off_reason}));
   AF_TRY(af_results_attr_str(res, "metric", af_metric_name(af_task_metrics(r->task)->primary)));
   return AF_OK;
 }
@@ -477,7 +479,7 @@ static af_status train_step(run *r, const af_batch *b, af_step_record *rec) {
 /* ---- interval boundary ---- */
 
 /* The run is cut into `intervals` equal parts: boundary k (1..N) falls after step
- * floor(k * total / N), so there are exactly N decisions, the last at the end of the run
+ * ceil(k * total / N), so there are exactly N decisions, the last at the end of the run
  * (a run shorter than N steps decides after every step). With --interval-steps the
  * boundaries are its multiples. */
 static int at_boundary(const run *r, long step) {
@@ -594,6 +596,53 @@ static void progress_line(run *r) {
 
 /* ---- checkpoints ---- */
 
+/* What decides a run's trajectory besides the layers, total steps and seed checked on their
+ * own: a checkpoint is resumed only by a run that agrees on all of it. Threads, device,
+ * cache, evaluation cadence and --max-steps may change between the two. */
+static void run_config(const run *r, char *buf, size_t cap) {
+  const af_train_opts *o = r->o;
+  const af_policy *p = o->policy ? o->policy : r->none_policy;
+  const af_optim_opts *q = &r->optim;
+  snprintf(buf, cap,
+           "task=%s;batch=%d;accum=%d;max_len=%d;bucket=%d;max_train_rows=%zu;max_eval_rows=%zu;policy=%s;"
+           "policy_knobs=%s;max_depth=%d;signed_ratio=%d;intervals=%d;interval_steps=%ld;lr=%.8g;beta1=%.8g;"
+           "beta2=%.8g;eps=%.8g;weight_decay=%.8g;bias_correction=%d;clip=%d;max_grad_norm=%.8g;schedule=%d;"
+           "warmup=%.8g",
+           af_task_name(r->task), o->batch, o->accum, o->max_len, o->bucket, o->max_train_rows, o->max_eval_rows,
+           p->name, p->knobs, af_freeze_ctl_max_depth(r->ctl), o->freeze.signed_ratio, o->intervals,
+           o->interval_steps, (double)q->lr, (double)q->beta1, (double)q->beta2, (double)q->eps,
+           (double)q->weight_decay, q->bias_correction, (int)q->clip, (double)q->max_grad_norm, (int)q->schedule,
+           (double)q->warmup_frac);
+}
+
+/* Copies into `pair` the first "key=value" of a that b does not hold, and into `other` b's
+ * pair with that key ("" when b lacks the key); returns 0 when b holds every pair of a. */
+static int config_diff(const char *a, const char *b, char *pair, size_t cap, char *other, size_t ocap) {
+  for (const char *p = a; *p;) {
+    size_t n = strcspn(p, ";"), kn = strcspn(p, "=");
+    if (kn > n) kn = n;
+    int same = 0;
+    other[0] = 0;
+    for (const char *q = b; *q;) {
+      size_t qn = strcspn(q, ";");
+      if (qn > kn && q[kn] == '=' && !strncmp(q, p, kn)) {  /* the same key */
+        snprintf(other, ocap, "%.*s", (int)qn, q);
+        same = qn == n && !strncmp(q, p, n);
+        break;
+      }
+      q += qn;
+      if (*q) q++;
+    }
+    if (!same) {
+      snprintf(pair, cap, "%.*s", (int)n, p);
+      return 1;
+    }
+    p += n;
+    if (*p) p++;
+  }
+  return 0;
+}
+
 static af_status save_ckpt(run *r) {
   if (r->o->no_checkpoints) return AF_OK;
   af_train_state st = {.step = r->step, .epoch = r->epoch, .batch_in_epoch = r->batch_in_epoch,
@@ -603,6 +652,9 @@ static af_status save_ckpt(run *r) {
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
                        .train_time = train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
                        .last_eval_step = r->last_eval_step, .labels = r->labels};
+  char cfg[2048];
+  run_config(r, cfg, sizeof cfg);
+  st.run_config = cfg;
   return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
 }
 
@@ -616,6 +668,11 @@ static af_status load_ckpt(run *r) {
                    "%s: the checkpoint is from another run (layers %d, total steps %ld, seed %llu; this run: %d, %ld, %llu)",
                    r->ckpt_dir, st.L, st.total_steps, (unsigned long long)st.seed, r->L, r->total_steps,
                    (unsigned long long)r->o->seed);
+  char cfg[2048], theirs[512], mine[512];
+  run_config(r, cfg, sizeof cfg);
+  if (st.run_config_in[0] && config_diff(st.run_config_in, cfg, theirs, sizeof theirs, mine, sizeof mine))
+    return AF_FAIL(AF_ERR_ARG, "%s: the checkpoint is from another run (it has %s; this run: %s)", r->ckpt_dir,
+                   theirs, mine[0] ? mine : "no such setting");
   AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
   r->step = st.step;
   r->epoch = st.epoch;

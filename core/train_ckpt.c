@@ -58,7 +58,9 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
   json_str(mdir, sizeof mdir, abs ? abs : model_dir);
   free(abs);
   const char *lab = st->labels ? st->labels : "";
-  const size_t lcap = 6 * strlen(lab) + 8, mcap = sizeof prev + sizeof mdir + lcap + 2048;
+  char rcfg[4096];
+  json_str(rcfg, sizeof rcfg, st->run_config ? st->run_config : "");
+  const size_t lcap = 6 * strlen(lab) + 8, mcap = sizeof prev + sizeof mdir + sizeof rcfg + lcap + 2048;
   char *meta = malloc(mcap), *lesc = malloc(lcap);
   if (!meta || !lesc) {
     free(meta);
@@ -72,11 +74,12 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
            "\"epoch\":\"%d\",\"batch_in_epoch\":\"%zu\",\"depth\":\"%d\",\"examples\":\"%ld\",\"L\":\"%d\","
            "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
-           "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\"}",
+           "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\","
+           "\"run_config\":\"%s\"}",
            mdir, m->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
            st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step,
-           lesc);
+           lesc, rcfg);
   free(lesc);
   af_st_write_tensor t[4] = {
       {"params", AF_ST_F32, 1, {(int64_t)P}, buf},
@@ -168,6 +171,8 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
   GETL("last_eval_step", last_eval_step, long);
 #undef GETL
 #undef GETD
+  const char *rc = af_st_metadata(st, "run_config");
+  snprintf(out->run_config_in, sizeof out->run_config_in, "%s", rc ? rc : "");
   if (s == AF_OK && out->has_prev) {
     const char *p = af_st_metadata(st, "prev_scores");
     for (int l = 0; l < out->L && l < 512; l++) {

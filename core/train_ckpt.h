@@ -16,6 +16,8 @@ typedef struct {
   double best, best_train_time, train_time;
   uint64_t seed;
   const char *labels;           /* save: the task's label names joined by '\n' ("" for regression) */
+  const char *run_config;       /* save: what decides the run's trajectory ("k=v;k=v") */
+  char run_config_in[2048];     /* load: the same, "" for a checkpoint written before it was kept */
 } af_train_state;
 
 /* DIR/last.safetensors (through a temporary file and a rename). */
