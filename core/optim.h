@@ -18,7 +18,7 @@ typedef struct {
   float warmup_frac;    /* linear schedule: warm-up fraction of total steps */
 } af_optim_opts;
 
-/* Hugging Face recipe: AdamW(1e-8 eps... see docs), bias correction, global clip 1.0, linear warm-up/decay. */
+/* Hugging Face recipe: AdamW (eps 1e-6, weight decay 0.01, bias correction), global clip 1.0, linear warm-up (10%)/decay. */
 void af_optim_defaults_hf(af_optim_opts *o);
 /* The AutoFreeze paper's recipe: BERTAdam (no bias correction, eps 1e-6), per-tensor clip
  * 1.0, stepped schedule (x1 until 30%, x0.7 until 60%, x0.4 after), no warm-up. */
