@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,11 +34,19 @@ static herr_t walk_innermost(unsigned n, const H5E_error2_t *e, void *data) {
   return 0;
 }
 
-/* Turn the HDF5 error stack into a status: our context plus HDF5's innermost reason. */
+/* Turn the HDF5 error stack into a status: our context plus HDF5's innermost reason. A
+ * failed system call (HDF5's file driver names its errno: a full disk, a size limit, an I/O
+ * error) is AF_ERR_IO with the system's message; anything else is a library failure, its
+ * description cut to one line. */
 static af_status h5fail(const char *file, int line, const char *path, const char *what) {
   char inner[512] = "";
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, inner);
   H5Eclear2(H5E_DEFAULT);
+  const char *e = strstr(inner, "errno = ");
+  int err = e ? atoi(e + 8) : 0;
+  if (err > 0)
+    return af_fail(AF_ERR_IO, file, line, "results file %s: %s failed: %s", path, what, strerror(err));
+  inner[strcspn(inner, "\n")] = 0;
   return af_fail(AF_ERR_BACKEND, file, line, "results file %s: %s failed%s%s%s", path, what,
                  inner[0] ? " (HDF5: " : "", inner, inner[0] ? ")" : "");
 }
@@ -471,11 +481,52 @@ static af_status flush_all(af_results *r) {
   return AF_OK;
 }
 
+/* A write that fails part-way (a full disk, a file-size limit) can leave a superblock that
+ * names an end of file past the real one, and HDF5 then refuses to open the whole file. So
+ * the room a flush may need is reserved first: if it cannot be had, nothing is written and
+ * the file stays as the last flush left it. The bound is generous: the buffered rows, a new
+ * chunk for every dataset, and 1 MiB for HDF5's own metadata. */
+static af_status reserve_room(af_results *r) {
+  const long long need = (long long)r->nrows * N_STEP_COLS * 8 + (long long)r->iv_n * (3LL * r->L + 4) * 8 +
+                         (long long)r->ev_n * (3 + r->nmetrics) * 8 + (long long)r->nattrs * 1024 +
+                         (long long)(N_STEP_COLS * STEP_CAP * 8) + (long long)(N_IV * IV_CHUNK * 8 * (r->L + 1)) +
+                         (1LL << 20);
+  int fd = open(r->path, O_WRONLY | O_CLOEXEC);
+  struct stat sb;
+  if (fd < 0 || fstat(fd, &sb) != 0) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return AF_FAIL(AF_ERR_IO, "results file %s: %s", r->path, strerror(e));
+  }
+  int e = posix_fallocate(fd, 0, (off_t)sb.st_size + (off_t)need);
+  close(fd);
+  if (e == EINVAL || e == EOPNOTSUPP) return AF_OK;  /* a file system that cannot reserve: write as before */
+  if (e)
+    return AF_FAIL(AF_ERR_IO, "results file %s: no room to write the next rows (%s); it holds everything up to the "
+                   "last flush", r->path, strerror(e));
+  return AF_OK;
+}
+
+/* Gives back what reserve_room took beyond HDF5's own end of file. */
+static void trim_room(af_results *r) {
+  hsize_t size = 0;
+  struct stat sb;
+  if (H5Fget_filesize(r->file, &size) < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return;
+  }
+  if (stat(r->path, &sb) == 0 && (hsize_t)sb.st_size > size && truncate(r->path, (off_t)size) != 0) {
+    /* a reserved tail left in place is harmless: HDF5 opens a file longer than its end */
+  }
+}
+
 static af_status af_results_flush_unlocked(af_results *r) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   if (r->broken) return AF_FAIL(r->broken, "results file %s: unusable after an earlier error", r->path);
+  AF_TRY(reserve_room(r));  /* nothing written yet: the writer stays usable */
   af_status s = flush_all(r);
   if (s != AF_OK) r->broken = s;
+  else trim_room(r);
   return s;
 }
 

@@ -9,6 +9,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -535,6 +537,71 @@ static int write_layout(const char *path) {
   return 0;
 }
 
+/* A full disk (a file-size limit at the file's size after its first flush): the flush that
+ * finds no room returns an I/O error and writes nothing, so the file still opens with what
+ * the first flush committed; once there is room again the next flush writes everything that
+ * was buffered. In a child, so that the limit stays there. */
+static void test_disk_full(void) {
+  char p[4200];
+  path_in_tmp(p, sizeof p, "full-disk.h5");
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid == 0) {
+    af_results *r;
+    if (af_results_create(p, 3, &r) != AF_OK) _exit(3);
+    for (long i = 1; i <= 10; i++) { af_step_record s = step_row(i); af_results_append_step(r, &s); }
+    if (af_results_flush(r) != AF_OK) _exit(4);
+    struct stat sb;
+    if (stat(p, &sb) != 0) _exit(5);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = (rlim_t)sb.st_size;
+    if (setrlimit(RLIMIT_FSIZE, &lim) != 0) _exit(6);
+    af_status s = AF_OK;
+    long last = 10;
+    for (long i = 11; i <= 5000 && s == AF_OK; i++) {
+      af_step_record st = step_row(i);
+      if ((s = af_results_append_step(r, &st)) == AF_OK) last = i;
+    }
+    if (s != AF_ERR_IO || !strstr(af_last_error(), "no room")) {
+      fprintf(stderr, "  disk full: status %d: %s\n", (int)s, af_last_error());
+      _exit(7);
+    }
+    printf("disk full: %s\n", af_last_error());
+    fflush(stdout);
+    /* the file as the first flush left it: opens, 10 rows */
+    af_results_reader *rr = NULL;
+    double *v = NULL;
+    size_t n = 0;
+    if (af_results_open_read(p, &rr) != AF_OK || af_results_read_1d(rr, "steps/step", &v, &n) != AF_OK || n != 10)
+      _exit(8);
+    free(v);
+    af_results_close_read(&rr);
+    if (af_results_flush(r) != AF_ERR_IO) _exit(9);  /* still no room */
+    if (setrlimit(RLIMIT_FSIZE, &old) != 0) _exit(10);
+    if (af_results_flush(r) != AF_OK) _exit(11);     /* room again: the buffered rows go out */
+    if (af_results_close(&r, "complete") != AF_OK) _exit(12);
+    _exit(last == 1034 ? 0 : 13);                     /* 1,024 rows buffered after the first flush */
+  }
+  int ws = 0;
+  CHECK(pid > 0 && waitpid(pid, &ws, 0) == pid);
+  CHECK(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+  if (WIFEXITED(ws) && WEXITSTATUS(ws)) fprintf(stderr, "  disk full: child exit %d\n", WEXITSTATUS(ws));
+  af_results_reader *rr = NULL;
+  CHECK_OK(af_results_open_read(p, &rr));
+  if (!rr) return;
+  double *v = NULL;
+  size_t n = 0;
+  CHECK_OK(af_results_read_1d(rr, "steps/step", &v, &n));
+  CHECK(n == 1034 && v);
+  for (size_t i = 0; v && i < n; i++) CHECK(v[i] == (double)(i + 1));
+  printf("disk full, then room again: the file opens with %zu steps\n", n);
+  free(v);
+  af_results_close_read(&rr);
+}
+
 int main(int argc, char **argv) {
   if (argc > 1) return write_layout(argv[1]);
   af_set_quiet(1);
@@ -547,5 +614,6 @@ int main(int argc, char **argv) {
   test_resume();
   test_crash_after_flush();
   test_kill_anytime();
+  test_disk_full();
   return af_test_done("test_results");
 }
