@@ -515,9 +515,8 @@ static void trim_room(af_results *r) {
     H5Eclear2(H5E_DEFAULT);
     return;
   }
-  if (stat(r->path, &sb) == 0 && (hsize_t)sb.st_size > size && truncate(r->path, (off_t)size) != 0) {
-    /* a reserved tail left in place is harmless: HDF5 opens a file longer than its end */
-  }
+  /* a tail left in place (truncate failing) is harmless: HDF5 opens a file longer than its end */
+  if (stat(r->path, &sb) == 0 && (hsize_t)sb.st_size > size && truncate(r->path, (off_t)size) != 0) return;
 }
 
 static af_status af_results_flush_unlocked(af_results *r) {

@@ -1,5 +1,6 @@
 /* Shared test helpers; see testutil.h. */
 #include "tests/testutil.h"
+#include "core/results.h"
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,3 +95,39 @@ void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t 
   }
   fclose(f);
 }
+
+void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p) {
+  af_train_opts_default(o);
+  o->model_dir = model;
+  o->task = "sst2";
+  o->data_dir = data;
+  o->out = out;
+  o->policy = p;
+  o->epochs = 6;
+  o->batch = 16;
+  o->max_len = 16;
+  o->lr = 3e-3f;
+  o->intervals = 6;
+  o->threads = 1;  /* the suite may run next to other programs; one thread also fixes the GEMM split */
+  o->quiet = 1;
+  o->seed = 3;
+}
+
+static double *read_dataset(const char *file, const char *path, int twod, size_t *n) {
+  af_results_reader *rr = NULL;
+  double *v = NULL;
+  size_t rows = 0, cols = 1;
+  *n = 0;
+  af_status s = af_results_open_read(file, &rr);
+  if (s == AF_OK) s = twod ? af_results_read_2d(rr, path, &v, &rows, &cols) : af_results_read_1d(rr, path, &v, &rows);
+  if (s != AF_OK) {
+    af_test_failures++;
+    fprintf(stderr, "reading %s from %s: %s\n", path, file, af_last_error());
+  }
+  af_results_close_read(&rr);
+  if (s == AF_OK) *n = rows * cols;
+  return s == AF_OK ? v : NULL;
+}
+
+double *af_test_read_col(const char *file, const char *path, size_t *n) { return read_dataset(file, path, 0, n); }
+double *af_test_read_flat(const char *file, const char *path, size_t *n) { return read_dataset(file, path, 1, n); }

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include "core/train.h"
 
 extern int af_test_failures;
 #define CHECK(cond) do { if (!(cond)) { af_test_failures++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
@@ -26,4 +27,11 @@ const char *af_test_tmpdir(void);
  * with "sentence\tlabel" rows of min_len .. min_len+len_span-1 common words from its vocabulary;
  * label 1 (every other row) iff the sentence contains "you". Deterministic in seed. */
 void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t seed, int min_len, int len_span);
+/* A run of the tiny fixture model on such a task (as "sst2"): 6 epochs of batch 16, 16
+ * tokens, lr 3e-3, 6 intervals, seed 3, one thread, quiet. Callers change what they test. */
+void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p);
+/* A dataset of a results file, 2-D ones flattened row by row; NULL and *n = 0 when it
+ * cannot be read (the failure is counted). Free with free(). */
+double *af_test_read_col(const char *file, const char *path, size_t *n);
+double *af_test_read_flat(const char *file, const char *path, size_t *n);
 #endif

@@ -307,18 +307,9 @@ done:
 
 static void opts_for(af_train_opts *o, const char *model, const char *data, const char *out, const char *ckpt,
                      af_policy *pol, int epochs) {
-  af_train_opts_default(o);
-  o->model_dir = model;
-  o->task = "sst2";
-  o->data_dir = data;
-  o->out = out;
+  af_test_tiny_train_opts(o, model, data, out, pol);  /* batch 16, 16 tokens, one thread */
   o->checkpoint_dir = ckpt;
-  o->policy = pol;
   o->epochs = epochs;
-  o->batch = BATCH;
-  o->max_len = MAX_LEN;
-  o->threads = 1;
-  o->quiet = 1;
   o->seed = SEED;
   o->lr = 1e-2f;
   o->optim.lr = 1e-2f;

@@ -23,34 +23,10 @@ static af_status scripted(af_policy *p, const af_interval_stats *st, int *new_de
   return AF_OK;
 }
 
+/* the shared tiny run (tests/testutil.h) with its own seed */
 static void opts_for(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p) {
-  af_train_opts_default(o);
-  o->model_dir = model;
-  o->task = "sst2";
-  o->data_dir = data;
-  o->out = out;
-  o->policy = p;
-  o->epochs = 6;
-  o->batch = 16;
-  o->max_len = 16;
-  o->lr = 3e-3f;
-  o->intervals = 6;
-  o->threads = 1;
-  o->quiet = 1;
+  af_test_tiny_train_opts(o, model, data, out, p);
   o->seed = 5;
-}
-
-static double *read_all(const char *file, const char *path, size_t *n) {
-  af_results_reader *rr = NULL;
-  double *v = NULL;
-  size_t rows = 0, cols = 1;
-  *n = 0;
-  CHECK_OK(af_results_open_read(file, &rr));
-  if (rr && !strcmp(path, "intervals/l1")) CHECK_OK(af_results_read_2d(rr, path, &v, &rows, &cols));
-  else if (rr) CHECK_OK(af_results_read_1d(rr, path, &v, &rows));
-  af_results_close_read(&rr);
-  *n = rows * cols;
-  return v;
 }
 
 static const char *summary_status(const char *file, char *buf, size_t cap) {
@@ -100,10 +76,10 @@ int main(void) {
 
   /* what the killed run left: a file that opens, status "running", everything up to step 60 */
   size_t n = 0;
-  double *steps = read_all(killed, "steps/step", &n);
+  double *steps = af_test_read_col(killed, "steps/step", &n);
   CHECK(n == 60 && steps && steps[n - 1] == 60);
   free(steps);
-  double *isteps = read_all(killed, "intervals/step", &n);
+  double *isteps = af_test_read_col(killed, "intervals/step", &n);
   CHECK(n == 3 && isteps && isteps[2] == 60);
   free(isteps);
   CHECK(!strcmp(summary_status(killed, st, sizeof st), "running"));
@@ -121,7 +97,9 @@ int main(void) {
                         "intervals/step", "intervals/l1", "evals/step", "evals/accuracy"};
   for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
     size_t na = 0, nb = 0;
-    double *a = read_all(full, cols[c], &na), *b = read_all(killed, cols[c], &nb);
+    double *(*read)(const char *, const char *, size_t *) =
+        strcmp(cols[c], "intervals/l1") ? af_test_read_col : af_test_read_flat;
+    double *a = read(full, cols[c], &na), *b = read(killed, cols[c], &nb);
     int same = na == nb && na > 0 && a && b && !memcmp(a, b, na * sizeof *a);
     printf("killed + resumed vs uninterrupted: %-20s %3zu values %s\n", cols[c], na, same ? "identical" : "DIFFERENT");
     CHECK(same);

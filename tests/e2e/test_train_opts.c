@@ -22,16 +22,6 @@
 #include "core/train.h"
 #include "tests/testutil.h"
 
-static double *col(const char *file, const char *path, size_t *n) {
-  af_results_reader *rr = NULL;
-  double *v = NULL;
-  *n = 0;
-  CHECK_OK(af_results_open_read(file, &rr));
-  if (rr) CHECK_OK(af_results_read_1d(rr, path, &v, n));
-  af_results_close_read(&rr);
-  return v;
-}
-
 /* One attribute of a group: *s a malloc'ed copy for strings (else NULL), *d the number.
  * Returns its type, or -1 when absent. */
 static int attr(const char *file, const char *group, const char *key, char **s, double *d) {
@@ -71,7 +61,7 @@ static double attr_num(const char *file, const char *group, const char *key) {
 /* A dataset of step numbers equals want[0..m) exactly. */
 static int steps_are(const char *label, const char *file, const char *path, const long *want, size_t m) {
   size_t n = 0;
-  double *v = col(file, path, &n);
+  double *v = af_test_read_col(file, path, &n);
   int ok = n == m;
   for (size_t i = 0; ok && i < n; i++) ok = v[i] == (double)want[i];
   printf("%-28s %s:", label, path);
@@ -89,7 +79,7 @@ static int steps_are(const char *label, const char *file, const char *path, cons
 /* The first m values of a dataset of two files are bit-for-bit the same. */
 static int same_prefix(const char *a_file, const char *b_file, const char *path, size_t m) {
   size_t na = 0, nb = 0;
-  double *a = col(a_file, path, &na), *b = col(b_file, path, &nb);
+  double *a = af_test_read_col(a_file, path, &na), *b = af_test_read_col(b_file, path, &nb);
   int ok = na >= m && nb >= m && m > 0 && a && b && memcmp(a, b, m * sizeof(double)) == 0;
   if (!ok) fprintf(stderr, "  %s: first %zu values differ (%zu vs %zu rows)\n", path, m, na, nb);
   free(a);
@@ -117,7 +107,7 @@ static double mean(const double *v, size_t lo, size_t hi) {
  * occurrence (the loop replaces the best only on a strictly greater value). */
 static void check_best(const char *label, const char *out, const af_train_summary *sum) {
   size_t ne = 0, ns = 0;
-  double *acc = col(out, "evals/accuracy", &ne), *step = col(out, "evals/step", &ns);
+  double *acc = af_test_read_col(out, "evals/accuracy", &ne), *step = af_test_read_col(out, "evals/step", &ns);
   CHECK(ne > 0 && ne == ns);
   if (!(ne > 0 && ne == ns && acc && step)) {
     free(acc);
@@ -140,23 +130,6 @@ static void check_best(const char *label, const char *out, const af_train_summar
   CHECK(attr_num(out, "summary", "final_accuracy") == acc[ne - 1]);
   free(acc);
   free(step);
-}
-
-static void opts_for(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p) {
-  af_train_opts_default(o);
-  o->model_dir = model;
-  o->task = "sst2";
-  o->data_dir = data;
-  o->out = out;
-  o->policy = p;
-  o->epochs = 6;
-  o->batch = 16;
-  o->max_len = 16;
-  o->lr = 3e-3f;
-  o->intervals = 6;
-  o->threads = 1;  /* the suite may run next to other programs; one thread also fixes the GEMM split */
-  o->quiet = 1;
-  o->seed = 3;
 }
 
 int main(void) {
@@ -200,26 +173,26 @@ int main(void) {
   snprintf(acc2, sizeof acc2, "%s/accum2.h5", tmp);
   snprintf(acc2c, sizeof acc2c, "%s/accum2_cache.h5", tmp);
   af_train_summary sum_base;
-  opts_for(&o, model, data, base, stat1);
+  af_test_tiny_train_opts(&o, model, data, base, stat1);
   CHECK_OK(af_train(&o, &sum_base));
   CHECK(!strcmp(sum_base.status, "complete") && sum_base.steps == TOTAL);
   check_best("base (accum 1)", base, &sum_base);
-  opts_for(&o, model, data, acc2, stat1);
+  af_test_tiny_train_opts(&o, model, data, acc2, stat1);
   o.accum = 2;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == TOTAL && sum.final_depth == 1);
   CHECK(attr_num(acc2, "config", "accum") == 2);
   {
     size_t n1 = 0, n2 = 0, m1 = 0, m2 = 0;
-    double *l1 = col(base, "steps/loss", &n1), *l2 = col(acc2, "steps/loss", &n2);
-    double *d2 = col(acc2, "steps/frozen_depth", &m2);
+    double *l1 = af_test_read_col(base, "steps/loss", &n1), *l2 = af_test_read_col(acc2, "steps/loss", &n2);
+    double *d2 = af_test_read_col(acc2, "steps/frozen_depth", &m2);
     CHECK(n1 == (size_t)TOTAL && n2 == n1 && m2 == n2);
     /* the same steps, the same examples per step, the same epochs and learning rates, exactly */
     CHECK(same_prefix(base, acc2, "steps/step", (size_t)TOTAL));
     CHECK(same_prefix(base, acc2, "steps/examples", (size_t)TOTAL));
     CHECK(same_prefix(base, acc2, "steps/epoch", (size_t)TOTAL));
     CHECK(same_prefix(base, acc2, "steps/lr", (size_t)TOTAL));
-    double *ex = col(acc2, "steps/examples", &m1);
+    double *ex = af_test_read_col(acc2, "steps/examples", &m1);
     for (size_t i = 0; ex && i < m1; i++) CHECK(ex[i] == 16.0 * (double)(i + 1));  /* a whole batch per step */
     free(ex);
     for (size_t i = 0; d2 && i < m2; i++) CHECK(d2[i] == 1);
@@ -239,7 +212,7 @@ int main(void) {
     free(d2);
   }
   /* with a cache asked for, accum 2 runs without it (the same run, bit for bit) and says why */
-  opts_for(&o, model, data, acc2c, stat1);
+  af_test_tiny_train_opts(&o, model, data, acc2c, stat1);
   o.accum = 2;
   o.cache = AF_CACHE_MEMORY;
   CHECK_OK(af_train(&o, &sum));
@@ -261,7 +234,7 @@ int main(void) {
   long want[64];
   size_t nw;
   snprintf(isteps, sizeof isteps, "%s/isteps13.h5", tmp);
-  opts_for(&o, model, data, isteps, none);
+  af_test_tiny_train_opts(&o, model, data, isteps, none);
   o.interval_steps = 13;
   o.intervals = 2;  /* ignored with interval_steps */
   CHECK_OK(af_train(&o, &sum));
@@ -271,7 +244,7 @@ int main(void) {
     CHECK(nw == 9 && want[nw - 1] == 117);
     CHECK(steps_are("interval_steps 13", isteps, "intervals/step", want, nw));
     size_t n = 0;
-    double *iv = col(isteps, "intervals/interval", &n);
+    double *iv = af_test_read_col(isteps, "intervals/interval", &n);
     CHECK(n == 9);
     for (size_t k = 0; iv && k < n; k++) CHECK(iv[k] == (double)k);
     free(iv);
@@ -283,7 +256,7 @@ int main(void) {
   /* interval_steps dividing the run: the last decision is at the last step, and the
    * evaluation there happens once (as the final one) */
   snprintf(isteps, sizeof isteps, "%s/isteps15.h5", tmp);
-  opts_for(&o, model, data, isteps, none);
+  af_test_tiny_train_opts(&o, model, data, isteps, none);
   o.interval_steps = 15;
   CHECK_OK(af_train(&o, &sum));
   {
@@ -302,7 +275,7 @@ int main(void) {
   const long MS = 50;
   char maxs[4300];
   snprintf(maxs, sizeof maxs, "%s/max_steps.h5", tmp);
-  opts_for(&o, model, data, maxs, stat1);
+  af_test_tiny_train_opts(&o, model, data, maxs, stat1);
   o.max_steps = MS;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == MS);
@@ -311,7 +284,7 @@ int main(void) {
   CHECK(attr_num(maxs, "config", "total_steps") == (double)TOTAL);
   {
     size_t n = 0;
-    double *lr = col(maxs, "steps/lr", &n);
+    double *lr = af_test_read_col(maxs, "steps/lr", &n);
     CHECK(n == (size_t)MS);
     CHECK(same_prefix(maxs, base, "steps/lr", (size_t)MS));
     CHECK(same_prefix(maxs, base, "steps/loss", (size_t)MS));
@@ -338,7 +311,7 @@ int main(void) {
   check_best("max_steps 50", maxs, &sum);
   /* max_steps beyond the run: the whole run, the same as without it */
   snprintf(maxs, sizeof maxs, "%s/max_steps_big.h5", tmp);
-  opts_for(&o, model, data, maxs, stat1);
+  af_test_tiny_train_opts(&o, model, data, maxs, stat1);
   o.max_steps = 1000;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == TOTAL);
@@ -351,7 +324,7 @@ int main(void) {
    * the interval boundaries no longer evaluate */
   char ev6[4300], ev7[4300];
   snprintf(ev6, sizeof ev6, "%s/eval6.h5", tmp);
-  opts_for(&o, model, data, ev6, none);
+  af_test_tiny_train_opts(&o, model, data, ev6, none);
   o.eval_every = 6;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == TOTAL);
@@ -364,7 +337,7 @@ int main(void) {
   }
   check_best("eval_every 6", ev6, &sum);
   snprintf(ev7, sizeof ev7, "%s/eval7.h5", tmp);
-  opts_for(&o, model, data, ev7, none);
+  af_test_tiny_train_opts(&o, model, data, ev7, none);
   o.eval_every = 7;
   o.max_steps = 30;
   CHECK_OK(af_train(&o, &sum));
@@ -383,7 +356,7 @@ int main(void) {
   /* interrupted at step 30 (after the boundary at 20, mid-interval) */
   char part[4300];
   snprintf(part, sizeof part, "%s/part.h5", tmp);
-  opts_for(&o, model, data, part, stat1);
+  af_test_tiny_train_opts(&o, model, data, part, stat1);
   o.interrupt_at_step = 30;
   s = af_train(&o, &sum);
   CHECK(s == AF_ERR_INTERRUPTED && !strcmp(sum.status, "interrupted") && sum.steps == 30);
@@ -394,7 +367,7 @@ int main(void) {
       {"batch 32 x 12 epochs", 12, 32, 3, 0, stat1, "batch=16; this run: batch=32"},
       {"lr 1e-3", 6, 16, 3, 1e-3f, stat1, "lr=0.003; this run: lr=0.001"}, {"policy none", 6, 16, 3, 0, none, "policy=static"}};
   for (int i = 0; i < 5; i++) {
-    opts_for(&o, model, data, part, other[i].p);
+    af_test_tiny_train_opts(&o, model, data, part, other[i].p);
     o.resume = 1;
     o.epochs = other[i].epochs;
     o.batch = other[i].batch;
@@ -412,11 +385,11 @@ int main(void) {
   CHECK(attr_is(part, "summary", "status", "interrupted"));
   {
     size_t n = 0;
-    double *l = col(part, "steps/loss", &n);
+    double *l = af_test_read_col(part, "steps/loss", &n);
     CHECK(n == 30);
     free(l);
   }
-  opts_for(&o, model, data, part, stat1);
+  af_test_tiny_train_opts(&o, model, data, part, stat1);
   o.resume = 1;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == TOTAL);

@@ -13,30 +13,10 @@
 #include "tests/testutil.h"
 
 
-static double *col(const char *file, const char *path, size_t *n) {
-  af_results_reader *rr = NULL;
-  double *v = NULL;
-  CHECK_OK(af_results_open_read(file, &rr));
-  if (rr) CHECK_OK(af_results_read_1d(rr, path, &v, n));
-  af_results_close_read(&rr);
-  return v;
-}
-
+/* the shared tiny run, on two threads (the thresholds below were set on two) */
 static void opts_for(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p) {
-  af_train_opts_default(o);
-  o->model_dir = model;
-  o->task = "sst2";
-  o->data_dir = data;
-  o->out = out;
-  o->policy = p;
-  o->epochs = 6;
-  o->batch = 16;
-  o->max_len = 16;
-  o->lr = 3e-3f;
-  o->intervals = 6;
+  af_test_tiny_train_opts(o, model, data, out, p);
   o->threads = 2;
-  o->quiet = 1;
-  o->seed = 3;
 }
 
 static double mean(const double *v, size_t lo, size_t hi) {
@@ -105,8 +85,8 @@ static void check_adaptive(const char *out, int L) {
 
 static void check_run(const char *name, const char *out, int expect_static, int L, double min_acc) {
   size_t n = 0, nd = 0, ni = 0, ne = 0;
-  double *loss = col(out, "steps/loss", &n), *depth = col(out, "steps/frozen_depth", &nd);
-  double *after = col(out, "intervals/depth_after", &ni), *acc = col(out, "evals/accuracy", &ne);
+  double *loss = af_test_read_col(out, "steps/loss", &n), *depth = af_test_read_col(out, "steps/frozen_depth", &nd);
+  double *after = af_test_read_col(out, "intervals/depth_after", &ni), *acc = af_test_read_col(out, "evals/accuracy", &ne);
   CHECK(n > 20 && nd == n && ni == 6 && ne >= 1);  /* exactly the 6 decisions asked for */
   if (n > 20) {
     double first = mean(loss, 0, 8), last = mean(loss, n - 8, n);
@@ -211,23 +191,8 @@ int main(void) {
   for (int c = 0; c < 5; c++) {
     size_t na = 0, nb = 0;
     double *a = NULL, *b = NULL;
-    if (c == 3) {  /* 2-D */
-      af_results_reader *ra = NULL, *rb = NULL;
-      size_t ca, cb;
-      CHECK_OK(af_results_open_read(full, &ra));
-      CHECK_OK(af_results_open_read(part, &rb));
-      if (ra && rb) {
-        CHECK_OK(af_results_read_2d(ra, cols[c], &a, &na, &ca));
-        CHECK_OK(af_results_read_2d(rb, cols[c], &b, &nb, &cb));
-        na *= ca;
-        nb *= cb;
-      }
-      af_results_close_read(&ra);
-      af_results_close_read(&rb);
-    } else {
-      a = col(full, cols[c], &na);
-      b = col(part, cols[c], &nb);
-    }
+    a = (c == 3 ? af_test_read_flat : af_test_read_col)(full, cols[c], &na);
+    b = (c == 3 ? af_test_read_flat : af_test_read_col)(part, cols[c], &nb);
     CHECK(na == nb && na > 0);
     int same = na == nb && a && b && memcmp(a, b, na * sizeof(double)) == 0;
     printf("resume: %-20s %zu values %s\n", cols[c], na, same ? "identical" : "DIFFERENT");
@@ -245,7 +210,7 @@ int main(void) {
   CHECK_OK(af_train(&o, &sum));
   {
     size_t n = 0;
-    double *lr = col(out, "steps/lr", &n);
+    double *lr = af_test_read_col(out, "steps/lr", &n);
     int bad = 0;
     for (size_t i = 0; lr && i < n; i++) {
       double f = (double)i / (double)n, want = 3e-3 * (f < 0.3 ? 1.0 : f < 0.6 ? 0.7 : 0.4);
@@ -278,7 +243,7 @@ int main(void) {
   CHECK(!strcmp(sum.status, "failed"));
   {
     size_t n = 0;
-    double *loss = col(out, "steps/loss", &n);
+    double *loss = af_test_read_col(out, "steps/loss", &n);
     CHECK(n == 1 && loss && isfinite(loss[0]));
     free(loss);
   }
