@@ -249,6 +249,55 @@ static void test_round_trip(af_cache_mode mode, af_cache_dtype d, size_t budget,
   if (saved[0]) CHECK(access(saved, F_OK) != 0);  /* close removes the file */
 }
 
+/* An entry stored again with another length (not done by a run, allowed by the API):
+ * the new value is served, staged copies of the old one are dropped, and the counts
+ * hold one entry of the new size. */
+static void test_replace_len(af_cache_mode mode, size_t budget) {
+  char what[64];
+  snprintf(what, sizeof what, "replace-len mode %d", (int)mode);
+  const size_t N = 40;
+  af_act_cache *c = NULL;
+  af_act_cache_opts o = opts(mode, AF_DTYPE_F32, budget, af_test_tmpdir(), 0, N, "relen");
+  CHECK_OK(af_act_cache_open(&o, &c));
+  if (!c) return;
+  float *x = malloc(sizeof(float) * 90 * C), *got = malloc(sizeof(float) * 90 * C);
+  long long want = 0;
+  for (size_t i = 0; i < N; i++) {
+    fill(x, i, 0, 3);
+    CHECK_OK(af_act_cache_put(c, i, 1, x, 3));
+  }
+  size_t ids[40];
+  for (size_t i = 0; i < N; i++) ids[i] = i;
+  af_act_cache_prefetch(c, ids, 20);
+  wait_staged(c);
+  for (size_t i = 0; i < N; i++) {  /* odd ones longer, multiples of 4 shorter, the rest as they were */
+    int len = i % 2 ? 70 : i % 4 == 0 ? 1 : 3;
+    if (len != 3) {
+      fill(x, i, 1, len);
+      CHECK_OK(af_act_cache_put(c, i, 2, x, len));
+    }
+    want += (long long)len * C * 4;
+  }
+  int bad = 0;
+  for (size_t i = 0; i < N; i++) {
+    int len = -1, dep = -1, wlen = i % 2 ? 70 : i % 4 == 0 ? 1 : 3;
+    fill(x, i, wlen == 3 ? 0 : 1, wlen);
+    CHECK_OK(af_act_cache_get(c, i, got, &len, &dep));
+    bad += len != wlen || dep != (wlen == 3 ? 1 : 2) || af_act_cache_len(c, i) != wlen ||
+           memcmp(got, x, (size_t)wlen * C * sizeof *x);
+  }
+  if (bad) fprintf(stderr, "%s: %d entries wrong\n", what, bad);
+  af_test_failures += bad != 0;
+  af_cache_record r;
+  af_act_cache_detail d;
+  af_act_cache_stats(c, &r);
+  af_act_cache_stats_detail(c, &d);
+  CHECK(r.entries == (long long)N && r.bytes == want && d.mem_entries + d.disk_entries == (long long)N);
+  CHECK(d.mem_bytes + d.disk_bytes == want && af_act_cache_disabled_reason(c) == NULL);
+  free(x), free(got);
+  af_act_cache_close(c);
+}
+
 /* Many epochs of prefetch / get / occasional replacement through the reader thread. */
 static void test_stress(af_cache_mode mode, size_t budget) {
   const size_t N = 200;
@@ -334,6 +383,24 @@ static void copy_file(const char *from, const char *to) {
   if (b) fclose(b);
 }
 
+/* Overwrite one root attribute of an HDF5 file (the file must not be open elsewhere). */
+static void set_root_attr_int(const char *path, const char *name, long long v) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CHECK(f >= 0 && H5Adelete(f, name) >= 0);
+  hid_t sp = H5Screate(H5S_SCALAR), a = H5Acreate2(f, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(a >= 0 && H5Awrite(a, H5T_NATIVE_LLONG, &v) >= 0);
+  H5Aclose(a), H5Sclose(sp), H5Fclose(f);
+}
+static void set_root_attr_str(const char *path, const char *name, const char *v) {
+  hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+  CHECK(f >= 0 && H5Adelete(f, name) >= 0);
+  hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate(H5S_SCALAR);
+  H5Tset_size(t, H5T_VARIABLE);
+  hid_t a = H5Acreate2(f, name, t, sp, H5P_DEFAULT, H5P_DEFAULT);
+  CHECK(a >= 0 && H5Awrite(a, t, &v) >= 0);
+  H5Aclose(a), H5Sclose(sp), H5Tclose(t), H5Fclose(f);
+}
+
 /* A file written for another run_key is never read: the header check names what differs,
  * and opening a cache whose file name is taken by it starts from an empty, fresh file. */
 static void test_run_key(void) {
@@ -365,6 +432,15 @@ static void test_run_key(void) {
   CHECK_OK(af_act_cache_file_check(pathB, oa.run_key, C, AF_DTYPE_F32));
   CHECK(af_act_cache_file_check(pathB, oa.run_key, C + 1, AF_DTYPE_F32) == AF_ERR_FORMAT);
   CHECK(af_act_cache_file_check(pathB, oa.run_key, C, AF_DTYPE_F16) == AF_ERR_FORMAT);
+  /* The same run's file from another format version or another program is refused too. */
+  set_root_attr_int(pathB, "format_version", 99);
+  CHECK(af_act_cache_file_check(pathB, oa.run_key, C, AF_DTYPE_F32) == AF_ERR_FORMAT &&
+        strstr(af_last_error(), "format_version 99"));
+  copy_file(af_act_cache_path(a), pathB);
+  set_root_attr_str(pathB, "format", "someone-else");
+  CHECK(af_act_cache_file_check(pathB, oa.run_key, C, AF_DTYPE_F32) == AF_ERR_FORMAT &&
+        strstr(af_last_error(), "someone-else"));
+  copy_file(af_act_cache_path(a), pathB);
   af_act_cache_close(a);
 
   CHECK_OK(af_act_cache_open(&ob, &b));
@@ -627,6 +703,9 @@ int main(int argc, char **argv) {
   RUN("disk", test_round_trip(AF_CACHE_DISK, AF_DTYPE_F32, 0, 6));
   RUN("disk", test_round_trip(AF_CACHE_DISK, AF_DTYPE_BF16, 0, 1));
   RUN("budget", test_memory_budget_full());
+  RUN("relen", test_replace_len(AF_CACHE_MEMORY, 0));
+  RUN("relen", test_replace_len(AF_CACHE_DISK, 0));
+  RUN("relen", test_replace_len(AF_CACHE_AUTO, 8 << 10));
   RUN("stress", test_stress(AF_CACHE_DISK, 0));
   RUN("stress", test_stress(AF_CACHE_AUTO, 200 << 10));
   RUN("runkey", test_run_key());

@@ -312,6 +312,24 @@ static void test_custom(void) {
   double bad[6] = {0, 0, 0, 0, 0, NAN};
   CHECK(af_freeze_ctl_end_interval(c, 40, bad, bad, NULL) == AF_ERR_NUMERIC);
   CHECK(strstr(af_last_error(), "layer 5"));
+  /* So are an infinite or negative L1 score and a bad L2 norm; a refused interval changes
+   * nothing, and the next good one is decided as if it had not been offered. */
+  int nh0, nh1;
+  af_freeze_ctl_history(c, &nh0);
+  const double bads[] = {INFINITY, -1.0, -INFINITY};
+  for (int j = 0; j < 3; j++) {
+    double b1[6] = {1, 1, 1, 1, 1, bads[j]};
+    CHECK(af_freeze_ctl_end_interval(c, 40, b1, s1, NULL) == AF_ERR_NUMERIC);
+    CHECK(strstr(af_last_error(), "layer 5") && strstr(af_last_error(), "L1"));
+    CHECK(af_freeze_ctl_end_interval(c, 40, s1, b1, NULL) == AF_ERR_NUMERIC);
+    CHECK(strstr(af_last_error(), "layer 5") && strstr(af_last_error(), "L2"));
+  }
+  af_freeze_ctl_history(c, &nh1);
+  CHECK(nh1 == nh0 && af_freeze_ctl_depth(c) == 5);
+  double neg0[6] = {0, 0, 0, 0, 0, -0.0};  /* -0 is a zero score, not a negative one */
+  CHECK_OK(af_freeze_ctl_end_interval(c, 40, neg0, neg0, NULL));
+  af_freeze_ctl_history(c, &nh1);
+  CHECK(nh1 == nh0 + 1);
   af_freeze_ctl_free(c);
   af_policy_free(p);
   CHECK(destroyed == 1);

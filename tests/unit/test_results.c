@@ -313,6 +313,25 @@ static void test_errors(void) {
   CHECK(af_results_open_read(p, &rr) == AF_ERR_FORMAT && strstr(af_last_error(), "not an autofreeze"));
 }
 
+/* A file from a newer build (format_version + 1) is refused by name, not misread. */
+static void test_newer_format(const char *full) {
+  char p[4200], cmd[8600];
+  path_in_tmp(p, sizeof p, "newer.h5");
+  snprintf(cmd, sizeof cmd, "cp '%s' '%s'", full, p);
+  CHECK(system(cmd) == 0);
+  hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
+  hid_t a = f >= 0 ? H5Aopen(f, "format_version", H5P_DEFAULT) : -1;
+  int v = AF_RESULTS_FORMAT_VERSION + 1;
+  CHECK(a >= 0 && H5Awrite(a, H5T_NATIVE_INT, &v) >= 0);
+  if (a >= 0) H5Aclose(a);
+  if (f >= 0) H5Fclose(f);
+  af_results_reader *rr = (af_results_reader *)1;
+  CHECK(af_results_open_read(p, &rr) == AF_ERR_UNSUPPORTED && rr == NULL);
+  char want[64];
+  snprintf(want, sizeof want, "format version %d", v);
+  CHECK(strstr(af_last_error(), want) && strstr(af_last_error(), "newer.h5"));
+}
+
 /* A child writes and flushes, writes more without flushing, then SIGKILLs itself. */
 static void test_crash_after_flush(void) {
   char p[4200];
@@ -610,6 +629,7 @@ int main(int argc, char **argv) {
   write_full(p);
   check_raw(p);
   check_reader(p);
+  test_newer_format(p);
   test_errors();
   test_resume();
   test_crash_after_flush();
