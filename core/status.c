@@ -2,12 +2,13 @@
  * appended only when AF_DEBUG is set: users need the input's location, developers ours. */
 #include "core/status.h"
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static _Thread_local char errbuf[2048];
-static int quiet;
+static atomic_int quiet;  /* read by the cache's reader thread too */
 
 af_status af_fail(af_status s, const char *src_file, int src_line, const char *fmt, ...) {
   va_list ap;
@@ -53,10 +54,10 @@ const char *af_status_name(af_status s) {
   return "unknown status";
 }
 
-void af_set_quiet(int q) { quiet = q; }
+void af_set_quiet(int q) { atomic_store_explicit(&quiet, q, memory_order_relaxed); }
 
 void af_warn(const char *fmt, ...) {
-  if (quiet) return;
+  if (atomic_load_explicit(&quiet, memory_order_relaxed)) return;
   va_list ap;
   va_start(ap, fmt);
   fputs("autofreeze: warning: ", stderr);

@@ -19,7 +19,8 @@
 /* Hot loops are compiled for AVX-512 and AVX2+FMA besides the baseline and picked at load
  * time (GCC ifunc), since the build uses no -march. ("arch=..." clones would not inline these helpers.) Apply to plain chunk functions, not to
  * functions holding OpenMP regions. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && !defined(__SANITIZE_ADDRESS__) && \
+    !defined(__SANITIZE_THREAD__)  /* sanitizers: an instrumented ifunc resolver runs before their runtime */
 #define AF_CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define AF_CPU_CLONES
