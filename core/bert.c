@@ -265,14 +265,14 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
   af_bert_acts *a = m->a;
   const int N = B * T;
   if (start == 0) {
-    const float pe = (train && depth == 0) ? m->cfg.hidden_dropout_prob : 0.f;
+    const float pe = (train && (depth == 0 || m->frozen_dropout)) ? m->cfg.hidden_dropout_prob : 0.f;
     be->embedding_forward(be, a->emb_sum, a->ids, a->type_ids, P(m, af_param_emb(AF_EP_WTE)), P(m, af_param_emb(AF_EP_WPE)),
                           P(m, af_param_emb(AF_EP_WTT)), B, T, C);
     be->layernorm_forward(be, a->h[0], a->emb_mean, a->emb_rstd, a->emb_sum, P(m, af_param_emb(AF_EP_LNW)),
                           P(m, af_param_emb(AF_EP_LNB)), N, C, m->cfg.layer_norm_eps);
     be->dropout_forward(be, a->h[0], a->h[0], (size_t)N * C, pe, seed, site_offset(SITE_EMB));
   }
-  for (int l = start; l < L; l++) layer_forward(m, l, B, T, train && l >= depth, seed);
+  for (int l = start; l < L; l++) layer_forward(m, l, B, T, train && (l >= depth || m->frozen_dropout), seed);
   /* head: pooled = tanh(W_p h[CLS] + b_p); logits = W_c dropout(pooled) + b_c */
   const float pc = !train ? 0.f : (m->cfg.classifier_dropout >= 0 ? m->cfg.classifier_dropout : m->cfg.hidden_dropout_prob);
   be->cls_forward(be, a->cls, a->h[L], B, T, C);

@@ -26,6 +26,8 @@ typedef struct {
   float *acc;               /* interval gradient sum, encoder layers only: [enc_end - enc_begin] */
   size_t enc_begin, enc_end;/* float range of the encoder layers in the arena */
   int max_B, max_T, min_depth;
+  int frozen_dropout;       /* 1: frozen layers and embeddings keep their dropout in training
+                               forwards (no backward still); their output is then not fixed */
   af_bert_acts *a;          /* activation arena and views */
 } af_bert;
 
@@ -57,7 +59,7 @@ float *af_bert_hidden(af_bert *m, int k);
 
 /* Forward from layer `start` (0 = from token ids; else from af_bert_load_hidden) to the
  * loss. Layers < depth (and the embeddings when depth > 0) run in evaluation mode (no
- * dropout); train = 0 turns dropout off everywhere. seed selects the dropout masks.
+ * dropout) unless m->frozen_dropout; train = 0 turns dropout off everywhere. seed selects the dropout masks.
  * Writes the mean loss over the batch to *loss (host). */
 af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int train, uint64_t seed,
                           float *loss);

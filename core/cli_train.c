@@ -46,6 +46,8 @@ static void usage(FILE *f) {
 "  --interval-steps N     fixed interval length in steps instead of --intervals\n"
 "  --max-depth K          never freeze more than K layers (layers-1)\n"
 "  --signed-ratio         the paper's signed change ratio instead of the code's absolute value\n"
+"  --frozen-dropout       frozen layers keep their dropout in training (not the paper's; needs\n"
+"                         --cache off: their output is then not fixed)\n"
 "activation cache:\n"
 "  --cache off|memory|disk|auto       (off)\n"
 "  --cache-dtype f32|f16|bf16         storage precision (f32: exact)\n"
@@ -100,7 +102,7 @@ int af_cli_train(int argc, char **argv) {
          O_EVAL, O_MAXSTEPS, O_MAXTRAIN, O_MAXEVAL, O_BUCKET, O_SKIP, O_DEVICE, O_THREADS, O_POLICY, O_FROZEN,
          O_PCT, O_INTERVALS, O_ISTEPS, O_MAXDEPTH, O_SIGNED, O_CACHE, O_CDTYPE, O_CBUDGET, O_CDIR, O_CCOMP,
          O_CKDIR, O_NOCK, O_RESUME, O_PROG, O_NOPROG, O_QUIET, O_TEXTC, O_LABELC, O_LABELS, O_REGR, O_FORMAT,
-         O_NOHDR };
+         O_NOHDR, O_FDROP };
   static const struct option opts[] = {
       {"model", 1, 0, O_MODEL}, {"task", 1, 0, O_TASK}, {"data", 1, 0, O_DATA}, {"out", 1, 0, O_OUT},
       {"epochs", 1, 0, O_EPOCHS}, {"batch", 1, 0, O_BATCH}, {"accum", 1, 0, O_ACCUM}, {"seq", 1, 0, O_SEQ},
@@ -109,7 +111,7 @@ int af_cli_train(int argc, char **argv) {
       {"bucket", 1, 0, O_BUCKET}, {"skip-bad-rows", 0, 0, O_SKIP}, {"device", 1, 0, O_DEVICE},
       {"threads", 1, 0, O_THREADS}, {"policy", 1, 0, O_POLICY}, {"frozen", 1, 0, O_FROZEN},
       {"percentile", 1, 0, O_PCT}, {"intervals", 1, 0, O_INTERVALS}, {"interval-steps", 1, 0, O_ISTEPS},
-      {"max-depth", 1, 0, O_MAXDEPTH}, {"signed-ratio", 0, 0, O_SIGNED}, {"cache", 1, 0, O_CACHE},
+      {"max-depth", 1, 0, O_MAXDEPTH}, {"signed-ratio", 0, 0, O_SIGNED}, {"frozen-dropout", 0, 0, O_FDROP}, {"cache", 1, 0, O_CACHE},
       {"cache-dtype", 1, 0, O_CDTYPE}, {"cache-budget", 1, 0, O_CBUDGET}, {"cache-dir", 1, 0, O_CDIR},
       {"cache-compress", 1, 0, O_CCOMP}, {"checkpoint-dir", 1, 0, O_CKDIR}, {"no-checkpoints", 0, 0, O_NOCK},
       {"resume", 0, 0, O_RESUME}, {"progress", 0, 0, O_PROG}, {"no-progress", 0, 0, O_NOPROG},
@@ -162,6 +164,7 @@ int af_cli_train(int argc, char **argv) {
     case O_ISTEPS: if (parse_long("--interval-steps", optarg, 1, &v)) return AF_EXIT_USAGE; o.interval_steps = v; break;
     case O_MAXDEPTH: if (parse_long("--max-depth", optarg, 0, &v)) return AF_EXIT_USAGE; o.freeze.max_depth = (int)v; break;
     case O_SIGNED: o.freeze.signed_ratio = 1; break;
+    case O_FDROP: o.frozen_dropout = 1; break;
     case O_CACHE: cache = optarg; break;
     case O_CDTYPE: dtype = optarg; break;
     case O_CBUDGET:

@@ -140,6 +140,9 @@ static af_status setup(run *r) {
   if (o->batch < 1 || o->accum < 1 || o->batch % o->accum)
     return AF_FAIL(AF_ERR_ARG, "--batch %d must be a positive multiple of --accum %d", o->batch, o->accum);
   if (o->epochs < 1) return AF_FAIL(AF_ERR_ARG, "--epochs must be >= 1 (got %d)", o->epochs);
+  if (o->frozen_dropout && o->cache != AF_CACHE_OFF)
+    return AF_FAIL(AF_ERR_ARG, "--frozen-dropout needs --cache off: with dropout in the frozen layers their "
+                   "output changes at every step, so there is nothing fixed to cache");
   af_policy *pol = o->policy;
   if (!pol) {
     AF_TRY(af_policy_none(&r->none_policy));
@@ -151,6 +154,7 @@ static af_status setup(run *r) {
   const int micro = o->batch / o->accum;
   /* activations for one micro-batch; evaluation uses batches of the same size */
   AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, micro, o->max_len, r->depth));
+  r->m.frozen_dropout = o->frozen_dropout != 0;
   AF_TRY(af_malloc((void **)&r->host_params, r->m.lay.total * sizeof(float), "parameters"));
   char report[1024] = "";
   AF_TRY(af_checkpoint_load(o->model_dir, &r->cfg, &r->m.lay, r->host_params, o->seed, report, sizeof report));
@@ -250,6 +254,7 @@ static af_status write_config(run *r) {
   AF_TRY(af_results_attr_str(res, "policy", p->name));
   AF_TRY(af_results_attr_str(res, "policy_knobs", p->knobs));
   AF_TRY(af_results_attr_int(res, "max_depth", af_freeze_ctl_max_depth(r->ctl)));
+  AF_TRY(af_results_attr_int(res, "frozen_dropout", o->frozen_dropout != 0));
   AF_TRY(af_results_attr_int(res, "intervals", o->intervals));
   AF_TRY(af_results_attr_int(res, "interval_steps", o->interval_steps));
   AF_TRY(af_results_attr_int(res, "total_steps", r->total_steps));
@@ -605,11 +610,11 @@ static void run_config(const run *r, char *buf, size_t cap) {
   const af_optim_opts *q = &r->optim;
   snprintf(buf, cap,
            "task=%s;batch=%d;accum=%d;max_len=%d;bucket=%d;max_train_rows=%zu;max_eval_rows=%zu;policy=%s;"
-           "policy_knobs=%s;max_depth=%d;signed_ratio=%d;intervals=%d;interval_steps=%ld;lr=%.8g;beta1=%.8g;"
+           "policy_knobs=%s;max_depth=%d;signed_ratio=%d;frozen_dropout=%d;intervals=%d;interval_steps=%ld;lr=%.8g;beta1=%.8g;"
            "beta2=%.8g;eps=%.8g;weight_decay=%.8g;bias_correction=%d;clip=%d;max_grad_norm=%.8g;schedule=%d;"
            "warmup=%.8g",
            af_task_name(r->task), o->batch, o->accum, o->max_len, o->bucket, o->max_train_rows, o->max_eval_rows,
-           p->name, p->knobs, af_freeze_ctl_max_depth(r->ctl), o->freeze.signed_ratio, o->intervals,
+           p->name, p->knobs, af_freeze_ctl_max_depth(r->ctl), o->freeze.signed_ratio, o->frozen_dropout != 0, o->intervals,
            o->interval_steps, (double)q->lr, (double)q->beta1, (double)q->beta2, (double)q->eps,
            (double)q->weight_decay, q->bias_correction, (int)q->clip, (double)q->max_grad_norm, (int)q->schedule,
            (double)q->warmup_frac);

@@ -20,6 +20,7 @@ typedef struct {
   int threads;               /* <= 0: all cores */
   af_policy *policy;         /* borrowed; NULL = none */
   af_freeze_opts freeze;     /* max depth, signed ratio */
+  int frozen_dropout;        /* frozen layers keep dropout in training (needs cache off) */
   int intervals;             /* decision intervals over the run (20) */
   long interval_steps;       /* > 0: fixed interval length instead of `intervals` */
   int epochs;                /* 3 */

@@ -35,7 +35,8 @@ local rows = af.sweep{
   print = false,
   train = {model = model, epochs = S.epochs or 2, batch = S.batch or 16, seq = S.seq or 64, lr = S.lr or 5e-5,
            intervals = S.intervals or 10, eval_every = S.eval_every, max_train_rows = S.train_rows or 2000,
-           max_eval_rows = S.eval_rows or 400, threads = S.threads or 0, checkpoints = false},
+           max_eval_rows = S.eval_rows or 400, threads = S.threads or 0, checkpoints = false,
+           recipe = S.recipe, frozen_dropout = S.frozen_dropout},
 }
 
 -- training time (evaluation excluded) at each evaluation: the step times summed up to it

@@ -13,7 +13,7 @@ static const char *const keys[] = {
     "model", "task", "data", "out", "policy", "device", "threads", "epochs", "batch", "accum", "seq", "max_len",
     "bucket", "recipe", "lr", "weight_decay", "beta1", "beta2", "adam_eps", "bias_correction", "clip",
     "max_grad_norm", "schedule", "warmup", "seed", "eval_every", "max_steps", "max_train_rows", "max_eval_rows",
-    "skip_bad_rows", "intervals", "interval_steps", "max_depth", "signed_ratio", "cache", "cache_dtype",
+    "skip_bad_rows", "intervals", "interval_steps", "max_depth", "signed_ratio", "frozen_dropout", "cache", "cache_dtype",
     "cache_budget", "cache_dir", "cache_compress", "checkpoint_dir", "checkpoints", "resume", "progress", "quiet",
     NULL};
 
@@ -296,6 +296,7 @@ static int l_train(lua_State *L) {
   if (get_int(L, t, "interval_steps", 1, LUA_MAXINTEGER, &iv)) o.interval_steps = (long)iv;
   if (get_int(L, t, "max_depth", 0, 1 << 20, &iv)) o.freeze.max_depth = (int)iv;
   if (get_bool(L, t, "signed_ratio", &bv)) o.freeze.signed_ratio = bv;
+  if (get_bool(L, t, "frozen_dropout", &bv)) o.frozen_dropout = bv;
   static const char *const caches[] = {"off", "memory", "disk", "auto", NULL};
   if (lua_getfield(L, t, "cache") == LUA_TBOOLEAN) {  /* cache = false / true (= "auto") */
     o.cache = lua_toboolean(L, -1) ? AF_CACHE_AUTO : AF_CACHE_OFF;

@@ -362,17 +362,20 @@ int main(void) {
   CHECK(s == AF_ERR_INTERRUPTED && !strcmp(sum.status, "interrupted") && sum.steps == 30);
   /* the same layers, total steps and seed but another setting that shapes the trajectory
    * (batch 32 x 12 epochs is also 120 steps) is refused too, naming the setting */
-  struct { const char *what; int epochs, batch; uint64_t seed; float lr; af_policy *p; const char *names; } other[] = {
-      {"epochs 7", 7, 16, 3, 0, stat1, "total steps"}, {"seed 4", 6, 16, 4, 0, stat1, "seed"},
-      {"batch 32 x 12 epochs", 12, 32, 3, 0, stat1, "batch=16; this run: batch=32"},
-      {"lr 1e-3", 6, 16, 3, 1e-3f, stat1, "lr=0.003; this run: lr=0.001"}, {"policy none", 6, 16, 3, 0, none, "policy=static"}};
-  for (int i = 0; i < 5; i++) {
+  struct { const char *what; int epochs, batch; uint64_t seed; float lr; af_policy *p; const char *names; int fdrop; } other[] = {
+      {"epochs 7", 7, 16, 3, 0, stat1, "total steps", 0}, {"seed 4", 6, 16, 4, 0, stat1, "seed", 0},
+      {"batch 32 x 12 epochs", 12, 32, 3, 0, stat1, "batch=16; this run: batch=32", 0},
+      {"lr 1e-3", 6, 16, 3, 1e-3f, stat1, "lr=0.003; this run: lr=0.001", 0},
+      {"policy none", 6, 16, 3, 0, none, "policy=static", 0},
+      {"frozen dropout", 6, 16, 3, 0, stat1, "frozen_dropout=0; this run: frozen_dropout=1", 1}};
+  for (int i = 0; i < 6; i++) {
     af_test_tiny_train_opts(&o, model, data, part, other[i].p);
     o.resume = 1;
     o.epochs = other[i].epochs;
     o.batch = other[i].batch;
     o.seed = other[i].seed;
     if (other[i].lr > 0) o.lr = other[i].lr;
+    o.frozen_dropout = other[i].fdrop;
     s = af_train(&o, &sum);
     printf("resume with %s: %s\n", other[i].what, af_last_error());
     CHECK(s == AF_ERR_ARG);
@@ -396,6 +399,21 @@ int main(void) {
   CHECK(same_prefix(part, base, "steps/loss", (size_t)TOTAL));
   CHECK(same_prefix(part, base, "evals/accuracy", 6));
   check_best("resumed", part, &sum);
+
+  /* ---- 6. frozen dropout: recorded, and refused with a cache (nothing fixed to cache) ---- */
+  char fd[4300];
+  snprintf(fd, sizeof fd, "%s/fdrop.h5", tmp);
+  af_test_tiny_train_opts(&o, model, data, fd, stat1);
+  o.frozen_dropout = 1;
+  o.cache = AF_CACHE_MEMORY;
+  s = af_train(&o, &sum);
+  CHECK(s == AF_ERR_ARG && strstr(af_last_error(), "--frozen-dropout needs --cache off") && sum.steps == 0);
+  o.cache = AF_CACHE_OFF;
+  o.max_steps = 10;
+  CHECK_OK(af_train(&o, &sum));
+  CHECK(sum.steps == 10 && attr_num(fd, "config", "frozen_dropout") == 1 && attr_num(base, "config", "frozen_dropout") == 0);
+  /* the tiny model has no dropout, so here it changes nothing (test_bert_fd checks the masks) */
+  CHECK(same_prefix(fd, base, "steps/loss", 10));
 
   af_policy_free(none);
   af_policy_free(stat1);

@@ -3,7 +3,9 @@
  * function of the seed, so the loss is a deterministic function of the parameters);
  * (2) with frozen depth k the trainable gradients equal the full model's and the frozen
  * ones stay zero; (3) after optimizer steps frozen parameters are bit-for-bit unchanged
- * and a forward started at layer k from h[k] gives the same loss as a full forward. */
+ * and a forward started at layer k from h[k] gives the same loss as a full forward;
+ * (4) with frozen_dropout (dropout on) a frozen-depth-k step is the full model's step minus
+ * the frozen backward: the same loss and the same trainable gradients. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +178,49 @@ static void freeze_check(const af_config *cfg) {
   af_bert_free(&fz);
 }
 
+/* frozen_dropout: the frozen prefix draws the full model's masks (same seed, same sites),
+ * so loss and trainable gradients equal full fine-tuning's with dropout on; without it they
+ * differ (the negative control); evaluation forwards are unaffected. */
+static void frozen_dropout_check(const af_config *cfg) {
+  const int k = 2;
+  af_bert full, fz;
+  make_batch(cfg, 0);
+  af_bert_input bt = {ids, tt, mask, tgt, B, T};
+  CHECK_OK(af_bert_init(&full, be, cfg, NL, B, T, 0));
+  CHECK_OK(af_bert_init(&fz, be, cfg, NL, B, T, k));
+  CHECK_OK(af_bert_load_batch(&full, &bt));
+  CHECK_OK(af_bert_load_batch(&fz, &bt));
+  size_t n = full.lay.total, fe = af_param_frozen_end(&fz.lay, k);
+  float *p = malloc(n * sizeof *p), *g0 = malloc(n * sizeof *g0), *g1 = malloc(n * sizeof *g1);
+  init_params(&full.lay, p);
+  af_bert_set_params(&full, p);
+  af_bert_set_params(&fz, p);
+  float l0, l1, e0, e1;
+  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 1, 9, &l1));  /* the default: frozen prefix without dropout */
+  CHECK_OK(af_bert_forward(&full, B, T, 0, 0, 1, 9, &l0));
+  CHECK(l0 != l1);
+  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 0, 9, &e0));
+  fz.frozen_dropout = 1;
+  af_grads_zero(&full, 0);
+  af_grads_zero(&fz, k);
+  CHECK_OK(af_bert_forward(&full, B, T, 0, 0, 1, 9, &l0));
+  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 1, 9, &l1));
+  CHECK(l0 == l1);
+  CHECK_OK(af_bert_backward(&full, B, T, 0, 9, 1.0f / B));
+  CHECK_OK(af_bert_backward(&fz, B, T, k, 9, 1.0f / B));
+  be->to_host(be, g0, full.grads, n * sizeof(float));
+  be->to_host(be, g1, fz.grads, n * sizeof(float));
+  af_test_close("frozen_dropout: trainable grads, depth 2 vs full, dropout 0.1", g1 + fe, g0 + fe, n - fe, 1e-7, 1e-5);
+  int nonzero = 0;
+  for (size_t i = 0; i < fe; i++) nonzero += g1[i] != 0.f;
+  CHECK(nonzero == 0);
+  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 0, 9, &e1));
+  CHECK(e0 == e1);
+  free(p), free(g0), free(g1);
+  af_bert_free(&full);
+  af_bert_free(&fz);
+}
+
 /* Gradient accumulation: the batch's gradient equals the sum of its two halves' gradients,
  * each half scaled by 1/B (what train.c does with --accum 2). Dropout off: the masks of a
  * half-batch are drawn at other counters. */
@@ -229,6 +274,7 @@ int main(void) {
   tanhc.hidden_act = AF_GELU_TANH;
   fd_check(&tanhc, 1, 1, "regression, gelu_new");
   freeze_check(&cfg);
+  frozen_dropout_check(&cfg);
   accum_check(&cfg);
   af_backend_close(be);
   return af_test_done("test_bert_fd");
