@@ -7,6 +7,8 @@
 --       [--set train_rows=2000] [--set eval_rows=400] [--set seq=64] [--set threads=0]
 --       [--set policies=none,adaptive+cache]   (a subset of the four, by label; none is always run)
 --       [--set percentile=50] [--set max_depth=N]  (the adaptive rule's knobs; max_depth caps its depth)
+--       [--set recipe=paper] [--set frozen_dropout=true]  (every run; frozen_dropout needs policies
+--       without the cache)
 local af = require "autofreeze"
 local S = af.settings
 local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")

@@ -48,6 +48,15 @@ local gen = af.task.generic{dir = dir .. "/gen", text_cols = "text", label_col =
 local g = af.train{model = model, task = gen, out = dir .. "/gen/run.h5", epochs = 3, batch = 16, seq = 12, lr = 1e-3,
                    seed = 3, threads = 1, quiet = true, checkpoints = false, max_train_rows = 320, max_eval_rows = 80}
 assert(g.status == "complete" and g.best >= 0.9, "generic task: best accuracy " .. tostring(g.best))
+-- frozen_dropout reaches the run (recorded in its config) and is refused with a cache
+local fd = af.train{model = model, task = task, policy = af.policy.static{frozen = 1}, out = dir .. "/fd/run.h5",
+                    epochs = 1, batch = 16, seq = 12, threads = 1, quiet = true, checkpoints = false,
+                    max_train_rows = 64, max_eval_rows = 16, frozen_dropout = true}
+assert(fd.status == "complete" and af.results.read(dir .. "/fd/run.h5").config.frozen_dropout == 1)
+local ok, err = pcall(af.train, {model = model, task = task, policy = af.policy.static{frozen = 1},
+                      out = dir .. "/fd/cached.h5", epochs = 1, seq = 12, threads = 1, quiet = true, checkpoints = false,
+                      max_train_rows = 64, frozen_dropout = true, cache = "memory"})
+assert(not ok and tostring(err):find("needs --cache off", 1, true), tostring(err))
 print("train ok", s.best, s.final_depth, g.best)
 LUA
 expect_rc 0 "af.train on the tiny model" -- "$BIN" run "$TMP/train.lua" "$TMP"
