@@ -109,6 +109,26 @@ static void fd_check(const af_config *cfg, int nl, int train, const char *label)
   af_bert_free(&m);
 }
 
+/* One training step (seed 9) of the full model and of fz at depth k from the same
+ * parameters: the same loss, the same trainable gradients, none for the frozen prefix. */
+static void same_step(af_bert *full, af_bert *fz, int k, float *g0, float *g1, const char *label) {
+  const size_t n = full->lay.total, fe = af_param_frozen_end(&fz->lay, k);
+  float l0, l1;
+  af_grads_zero(full, 0);
+  af_grads_zero(fz, k);
+  CHECK_OK(af_bert_forward(full, B, T, 0, 0, 1, 9, &l0));
+  CHECK_OK(af_bert_forward(fz, B, T, 0, k, 1, 9, &l1));
+  CHECK(l0 == l1);
+  CHECK_OK(af_bert_backward(full, B, T, 0, 9, 1.0f / B));
+  CHECK_OK(af_bert_backward(fz, B, T, k, 9, 1.0f / B));
+  be->to_host(be, g0, full->grads, n * sizeof(float));
+  be->to_host(be, g1, fz->grads, n * sizeof(float));
+  af_test_close(label, g1 + fe, g0 + fe, n - fe, 1e-7, 1e-5);
+  int nonzero = 0;
+  for (size_t i = 0; i < fe; i++) nonzero += g1[i] != 0.f;
+  CHECK(nonzero == 0);
+}
+
 /* Frozen depth k: trainable gradients equal the full model's, frozen stay zero; frozen
  * parameters unchanged after steps; a forward from h[k] equals the full forward. */
 static void freeze_check(const af_config *cfg) {
@@ -131,20 +151,8 @@ static void freeze_check(const af_config *cfg) {
   init_params(&full.lay, p);
   af_bert_set_params(&full, p);
   af_bert_set_params(&fz, p);
-  af_grads_zero(&full, 0);
-  af_grads_zero(&fz, k);
-  CHECK_OK(af_bert_forward(&full, B, T, 0, 0, 1, 9, &l0));
-  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 1, 9, &l1));
-  CHECK(l0 == l1);
-  CHECK_OK(af_bert_backward(&full, B, T, 0, 9, 1.0f / B));
-  CHECK_OK(af_bert_backward(&fz, B, T, k, 9, 1.0f / B));
-  be->to_host(be, g0, full.grads, n * sizeof(float));
-  be->to_host(be, g1, fz.grads, n * sizeof(float));
+  same_step(&full, &fz, k, g0, g1, "trainable grads, depth 2 vs full");
   size_t fe = af_param_frozen_end(&fz.lay, k);
-  af_test_close("trainable grads, depth 2 vs full", g1 + fe, g0 + fe, n - fe, 1e-7, 1e-5);
-  int nonzero = 0;
-  for (size_t i = 0; i < fe; i++) nonzero += g1[i] != 0.f;
-  CHECK(nonzero == 0);
   /* steps: frozen prefix bit-for-bit unchanged */
   af_optim_opts oo;
   af_optim_defaults_hf(&oo);
@@ -190,7 +198,7 @@ static void frozen_dropout_check(const af_config *cfg) {
   CHECK_OK(af_bert_init(&fz, be, cfg, NL, B, T, k));
   CHECK_OK(af_bert_load_batch(&full, &bt));
   CHECK_OK(af_bert_load_batch(&fz, &bt));
-  size_t n = full.lay.total, fe = af_param_frozen_end(&fz.lay, k);
+  size_t n = full.lay.total;
   float *p = malloc(n * sizeof *p), *g0 = malloc(n * sizeof *g0), *g1 = malloc(n * sizeof *g1);
   init_params(&full.lay, p);
   af_bert_set_params(&full, p);
@@ -201,19 +209,7 @@ static void frozen_dropout_check(const af_config *cfg) {
   CHECK(l0 != l1);
   CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 0, 9, &e0));
   fz.frozen_dropout = 1;
-  af_grads_zero(&full, 0);
-  af_grads_zero(&fz, k);
-  CHECK_OK(af_bert_forward(&full, B, T, 0, 0, 1, 9, &l0));
-  CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 1, 9, &l1));
-  CHECK(l0 == l1);
-  CHECK_OK(af_bert_backward(&full, B, T, 0, 9, 1.0f / B));
-  CHECK_OK(af_bert_backward(&fz, B, T, k, 9, 1.0f / B));
-  be->to_host(be, g0, full.grads, n * sizeof(float));
-  be->to_host(be, g1, fz.grads, n * sizeof(float));
-  af_test_close("frozen_dropout: trainable grads, depth 2 vs full, dropout 0.1", g1 + fe, g0 + fe, n - fe, 1e-7, 1e-5);
-  int nonzero = 0;
-  for (size_t i = 0; i < fe; i++) nonzero += g1[i] != 0.f;
-  CHECK(nonzero == 0);
+  same_step(&full, &fz, k, g0, g1, "frozen_dropout: trainable grads, depth 2 vs full, dropout 0.1");
   CHECK_OK(af_bert_forward(&fz, B, T, 0, k, 0, 9, &e1));
   CHECK(e0 == e1);
   free(p), free(g0), free(g1);
