@@ -32,54 +32,73 @@ static int layer_shapes(gemm_shape *s, int C, int I, int N) {
   return n;
 }
 
-/* median seconds of one GEMM; -1 on allocation failure */
-static double time_shape(const gemm_shape *s, int warmup, int repeats) {
-  size_t na = (size_t)s->M * s->K, nb = (size_t)s->K * s->N, nc = (size_t)s->M * s->N;
-  float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *Cm = malloc(nc * sizeof *Cm);
-  if (!A || !B || !Cm) { free(A); free(B); free(Cm); return -1; }
-  for (size_t i = 0; i < na; i++) A[i] = (float)((i * 7919u) % 1000) * 1e-3f - 0.5f;
-  for (size_t i = 0; i < nb; i++) B[i] = (float)((i * 104729u) % 1000) * 1e-3f - 0.5f;
-  memset(Cm, 0, nc * sizeof *Cm);
-  int lda = s->tA ? s->M : s->K, ldb = s->tB ? s->K : s->N;
-  double t[64];
-  if (repeats > 64) repeats = 64;
-  for (int r = 0; r < warmup + repeats; r++) {
-    double t0 = af_now();
-    af_sgemm(s->tA, s->tB, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, Cm, s->N);
-    double dt = af_now() - t0;
-    if (r >= warmup) t[r - warmup] = dt;
-  }
-  qsort(t, repeats, sizeof *t, af_cmp_double);
-  free(A); free(B); free(Cm);
-  return t[repeats / 2];
-}
-
 static double shape_flops(const gemm_shape *s) { return 2.0 * s->M * s->N * s->K; }
 
-/* FLOP-weighted rate of a shape set for the current library; fills per-shape rates */
-static double run_set(const gemm_shape *s, int n, int warmup, int repeats, double *rates) {
-  double flops = 0, secs = 0;
+/* The libraries built in: their ids into libs, their count returned. */
+static int built_libs(int *libs) {
+  int nl = 0;
+  for (int lib = 0; lib < AF_GEMM_NLIBS; lib++)
+    if (af_gemm_available((af_gemm_lib)lib)) libs[nl++] = lib;
+  return nl;
+}
+
+/* Per library: FLOP-weighted rate of the shape set into total[li] and per-shape rates
+ * (median over repeats) into rates[li][shape] when given; -1 on allocation failure.
+ * The libraries take turns by rounds (each round times every shape once per library, in
+ * a rotating order), so that load drift on a shared machine hits them alike. Not call by
+ * call: OpenBLAS's workers spin for a while after a call and slow down a oneDNN call
+ * right after it (oneDNN lost up to 3x that way), so each turn starts after a pause and
+ * one untimed call. */
+static int run_set(const gemm_shape *s, int n, const int *libs, int nl, int warmup, int repeats,
+                   double rates[][12], double *total) {
+  size_t na = 0, nb = 0, nc = 0;
   for (int i = 0; i < n; i++) {
-    double t = time_shape(&s[i], warmup, repeats);
-    if (t <= 0) return -1;
-    if (rates) rates[i] = shape_flops(&s[i]) / t * 1e-9;
-    flops += shape_flops(&s[i]);
-    secs += t;
+    size_t a = (size_t)s[i].M * s[i].K, b = (size_t)s[i].K * s[i].N, c = (size_t)s[i].M * s[i].N;
+    na = a > na ? a : na, nb = b > nb ? b : nb, nc = c > nc ? c : nc;
   }
-  return flops / secs * 1e-9;
+  float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B), *Cm = calloc(nc, sizeof *Cm);
+  double (*t)[12][64] = malloc(sizeof(double[AF_GEMM_NLIBS][12][64]));
+  if (!A || !B || !Cm || !t) { free(A); free(B); free(Cm); free(t); return -1; }
+  for (size_t i = 0; i < na; i++) A[i] = (float)((i * 7919u) % 1000) * 1e-3f - 0.5f;
+  for (size_t i = 0; i < nb; i++) B[i] = (float)((i * 104729u) % 1000) * 1e-3f - 0.5f;
+  if (repeats > 64) repeats = 64;
+  for (int r = 0; r < warmup + repeats; r++)
+    for (int j = 0; j < nl; j++) {
+      int li = (j + r) % nl;
+      (void)af_gemm_select((af_gemm_lib)libs[li]);
+      if (nl > 1) nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+      for (int i = -1; i < n; i++) {
+        const gemm_shape *g = &s[i < 0 ? 0 : i];
+        int lda = g->tA ? g->M : g->K, ldb = g->tB ? g->K : g->N;
+        double t0 = af_now();
+        af_sgemm(g->tA, g->tB, g->M, g->N, g->K, 1.0f, A, lda, B, ldb, 0.0f, Cm, g->N);
+        double dt = af_now() - t0;
+        if (i >= 0 && r >= warmup) t[li][i][r - warmup] = dt;
+      }
+    }
+  double flops = 0, secs[AF_GEMM_NLIBS] = {0};
+  for (int i = 0; i < n; i++) {
+    flops += shape_flops(&s[i]);
+    for (int li = 0; li < nl; li++) {
+      qsort(t[li][i], repeats, sizeof(double), af_cmp_double);
+      double med = t[li][i][repeats / 2];
+      if (rates) rates[li][i] = shape_flops(&s[i]) / med * 1e-9;
+      secs[li] += med;
+    }
+  }
+  for (int li = 0; li < nl; li++) total[li] = flops / secs[li] * 1e-9;
+  free(A); free(B); free(Cm); free(t);
+  return 0;
 }
 
 double af_bench_best_sgemm_gflops(int C, int I, int N) {
   if (af_gemm_init() != AF_OK) return -1;
   gemm_shape s[12];
-  int n = layer_shapes(s, C, I, N);
+  int n = layer_shapes(s, C, I, N), libs[AF_GEMM_NLIBS], nl = built_libs(libs);
   af_gemm_lib prev = af_gemm_current();
-  double best = -1;
-  for (int lib = 0; lib < AF_GEMM_NLIBS; lib++) {
-    if (!af_gemm_available((af_gemm_lib)lib) || af_gemm_select((af_gemm_lib)lib) != AF_OK) continue;
-    double r = run_set(s, n, 1, 3, NULL);
-    if (r > best) best = r;
-  }
+  double total[AF_GEMM_NLIBS], best = -1;
+  if (nl > 0 && run_set(s, n, libs, nl, 1, 3, NULL, total) == 0)
+    for (int li = 0; li < nl; li++) best = total[li] > best ? total[li] : best;
   (void)af_gemm_select(prev);
   return best;
 }
@@ -88,7 +107,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: autofreeze bench gemm [--threads N] [--shapes minilm|bert-base|all] [--rows N]\n"
           "                             [--repeats R]\n\n"
-          "Times fp32 GEMM (GFLOP/s, median of R repeats after one warm-up) for one encoder\n"
+          "Times fp32 GEMM (GFLOP/s, median of R repeats after one warm-up; the libraries\n"
+          "take turns round by round) for one encoder\n"
           "layer's linear layers at N = B*T rows (default 4096 = 32 x 128): forward, dinp and\n"
           "dw of QKV, attention output, FFN up and FFN down, for every GEMM library built in.\n"
           "The FLOP-weighted rate of the best library is the yardstick of 'bench step'.\n"
@@ -137,36 +157,31 @@ int af_bench_gemm(int argc, char **argv) {
     gemm_shape s[12];
     int n = layer_shapes(s, sets[si].C, sets[si].I, rows);
     double rates[AF_GEMM_NLIBS][12], total[AF_GEMM_NLIBS];
-    int have[AF_GEMM_NLIBS] = {0};
-    for (int lib = 0; lib < AF_GEMM_NLIBS; lib++) {
-      if (!af_gemm_available((af_gemm_lib)lib) || af_gemm_select((af_gemm_lib)lib) != AF_OK) continue;
-      total[lib] = run_set(s, n, 1, repeats, rates[lib]);
-      if (total[lib] <= 0) { fprintf(stderr, "autofreeze bench gemm: out of memory\n"); return 1; }
-      have[lib] = 1;
+    int libs[AF_GEMM_NLIBS], nl = built_libs(libs);
+    if (run_set(s, n, libs, nl, 1, repeats, rates, total) != 0) {
+      fprintf(stderr, "autofreeze bench gemm: out of memory\n");
+      return 1;
     }
     printf("\n%s (C=%d, I=%d, N=%d)\n%-15s %2s %2s %6s %6s %6s", sets[si].name, sets[si].C, sets[si].I, rows, "gemm",
            "tA", "tB", "M", "N", "K");
-    for (int lib = 0; lib < AF_GEMM_NLIBS; lib++)
-      if (have[lib]) printf("  %10s", lib == AF_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS");
+    for (int li = 0; li < nl; li++) printf("  %10s", libs[li] == AF_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS");
     printf("   GFLOP/s\n");
     for (int i = 0; i < n; i++) {
       printf("%-15s %2d %2d %6d %6d %6d", s[i].name, s[i].tA, s[i].tB, s[i].M, s[i].N, s[i].K);
-      for (int lib = 0; lib < AF_GEMM_NLIBS; lib++)
-        if (have[lib]) printf("  %10.1f", rates[lib][i]);
+      for (int li = 0; li < nl; li++) printf("  %10.1f", rates[li][i]);
       printf("\n");
     }
     printf("%-36s", "layer (FLOP-weighted)");
     int best = -1;
-    for (int lib = 0; lib < AF_GEMM_NLIBS; lib++)
-      if (have[lib]) {
-        printf("  %10.1f", total[lib]);
-        if (best < 0 || total[lib] > total[best]) best = lib;
-      }
+    for (int li = 0; li < nl; li++) {
+      printf("  %10.1f", total[li]);
+      if (best < 0 || total[li] > total[best]) best = li;
+    }
     printf("\n");
-    for (int lib = 0; lib < AF_GEMM_NLIBS; lib++)
-      if (have[lib]) printf("  %s\n", af_gemm_lib_name((af_gemm_lib)lib));
+    for (int li = 0; li < nl; li++) printf("  %s\n", af_gemm_lib_name((af_gemm_lib)libs[li]));
     if (best >= 0)
-      printf("best sgemm rate %s: %.1f GFLOP/s (%s)\n", sets[si].name, total[best], af_gemm_lib_name((af_gemm_lib)best));
+      printf("best sgemm rate %s: %.1f GFLOP/s (%s)\n", sets[si].name, total[best],
+             af_gemm_lib_name((af_gemm_lib)libs[best]));
   }
   (void)af_gemm_select(prev);
   return 0;
