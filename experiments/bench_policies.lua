@@ -18,17 +18,7 @@ local all = {{policy = af.policy.none(), label = "none"},
              {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
              {policy = adaptive, label = "adaptive"},
              {policy = adaptive, label = "adaptive+cache", cache = S.cache or "memory"}}
-local known = {}
-for _, p in ipairs(all) do known[p.label] = true end
-local wanted = S.policies and {none = true} or known
-for label in tostring(S.policies or ""):gmatch("[^,%s]+") do
-  if not known[label] then
-    error(("bench_policies: unknown policy label '%s' in --set policies (known: none, static-last, adaptive, adaptive+cache)"):format(label), 0)
-  end
-  wanted[label] = true
-end
-local policies = {}
-for _, p in ipairs(all) do if wanted[p.label] then policies[#policies + 1] = p end end
+local policies = af.report.pick(all, S.policies, {"none"}, "bench_policies")
 local rows = af.sweep{
   tasks = {task},
   policies = policies,

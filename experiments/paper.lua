@@ -7,6 +7,8 @@
 --   autofreeze run experiments/paper.lua ~/glue [--set ag_news=DIR] [--set imdb=DIR]
 --       [--set seeds=1,2,3] [--set epochs=3] [--set seq=128] [--set tasks=sst2,rte]
 --       [--set train_rows=N] [--set eval_rows=N] [--set model=DIR] [--set threads=N]
+--       [--set policies=adaptive+cache]  (a subset of none, static-last, adaptive, adaptive+cache;
+--       none, the baseline of every speedup, always runs)
 --
 -- The paper's recipe is recipe=paper (BERTAdam, stepped schedule); the default here is the
 -- Hugging Face recipe (--set recipe=paper to switch). A full run on bert-base takes hours on
@@ -45,12 +47,12 @@ local model = af.model.load(S.model or "models/all-MiniLM-L6-v2")
 local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
 local rows = af.sweep{
   tasks = tasks,
-  policies = {
-    af.policy.none(),
+  policies = af.report.pick({
+    {policy = af.policy.none(), label = "none"},
     {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
     {policy = adaptive, label = "adaptive"},
     {policy = adaptive, label = "adaptive+cache", cache = S.cache or "auto"},
-  },
+  }, S.policies, {"none"}, "paper.lua"),
   seeds = list(S.seeds or "1,2,3", tonumber),
   out_dir = S.out or "results/paper",
   continue_on_error = S.keep_going,

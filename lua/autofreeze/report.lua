@@ -126,6 +126,26 @@ function M.list(s, conv)
   return t
 end
 
+-- The entries of `items` (each with a `label`) named in the --set value `wanted` (as for
+-- list), in the items' order, plus those labelled in `always`; all items when wanted is
+-- nil. An unknown label is an error naming the known ones; `what` names the caller.
+function M.pick(items, wanted, always, what)
+  if wanted == nil then return items end
+  local known, want, names = {}, {}, {}
+  for _, it in ipairs(items) do known[it.label] = true; names[#names + 1] = it.label end
+  for _, label in ipairs(always or {}) do want[label] = true end
+  for _, label in ipairs(M.list(wanted)) do
+    if not known[label] then
+      error(("%s: unknown policy label '%s' in --set policies (known: %s)"):format(what or "pick", label,
+            table.concat(names, ", ")), 0)
+    end
+    want[label] = true
+  end
+  local out = {}
+  for _, it in ipairs(items) do if want[it.label] then out[#out + 1] = it end end
+  return out
+end
+
 -- The task named by --set task (default "default") in --set data (default "data/default").
 function M.settings_task(S)
   local af = require "autofreeze"

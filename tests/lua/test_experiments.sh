@@ -41,6 +41,13 @@ run_exp custom_policy --set "data=$TMP/default"
 run_exp ablation_percentile --set "data=$TMP/default" --set task=default
 run_exp ablation_intervals --set "data=$TMP/default" --set task=default
 run_exp static_depth --set "data=$TMP/default" --set task=default
-run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1
+run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1 --set policies=adaptive+cache
+# --set policies: the baseline and the named policy only; an unknown label names the known ones
+[ "$(cd "$TMP/res/paper" && ls *.h5 | tr '\n' ' ')" = "sst2-adaptive+cache-s1.h5 sst2-none-s1.h5 " ] \
+  || fail "paper.lua --set policies=adaptive+cache ran: $(ls "$TMP/res/paper")"
+expect_rc 1 "bench_policies with an unknown policy label" -- "$BIN" run "$SRC/experiments/bench_policies.lua" \
+  "${small[@]}" --set "data=$TMP/default" --set policies=adaptive,nope
+expect_in "$TMP/err" "unknown policy label 'nope' in --set policies \(known: none, static-last, adaptive, adaptive\+cache\)" \
+  "unknown label message"
 echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth paper"
 finish test_experiments
