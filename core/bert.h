@@ -59,8 +59,8 @@ float *af_bert_hidden(af_bert *m, int k);
 
 /* Forward from layer `start` (0 = from token ids; else from af_bert_load_hidden) to the
  * loss. Layers < depth (and the embeddings when depth > 0) run in evaluation mode (no
- * dropout) unless m->frozen_dropout; train = 0 turns dropout off everywhere. seed selects the dropout masks.
- * Writes the mean loss over the batch to *loss (host). */
+ * dropout) unless m->frozen_dropout; train = 0 turns dropout off everywhere. seed selects
+ * the dropout masks. Writes the mean loss over the batch to *loss (host). */
 af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int train, uint64_t seed,
                           float *loss);
 /* Only the frozen prefix, in evaluation mode: from layer `start` (0 = the token ids; else

@@ -19,7 +19,7 @@ if [ "$quick" = 0 ]; then
   echo "== sanitizer build (ASan + UBSan) + tests"
   cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DAF_SANITIZE=ON -DAF_CUDA=OFF >/dev/null
   cmake --build build-asan -j"$jobs"
-  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -LE bench) || status=1
+  (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs") || status=1
 
   echo "== thread sanitizer on the activation cache (its prefetch reader thread)"
   # Only test_cache: TSan cannot see libgomp's barriers, so OpenMP code reports false races.

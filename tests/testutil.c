@@ -1,6 +1,7 @@
 /* Shared test helpers; see testutil.h. */
 #include "tests/testutil.h"
 #include "core/results.h"
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +95,15 @@ void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t 
     fprintf(f, "\t%d\n", label);
   }
   fclose(f);
+}
+
+int af_test_tiny_setup(char *model, char *data, size_t cap) {
+  snprintf(model, cap, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
+  snprintf(data, cap, "%s/task", af_test_tmpdir());
+  if (mkdir(data, 0755) != 0 && errno != EEXIST) return -1;
+  af_test_write_you_split(data, "train", 320, 1, 4, 7);
+  af_test_write_you_split(data, "dev", 64, 2, 4, 7);
+  return 0;
 }
 
 void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p) {

@@ -27,6 +27,10 @@ const char *af_test_tmpdir(void);
  * with "sentence\tlabel" rows of min_len .. min_len+len_span-1 common words from its vocabulary;
  * label 1 (every other row) iff the sentence contains "you". Deterministic in seed. */
 void af_test_write_you_split(const char *dir, const char *name, int n, uint64_t seed, int min_len, int len_span);
+/* The tiny fixture model's folder into model, and the standard "you" task (train: 320 rows,
+ * seed 1; dev: 64 rows, seed 2; 4-10 words) written under <tmpdir>/task into data (cap
+ * bytes each). 0, or -1 when the folder cannot be made. */
+int af_test_tiny_setup(char *model, char *data, size_t cap);
 /* A run of the tiny fixture model on such a task (as "sst2"): 6 epochs of batch 16, 16
  * tokens, lr 3e-3, 6 intervals, seed 3, one thread, quiet. Callers change what they test. */
 void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *data, const char *out, af_policy *p);

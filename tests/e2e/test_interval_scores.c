@@ -307,7 +307,9 @@ done:
 
 static void opts_for(af_train_opts *o, const char *model, const char *data, const char *out, const char *ckpt,
                      af_policy *pol, int epochs) {
-  af_test_tiny_train_opts(o, model, data, out, pol);  /* batch 16, 16 tokens, one thread */
+  af_test_tiny_train_opts(o, model, data, out, pol);  /* one thread, quiet */
+  o->batch = BATCH;  /* what the replay below uses */
+  o->max_len = MAX_LEN;
   o->checkpoint_dir = ckpt;
   o->epochs = epochs;
   o->seed = SEED;

@@ -44,14 +44,9 @@ static const char *summary_status(const char *file, char *buf, size_t cap) {
 }
 
 int main(void) {
-  char model[4200], data[4200], cmd[4400], killed[4300], full[4300], st[32];
-  snprintf(model, sizeof model, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
+  char model[4200], data[4200], killed[4300], full[4300], st[32];
   const char *tmp = af_test_tmpdir();
-  snprintf(data, sizeof data, "%s/task", tmp);
-  snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
-  if (system(cmd) != 0) return 1;
-  af_test_write_you_split(data, "train", 320, 1, 4, 7);
-  af_test_write_you_split(data, "dev", 64, 2, 4, 7);
+  if (af_test_tiny_setup(model, data, sizeof model) != 0) return 1;
   snprintf(killed, sizeof killed, "%s/killed.h5", tmp);
   snprintf(full, sizeof full, "%s/full.h5", tmp);
   static int kill_flag = 1;

@@ -135,14 +135,9 @@ static void check_best(const char *label, const char *out, const af_train_summar
 int main(void) {
   struct timespec t_start, t_end;
   clock_gettime(CLOCK_MONOTONIC, &t_start);
-  char model[4200], data[4200], cmd[4400];
-  snprintf(model, sizeof model, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
+  char model[4200], data[4200];
   const char *tmp = af_test_tmpdir();
-  snprintf(data, sizeof data, "%s/task", tmp);
-  snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
-  if (system(cmd) != 0) return 1;
-  af_test_write_you_split(data, "train", 320, 1, 4, 7);
-  af_test_write_you_split(data, "dev", 64, 2, 4, 7);
+  if (af_test_tiny_setup(model, data, sizeof model) != 0) return 1;
   const long TOTAL = 120;  /* 320 / 16 * 6 */
 
   af_policy *none = NULL, *stat1 = NULL;

@@ -135,14 +135,8 @@ static void check_run(const char *name, const char *out, int expect_static, int 
 
 int main(void) {
   char model[4200], data[4200], out[4300];
-  snprintf(model, sizeof model, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
   const char *tmp = af_test_tmpdir();
-  snprintf(data, sizeof data, "%s/task", tmp);
-  char cmd[4400];
-  snprintf(cmd, sizeof cmd, "mkdir -p %s", data);
-  if (system(cmd) != 0) return 1;
-  af_test_write_you_split(data, "train", 320, 1, 4, 7);
-  af_test_write_you_split(data, "dev", 64, 2, 4, 7);
+  if (af_test_tiny_setup(model, data, sizeof model) != 0) return 1;
   const int L = 3;
   af_train_summary sum;
   af_train_opts o;
