@@ -703,6 +703,8 @@ static af_status loop(run *r, af_train_summary *sum) {
   long max_steps = o->max_steps > 0 && o->max_steps < r->total_steps ? o->max_steps : r->total_steps;
   /* evaluations every eval_every steps, or at each interval boundary */
   af_metrics m;
+  /* the epoch advances only when its batches are done: a run stopped by --max-steps mid-epoch
+   * checkpoints the batch it stopped at, and a resume continues there */
   for (; r->epoch < o->epochs && r->step < max_steps; r->epoch++, r->batch_in_epoch = 0) {
     AF_TRY(af_batcher_begin(r->bt, r->epoch));
     af_batch b;
@@ -744,6 +746,7 @@ static af_status loop(run *r, af_train_summary *sum) {
                        sig, r->step);
       }
     }
+    if (r->batch_in_epoch < af_batcher_num_batches(r->bt)) break;  /* stopped mid-epoch */
   }
   if (r->progress) fputs("\r\033[K", stderr);
   if (r->n_eval > 0 && r->last_eval_step != r->step) {
