@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <string.h>
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/gemm.h"
 #ifdef AF_HAVE_CUDA
 #include "kernels/cuda/cuda_backend.h"
 #endif
@@ -16,6 +17,8 @@ int af_backend_cuda_built(void) {
   return 0;
 #endif
 }
+
+void af_backend_preinit(int argc, char **argv) { af_gemm_preinit(argc, argv); }
 
 static int cuda_devices(void) {
 #ifdef AF_HAVE_CUDA

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <signal.h>
 #include <stdint.h>
-#include "core/status.h"
+#include "core/base/status.h"
 
 typedef enum { AF_GELU_ERF = 0, AF_GELU_TANH = 1 } af_gelu_kind;
 
@@ -142,6 +142,9 @@ static inline int af_dropout_keep(uint64_t seed, uint64_t ctr, float p) {
 af_status af_backend_open(const char *name, int threads, af_backend **be);
 void af_backend_close(af_backend *be);  /* NULL is fine */
 int af_backend_cuda_built(void);
+/* First thing in main(), before any thread or library starts: the CPU backend may re-exec
+ * the process to give OpenBLAS the right kernel set (kernels/cpu/gemm.h says why). */
+void af_backend_preinit(int argc, char **argv);
 
 /* pthread_sigmask(how, set) on the calling thread and on every thread of the compute pool
  * (OpenMP's team, which later threads inherit from). A caller that handles a signal and

@@ -5,7 +5,7 @@
 #define AF_LUA_H
 #include <lauxlib.h>
 #include <lua.h>
-#include "core/status.h"
+#include "core/base/status.h"
 
 /* Registry keys and metatable names. */
 #define AF_LUA_SETTINGS "autofreeze.settings"   /* table from `run --set`, read by the module */

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/freeze.h"
+#include "core/run/freeze.h"
 #include "lua/af_lua.h"
 
 struct af_lua_custom {

@@ -1,10 +1,10 @@
-/* af.results.*: read a results file (core/results.h reader) into plain Lua tables, and the
+/* af.results.*: read a results file (core/results/results.h reader) into plain Lua tables, and the
  * cheap look-ups a sweep needs to resume (status, summary) without reading the step logs. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "core/results.h"
+#include "core/results/results.h"
 #include "lua/af_lua.h"
 
 /* The attributes of one group as a table (strings, integers, numbers). */

@@ -1,4 +1,4 @@
-/* af.train{...}: one run. Every field of af_train_opts (core/train.h) has a key here, with
+/* af.train{...}: one run. Every field of af_train_opts (core/run/train.h) has a key here, with
  * the names of `autofreeze train`'s options (seq, cache_budget, ...); an unknown key is an
  * error naming it, so a typo never silently trains with a default. Returns the run's
  * summary as a table. docs/lua-api.md lists the keys with their defaults. */
@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/train.h"
+#include "core/run/train.h"
 #include "lua/af_lua.h"
 
 static const char *const keys[] = {

@@ -11,10 +11,10 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/timing.h"
-#include "core/checkpoint.h"
-#include "core/config.h"
-#include "core/task.h"
+#include "core/base/timing.h"
+#include "core/model/checkpoint.h"
+#include "core/model/config.h"
+#include "core/data/task.h"
 #include "lua/af_lua.h"
 #include "plots/plot.h"
 

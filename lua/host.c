@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <lualib.h>
-#include "core/cli.h"
+#include "core/cli/cli.h"
 #include "lua/af_lua.h"
 
 static void usage(FILE *f) {

@@ -1,10 +1,10 @@
-/* The engine behind `autofreeze plot` and af.plot (implemented in core/cli_plot.c): reads
- * results files with the core/results.h reader, writes gnuplot data files and a summary
- * table, and runs the scripts in plots/NAME.gp. Kept apart from core/cli.h so that the Lua
+/* The engine behind `autofreeze plot` and af.plot (implemented in plots/plot.c): reads
+ * results files with the core/results/results.h reader, writes gnuplot data files and a summary
+ * table, and runs the scripts in plots/NAME.gp. Kept apart from core/cli/cli.h so that the Lua
  * bindings can call it without going through an argv. */
 #ifndef AF_PLOT_H
 #define AF_PLOT_H
-#include "core/status.h"
+#include "core/base/status.h"
 
 /* Figures (PNG + SVG), summary.md and summary.csv for n results files into outdir (created
  * with its parents). quiet: no "wrote ..." lines on stdout. A missing or unreadable results

@@ -1,4 +1,4 @@
-# Shared terminal set-up, loaded first by every figure script. The driver (core/cli_plot.c)
+# Shared terminal set-up, loaded first by every figure script. The driver (core/cli/cli_plot.c)
 # sets: term ("png" or "svg"), outbase (output path without extension); a script may set
 # figw/figh (pixels) before loading this file. noenhanced: run names hold underscores.
 if (!exists("figw")) figw = 1000

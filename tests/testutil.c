@@ -1,6 +1,6 @@
 /* Shared test helpers; see testutil.h. */
 #include "tests/testutil.h"
-#include "core/results.h"
+#include "core/results/results.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>

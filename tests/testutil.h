@@ -5,7 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-#include "core/train.h"
+#include "core/run/train.h"
 
 extern int af_test_failures;
 #define CHECK(cond) do { if (!(cond)) { af_test_failures++; fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)

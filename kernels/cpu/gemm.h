@@ -4,7 +4,7 @@
  * path (bf16 inputs, fp32 accumulate) can be added later without touching callers. */
 #ifndef AF_CPU_GEMM_H
 #define AF_CPU_GEMM_H
-#include "core/status.h"
+#include "core/base/status.h"
 
 typedef enum { AF_GEMM_ONEDNN = 0, AF_GEMM_OPENBLAS = 1, AF_GEMM_NLIBS } af_gemm_lib;
 /* fp32 is the only compute type today; BF16 is reserved (af_gemm_set_compute refuses it). */

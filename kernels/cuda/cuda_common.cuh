@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 extern "C" {
-#include "core/status.h"
+#include "core/base/status.h"
 #include "kernels/ops.h"
 }
 

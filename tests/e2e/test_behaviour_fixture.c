@@ -16,9 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/results.h"
-#include "core/safetensors.h"
-#include "core/train.h"
+#include "core/results/results.h"
+#include "core/model/safetensors.h"
+#include "core/run/train.h"
 #include "tests/testutil.h"
 
 typedef struct {
@@ -58,7 +58,7 @@ static void rel(const char *s, char *out, size_t cap) {
 }
 
 static int skipped(const char *name) {
-  static const char *const exact[] = {"host", "autofreeze_version", "git_rev", "gemm", "created", "wall",
+  static const char *const exact[] = {"host", "autofreeze_version", "git_rev", "git_revision", "gemm", "created", "wall",
                                       "hdf5_version", NULL};
   const char *base = strrchr(name, '/') ? strrchr(name, '/') + 1 : name;
   for (int i = 0; exact[i]; i++)
@@ -153,7 +153,7 @@ static void dump_ckpt(const char *dir, lines *ls) {
                                      "L", "intervals_done", "prev_scores", "has_prev", "have_best", "best",
                                      "best_step", "seed", "total_steps", "last_eval_step", "labels", "run_config",
                                      "model_dir", NULL};
-  char path[4300];
+  char path[4600];
   snprintf(path, sizeof path, "%s/last.safetensors", dir);
   af_st *st = NULL;
   CHECK_OK(af_st_open(path, &st));
@@ -269,7 +269,7 @@ int main(void) {
   dump_results(out, &now);
   dump_ckpt(ckdir, &now);
 
-  char fixture[4300];
+  char fixture[4500];
   snprintf(fixture, sizeof fixture, "%s/tests/fixtures/behaviour_before.txt", af_test_source_dir());
   const char *upd = getenv("AF_UPDATE_FIXTURES");
   if (upd && !strcmp(upd, "1")) {

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/bert.h"
-#include "core/checkpoint.h"
-#include "core/results.h"
-#include "core/train.h"
+#include "core/model/bert.h"
+#include "core/model/checkpoint.h"
+#include "core/results/results.h"
+#include "core/run/train.h"
 #include "tests/testutil.h"
 
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "core/batcher.h"
-#include "core/task.h"
-#include "core/tokenizer.h"
+#include "core/data/batcher.h"
+#include "core/data/task.h"
+#include "core/data/tokenizer.h"
 #include "tests/testutil.h"
 
 typedef struct {

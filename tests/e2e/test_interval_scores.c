@@ -36,15 +36,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/batcher.h"
-#include "core/bert.h"
-#include "core/checkpoint.h"
-#include "core/optim.h"
-#include "core/results.h"
-#include "core/task.h"
-#include "core/tokenizer.h"
-#include "core/train.h"
-#include "core/train_ckpt.h"
+#include "core/data/batcher.h"
+#include "core/model/bert.h"
+#include "core/model/checkpoint.h"
+#include "core/model/optim.h"
+#include "core/results/results.h"
+#include "core/data/task.h"
+#include "core/data/tokenizer.h"
+#include "core/run/train.h"
+#include "core/run/train_ckpt.h"
 #include "tests/testutil.h"
 
 enum { N_TRAIN = 40, BATCH = 16, MAX_LEN = 16, SEED = 7, FREEZE_AT = 1, NCTL = 5 };

@@ -10,8 +10,8 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "core/results.h"
-#include "core/train.h"
+#include "core/results/results.h"
+#include "core/run/train.h"
 #include "tests/testutil.h"
 
 enum { TOTAL = 120 };  /* 320 rows / batch 16 x 6 epochs; boundaries every 20 steps */

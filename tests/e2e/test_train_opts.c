@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include "core/optim.h"
-#include "core/results.h"
-#include "core/train.h"
+#include "core/model/optim.h"
+#include "core/results/results.h"
+#include "core/run/train.h"
 #include "tests/testutil.h"
 
 /* One attribute of a group: *s a malloc'ed copy for strings (else NULL), *d the number.

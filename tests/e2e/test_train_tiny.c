@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/optim.h"
-#include "core/results.h"
-#include "core/train.h"
+#include "core/model/optim.h"
+#include "core/results/results.h"
+#include "core/run/train.h"
 #include "tests/testutil.h"
 
 

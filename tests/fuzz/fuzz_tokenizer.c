@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/tokenizer.h"
+#include "core/data/tokenizer.h"
 
 static af_tokenizer *tok_unc, *tok_cased;
 

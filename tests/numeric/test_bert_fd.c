@@ -9,8 +9,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/bert.h"
-#include "core/optim.h"
+#include "core/model/bert.h"
+#include "core/model/optim.h"
 #include "tests/testutil.h"
 
 enum { B = 3, T = 7, NL = 3 };

@@ -6,10 +6,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/bert.h"
-#include "core/checkpoint.h"
-#include "core/optim.h"
-#include "core/safetensors.h"
+#include "core/model/bert.h"
+#include "core/model/checkpoint.h"
+#include "core/model/optim.h"
+#include "core/model/safetensors.h"
 #include "tests/testutil.h"
 
 /* Element-wise |got - ref| <= atol + RTOL*|ref|. For gradients atol is 1e-5 of the tensor's

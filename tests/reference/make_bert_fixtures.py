@@ -84,7 +84,7 @@ def hf_config(act, num_labels):
 
 # ----------------------------------------------------------------------------- names
 def param_names(L, with_head=True):
-    """HF names without the "bert." prefix, in core/params.c arena order."""
+    """HF names without the "bert." prefix, in core/model/params.c arena order."""
     n = ["embeddings.word_embeddings.weight", "embeddings.position_embeddings.weight",
          "embeddings.token_type_embeddings.weight", "embeddings.LayerNorm.weight",
          "embeddings.LayerNorm.bias"]

@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """Build tests/fixtures/tokenizer_golden.jsonl: the expected BERT encodings that
-tests/unit/test_tokenizer.c compares with core/tokenizer.c, id by id.
+tests/unit/test_tokenizer.c compares with core/data/tokenizer.c, id by id.
 
 Reference: Hugging Face `tokenizers` (the Rust library behind BertTokenizerFast, and what
 all-MiniLM-L6-v2's tokenizer.json describes): BertNormalizer + BertPreTokenizer +
 WordPiece(max_input_chars_per_word=100, "##") + the [CLS] $A [SEP] $B:1 [SEP]:1 template,
 via tokenizers.BertWordPieceTokenizer, with longest_first truncation. This equals
 transformers' BertTokenizerFast; the slow Python BertTokenizer differs in a few corners
-(listed at the top of core/tokenizer.c).
+(listed at the top of core/data/tokenizer.c).
 
 Interpreter: the pip one with `tokenizers` installed (check: python3 -c "import tokenizers").
 Command, from the repository root (deterministic: fixed seed, no network):

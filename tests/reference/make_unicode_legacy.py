@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Generate core/tokenizer_unicode.inc: where Hugging Face `tokenizers` classifies a code
-point differently from utf8proc, and so from core/tokenizer.c.
+"""Generate core/data/tokenizer_unicode.inc: where Hugging Face `tokenizers` classifies a code
+point differently from utf8proc, and so from core/data/tokenizer.c.
 
 Why: the Rust BertNormalizer/BertPreTokenizer take general categories from the
 `unicode_categories` crate (Unicode 8-era tables) and lowercase with Rust's std (a newer
@@ -12,7 +12,7 @@ reference's view for the code points where the two disagree.
 Interpreter: the pip one with `tokenizers` installed (`python3 -c "import tokenizers"`),
 plus libutf8proc.so loadable through ctypes (the library the C code links).
 Command, from the repository root:
-    python3 tests/reference/make_unicode_legacy.py > core/tokenizer_unicode.inc
+    python3 tests/reference/make_unicode_legacy.py > core/data/tokenizer_unicode.inc
 Takes about 40 s (1.1 M code points through the reference normalizer).
 """
 import ctypes

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/batcher.h"
+#include "core/data/batcher.h"
 #include "tests/testutil.h"
 
 enum { N = 10, MAXLEN = 9, PAD = 0 };

@@ -4,7 +4,7 @@
  * keeps a foreign file from being read, and failures that turn the cache off without
  * stopping the run: unwritable dir, a full disk (RLIMIT_FSIZE), a file truncated or
  * deleted mid-run. */
-#include "core/cache.h"
+#include "core/run/cache.h"
 #include "tests/testutil.h"
 #include <fcntl.h>
 #include <hdf5.h>

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include "core/checkpoint.h"
-#include "core/safetensors.h"
+#include "core/model/checkpoint.h"
+#include "core/model/safetensors.h"
 #include "tests/testutil.h"
 
 static void write_text(const char *dir, const char *name, const char *text) {

@@ -2,7 +2,7 @@
  * naming the file and the key), the built-in shapes, and save -> load round trip. */
 #include <stdio.h>
 #include <string.h>
-#include "core/config.h"
+#include "core/model/config.h"
 #include "tests/testutil.h"
 
 static char path[4200];

@@ -3,7 +3,7 @@
  *   r_l = |s_prev - s| / s_prev;  pct = numpy.percentile({r_j : j >= F}, N);
  *   new depth = first l >= F with r_l >= pct (layers F..l-1 freeze), capped at max depth.
  * Scores use powers of two where a tie must be exact. */
-#include "core/freeze.h"
+#include "core/run/freeze.h"
 #include "tests/testutil.h"
 #include <math.h>
 #include <string.h>

@@ -3,7 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include "core/metrics.h"
+#include "core/data/metrics.h"
 #include "tests/testutil.h"
 
 static void near(const char *label, double got, double want) {

@@ -3,7 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/optim.h"
+#include "core/model/optim.h"
 #include "tests/testutil.h"
 
 static void test_clip_modes(void);

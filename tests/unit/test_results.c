@@ -2,7 +2,7 @@
  * reader, error paths, and crash safety (a child SIGKILLs itself after unflushed writes, and
  * children killed at random moments while writing). With a path argument it only writes the
  * small deterministic file used by test_results_layout.sh. */
-#include "core/results.h"
+#include "core/results/results.h"
 #include "tests/testutil.h"
 #include <hdf5.h>
 #include <math.h>

@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/safetensors.h"
-#include "core/half.h"
+#include "core/model/safetensors.h"
+#include "core/base/half.h"
 #include "tests/testutil.h"
 
 static void tmp_path(char *buf, size_t cap, const char *name) {

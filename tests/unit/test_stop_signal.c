@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include "core/stop_signal.h"
+#include "core/run/stop_signal.h"
 #include "kernels/cpu/gemm.h"
 #include "tests/testutil.h"
 

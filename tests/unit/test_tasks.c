@@ -9,8 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "core/task.h"
-#include "core/tokenizer.h"
+#include "core/data/task.h"
+#include "core/data/tokenizer.h"
 #include "tests/testutil.h"
 
 #if defined(__GNUC__) && !defined(__clang__)

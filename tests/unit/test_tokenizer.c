@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/tokenizer.h"
+#include "core/data/tokenizer.h"
 #include "tests/testutil.h"
 
 static char *slurp(const char *path, size_t *len) {

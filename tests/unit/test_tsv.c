@@ -2,7 +2,7 @@
  * newlines, doubled quotes), BOM, CRLF, blank lines, line numbers, syntax errors, UTF-8. */
 #include <stdio.h>
 #include <string.h>
-#include "core/tsv.h"
+#include "core/data/tsv.h"
 #include "tests/testutil.h"
 
 static int field_is(const af_tsv *r, size_t i, const char *want) {

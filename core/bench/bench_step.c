@@ -1,0 +1,232 @@
+/* `autofreeze bench step`: times one optimizer step (forward + backward + AdamW) of the
+ * BERT classifier for each requested frozen depth, reports tokens/s and achieved GFLOP/s,
+ * the fraction of the machine's best sgemm rate for the same shapes, and (with --torch)
+ * the ratio to an equivalent PyTorch step measured in the same run. */
+#include <getopt.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "core/base/timing.h"
+#include "core/bench/bench.h"
+#include "core/bench/bench_model.h"
+#include "core/bench/bench_gemm.h"
+#include "core/model/bert.h"
+#include "core/cli/cli.h"
+#include "core/model/optim.h"
+
+/* FLOPs of one step at depth k: every layer from `start` runs forward; layers >= k run
+ * backward (2x forward: input and weight gradients), except that the lowest trainable
+ * layer skips its QKV input gradient when k > 0. */
+static double step_flops(const af_config *c, int B, int T, int k, int start) {
+  const double N = (double)B * T, C = c->hidden_size, I = c->intermediate_size;
+  const double lin = 2 * N * (4 * C * C + 2 * C * I), att = 4 * N * T * C;
+  double f = (c->num_hidden_layers - start) * (lin + att);
+  f += (c->num_hidden_layers - k) * 2 * (lin + att);
+  if (k > 0) f -= 2 * N * 3 * C * C;
+  return f;
+}
+
+/* The machine may be shared: a step time means little without the load it ran under. */
+static void print_load(const char *when) {
+  double la[3];
+  if (getloadavg(la, 3) == 3)
+    printf("load average at %s: %.2f %.2f %.2f (%ld CPUs online)\n", when, la[0], la[1], la[2],
+           sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: autofreeze bench step (--model DIR | --config tiny|minilm-l6|bert-base) [options]\n"
+          "  --batch B        examples per step (32)\n"
+          "  --seq S          tokens per example (128)\n"
+          "  --frozen K|all   frozen depth, or every depth 0..L-1 (all)\n"
+          "  --cached         start the forward at layer K from a stored hidden state (activation cache hit)\n"
+          "  --steps N        timed steps per depth (5), after --warmup W (2); depths run interleaved\n"
+          "  --threads N      OpenMP threads (all cores)\n"
+          "  --device D       cpu | cuda | auto (cpu)\n"
+          "  --torch          also time the same step in PyTorch (needs /usr/bin/python3 with torch)\n");
+}
+
+static int run_torch(const af_config *c, int B, int T, int steps, int threads, double *tok_s) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd,
+           "/usr/bin/python3 %s/scripts/bench_torch_step.py --layers %d --hidden %d --heads %d --inter %d "
+           "--vocab %d --batch %d --seq %d --steps %d --threads %d 2>&1",
+           AF_SOURCE_DIR, c->num_hidden_layers, c->hidden_size, c->num_attention_heads, c->intermediate_size,
+           c->vocab_size, B, T, steps, threads);
+  fflush(stdout); /* keep our table before the child's lines when stdout is a file */
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  char line[512];
+  int ok = -1;
+  while (fgets(line, sizeof line, p)) {
+    if (sscanf(line, "tokens_per_s=%lf", tok_s) == 1) ok = 0;
+    else fprintf(stderr, "  torch: %s", line);
+  }
+  pclose(p);
+  return ok;
+}
+
+int af_bench_step(int argc, char **argv) {
+  const char *model = NULL, *cfgname = NULL, *device = "cpu", *frozen = "0";
+  int B = 32, T = 128, steps = 5, warmup = 2, threads = 0, cached = 0, torch = 0;
+  static const struct option opts[] = {
+      {"model", 1, 0, 'm'}, {"config", 1, 0, 'c'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
+      {"frozen", 1, 0, 'k'}, {"cached", 0, 0, 'C'}, {"steps", 1, 0, 'n'}, {"warmup", 1, 0, 'w'},
+      {"threads", 1, 0, 't'}, {"device", 1, 0, 'd'}, {"torch", 0, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+  optind = 1;
+  for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
+    switch (ch) {
+    case 'm': model = optarg; break;
+    case 'c': cfgname = optarg; break;
+    case 'b': B = atoi(optarg); break;
+    case 's': T = atoi(optarg); break;
+    case 'k': frozen = optarg; break;
+    case 'C': cached = 1; break;
+    case 'n': steps = atoi(optarg); break;
+    case 'w': warmup = atoi(optarg); break;
+    case 't': threads = atoi(optarg); break;
+    case 'd': device = optarg; break;
+    case 'P': torch = 1; break;
+    case 'h': usage(stdout); return AF_EXIT_OK;
+    default: usage(stderr); return AF_EXIT_USAGE;
+    }
+  }
+  if ((!model) == (!cfgname) || B < 1 || T < 1 || steps < 1 || warmup < 0) {
+    fprintf(stderr, "autofreeze bench step: give exactly one of --model or --config, and positive sizes\n");
+    usage(stderr);
+    return AF_EXIT_USAGE;
+  }
+  af_config cfg;
+  if (af_bench_config(model, cfgname, &cfg) != AF_OK) return af_cli_report("bench step");
+  const int L = cfg.num_hidden_layers;
+  int k_lo, k_hi;
+  if (!strcmp(frozen, "all")) k_lo = 0, k_hi = L - 1;
+  else k_lo = k_hi = atoi(frozen);
+  if (k_lo < 0 || k_hi > L - 1) {
+    fprintf(stderr, "autofreeze bench step: --frozen must be in 0..%d or 'all'\n", L - 1);
+    return AF_EXIT_USAGE;
+  }
+  af_backend *be = NULL;
+  if (af_backend_open(device, threads, &be) != AF_OK) return af_cli_report("bench step");
+  af_bert m;
+  const int NL = 2;
+  float *host = NULL, *hid = NULL;
+  int32_t *ids = NULL, *tt = NULL;
+  float *mask = NULL, *tgt = NULL;
+  int rc = AF_EXIT_RUNTIME;
+  if (af_bert_init(&m, be, &cfg, NL, B, T, 0) != AF_OK) goto out;
+  host = malloc(m.lay.total * sizeof(float));
+  hid = malloc((size_t)B * T * cfg.hidden_size * sizeof(float));
+  ids = malloc((size_t)B * T * sizeof *ids);
+  tt = malloc((size_t)B * T * sizeof *tt);
+  mask = malloc((size_t)B * T * sizeof *mask);
+  tgt = malloc((size_t)B * sizeof *tgt);
+  if (!host || !hid || !ids || !tt || !mask || !tgt) {
+    AF_FAIL(AF_ERR_NOMEM, "out of memory for benchmark buffers");
+    goto out;
+  }
+  if (af_bench_params(model, &cfg, &m.lay, host) != AF_OK) goto out;
+  if (af_bert_set_params(&m, host) != AF_OK) goto out;
+  for (int i = 0; i < B * T; i++) {
+    ids[i] = (int32_t)(af_rng_mix(7, (uint64_t)i) % (uint64_t)cfg.vocab_size);
+    tt[i] = (i % T) >= T / 2;
+    mask[i] = 1.f;
+  }
+  for (int i = 0; i < B * T * cfg.hidden_size; i++) hid[i] = (float)((af_rng_mix(9, (uint64_t)i) >> 40) / 16777216.0 - 0.5);
+  for (int i = 0; i < B; i++) tgt[i] = (float)(i % NL);
+  af_bert_input batch = {ids, tt, mask, tgt, B, T};
+  if (af_bert_load_batch(&m, &batch) != AF_OK) goto out;
+
+  af_optim_opts oo;
+  af_optim_defaults_hf(&oo);
+  /* The yardstick is measured before and after the steps and the larger value is used, so
+   * a load burst during one measurement cannot inflate the %sgemm column. */
+  const double sgemm0 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, B * T);
+  double sgemm = sgemm0;
+  printf("bench step: %s, L=%d C=%d I=%d heads=%d, batch %d x seq %d, device %s, GEMM %s\n",
+         model ? model : cfgname, L, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, B, T, be->name,
+         be->gemm_name);
+  printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
+  print_load("start");
+  double t0_step = 0, full_tok_s = 0;
+  const int nk = k_hi - k_lo + 1;
+  /* Depths are interleaved (every repetition runs each depth once) so that load from other
+   * processes on a shared machine drifts over all depths alike and t/t(k=0) stays a fair
+   * ratio; ts holds, per depth, step/fwd/bwd/opt times of each timed repetition. */
+  double *ts = malloc(sizeof(double) * (size_t)steps * 4 * (size_t)nk);
+  if (!ts) goto out;
+  for (int it = 0; it < warmup + steps; it++) {
+    for (int k = k_lo; k <= k_hi; k++) {
+      int start = cached ? k : 0;
+      float loss;
+      double grad_norm, a = af_now();
+      if (cached && af_bert_load_hidden(&m, k, hid, B, T) != AF_OK) goto out_ts;
+      af_grads_zero(&m, k);
+      if (af_bert_forward(&m, B, T, start, k, 1, (uint64_t)it, &loss) != AF_OK) goto out_ts;
+      be->sync(be);
+      double b = af_now();
+      if (af_bert_backward(&m, B, T, k, (uint64_t)it, 1.0f / B) != AF_OK) goto out_ts;
+      be->sync(be);
+      double c = af_now();
+      if (af_optim_step(&m, &oo, k, 1e-5f, it + 1, &grad_norm) != AF_OK) goto out_ts;
+      if (be->sync(be) != AF_OK) goto out_ts;
+      double d = af_now();
+      if (it >= warmup) {
+        double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
+        int j = it - warmup;
+        tk[j] = d - a;
+        tk[steps + j] = b - a;
+        tk[2 * steps + j] = c - b;
+        tk[3 * steps + j] = d - c;
+      }
+    }
+  }
+  const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, B * T);
+  if (sgemm1 > sgemm) sgemm = sgemm1;
+  printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
+  printf("%-6s %-7s %10s %10s %10s %10s %10s %9s %9s %9s\n", "frozen", "cached", "step_ms", "fwd_ms", "bwd_ms", "opt_ms",
+         "tokens/s", "GFLOP/s", "%sgemm", "t/t(k=0)");
+  for (int k = k_lo; k <= k_hi; k++) {
+    int start = cached ? k : 0;
+    double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
+    double st = af_median(tk, steps), fw = af_median(tk + steps, steps), bw = af_median(tk + 2 * steps, steps),
+           op = af_median(tk + 3 * steps, steps);
+    double gf = step_flops(&cfg, B, T, k, start) / st * 1e-9;
+    if (k == k_lo) t0_step = st;
+    if (k == 0 && !cached) full_tok_s = B * T / st;
+    printf("%-6d %-7s %10.1f %10.1f %10.1f %10.1f %10.0f %9.1f %8.0f%% %9.2f\n", k, cached ? "yes" : "no", st * 1e3,
+           fw * 1e3, bw * 1e3, op * 1e3, B * T / st, gf, sgemm > 0 ? 100 * gf / sgemm : 0, st / t0_step);
+    printf("       work ratio vs k=%d: %.2f\n", k_lo,
+           step_flops(&cfg, B, T, k, start) / step_flops(&cfg, B, T, k_lo, cached ? k_lo : 0));
+  }
+  if (torch) {
+    double tok_s = 0;
+    int th = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (run_torch(&cfg, B, T, steps, th, &tok_s) == 0) {
+      printf("pytorch full step (k=0): %.0f tokens/s", tok_s);
+      if (full_tok_s > 0) printf("; autofreeze/pytorch = %.2fx", full_tok_s / tok_s);
+      printf("\n");
+    } else {
+      printf("pytorch: not measured (no torch for /usr/bin/python3?)\n");
+    }
+  }
+  print_load("end");
+  rc = AF_EXIT_OK;
+out_ts:
+  free(ts);
+out:
+  if (rc != AF_EXIT_OK && af_last_error()[0]) af_cli_report("bench step");
+  free(host);
+  free(hid);
+  free(ids);
+  free(tt);
+  free(mask);
+  free(tgt);
+  af_bert_free(&m);
+  af_backend_close(be);
+  return rc;
+}

@@ -1,0 +1,118 @@
+/* The results file of one run (HDF5): config and environment as attributes, one row per
+ * optimizer step, per interval (per-layer scores, ratios, decision), per evaluation, cache
+ * statistics and a summary. Layout: docs/results-format.md. Every row is buffered in memory
+ * and the file is touched only inside af_results_flush (and create/close), which ends with
+ * H5Fflush: a SIGKILL at any moment leaves a file that opens and holds everything up to the
+ * last flush. Also a small reader for plots and Lua. */
+#ifndef AF_RESULTS_H
+#define AF_RESULTS_H
+#include <stddef.h>
+#include "core/base/status.h"
+
+#define AF_RESULTS_FORMAT_VERSION 1
+
+/* One optimizer step. Times in seconds; wall = seconds since the run started. */
+typedef struct {
+  long step;          /* optimizer steps done, 1-based */
+  int epoch;          /* 0-based */
+  double loss, lr;
+  int frozen_depth;
+  double t_data, t_forward, t_backward, t_optimizer, t_total;
+  double wall;
+  long examples;      /* training examples seen so far */
+} af_step_record;
+
+/* Activation-cache statistics (written as /cache attributes, overwritten on each call). */
+typedef struct {
+  long long entries, bytes, hits, misses, bytes_read, bytes_written;
+  double io_time;               /* seconds spent in cache I/O */
+  const char *tier;             /* "memory", "disk", "memory+disk", or NULL */
+  const char *disabled_reason;  /* NULL or "" when the cache is enabled */
+} af_cache_record;
+
+typedef struct af_results af_results;
+
+/* Create (truncate) path. Fails clearly (AF_ERR_IO) when its directory is missing. L is the
+ * number of encoder layers (the width of the interval arrays). Writes the format version,
+ * autofreeze version, git revision, HDF5 version, host and creation time, sets
+ * /summary status = "running", and flushes. */
+af_status af_results_create(const char *path, int L, af_results **out);
+
+/* Resume: reopen an existing results file for writing, keep only the committed rows whose
+ * step <= keep_step (rows written after the checkpoint being resumed are dropped, so the
+ * resumed run appends exactly where it restarts), and continue appending. The config,
+ * cache and summary attributes are kept (set them again to change them); /summary status
+ * becomes "running". L must match the file. */
+af_status af_results_open_append(const char *path, int L, long keep_step, af_results **out);
+
+/* /config attributes (model, task, policy and knobs, seed, threads, gemm library ...).
+ * Setting a key again replaces it. Keys must be non-empty and contain no '/'. */
+af_status af_results_attr_str(af_results *r, const char *key, const char *value);
+af_status af_results_attr_int(af_results *r, const char *key, long long value);
+af_status af_results_attr_double(af_results *r, const char *key, double value);
+/* Any group's attributes: group is "config", "cache", "summary" or "" (the root). */
+af_status af_results_group_attr_str(af_results *r, const char *group, const char *key, const char *value);
+af_status af_results_group_attr_int(af_results *r, const char *group, const char *key, long long value);
+af_status af_results_group_attr_double(af_results *r, const char *group, const char *key, double value);
+
+/* Buffer one step row (no I/O; a full buffer triggers af_results_flush). */
+af_status af_results_append_step(af_results *r, const af_step_record *s);
+/* Buffer one interval row; l1, l2, ratio are [L] (ratio may hold NaN). */
+af_status af_results_append_interval(af_results *r, int interval, long step, int depth_before, int depth_after,
+                                     const double *l1, const double *l2, const double *ratio);
+/* Buffer one evaluation: n metrics by name (a dataset /evals/<name> per metric, created on
+ * first use; rows of evaluations without that metric hold NaN). Names: non-empty, no '/',
+ * not step/epoch/wall. */
+af_status af_results_append_eval(af_results *r, long step, int epoch, double wall, int n,
+                                 const char *const *names, const double *values);
+/* Cache statistics (/cache attributes). */
+af_status af_results_set_cache(af_results *r, const af_cache_record *c);
+
+/* /summary: best metric, and any other key (total_time, final_<metric>, ...). */
+af_status af_results_set_summary_best(af_results *r, const char *metric, double value, long step,
+                                      double time_to_best);
+af_status af_results_set_summary_final(af_results *r, int n, const char *const *names, const double *values);
+af_status af_results_set_summary_str(af_results *r, const char *key, const char *value);
+af_status af_results_set_summary_double(af_results *r, const char *key, double value);
+af_status af_results_set_summary_int(af_results *r, const char *key, long long value);
+
+/* Write every buffered row and attribute, then H5Fflush. Called by the training loop at each
+ * interval boundary and evaluation. */
+af_status af_results_flush(af_results *r);
+/* Flush, set /summary status (status NULL: "complete"; else "complete", "interrupted",
+ * "failed"), close the file and free *r; *r = NULL. NULL-safe and safe twice. The first error
+ * is returned but everything is still released. */
+af_status af_results_close(af_results **r, const char *status);
+
+/* ---- reading ---- */
+typedef struct af_results_reader af_results_reader;
+
+typedef enum { AF_ATTR_STR, AF_ATTR_INT, AF_ATTR_DOUBLE, AF_ATTR_OTHER } af_attr_type;
+typedef struct {
+  char *key;
+  af_attr_type type;
+  char *s;          /* AF_ATTR_STR */
+  long long i;      /* AF_ATTR_INT */
+  double d;         /* AF_ATTR_DOUBLE (also set for INT) */
+} af_attr;
+
+af_status af_results_open_read(const char *path, af_results_reader **out);
+void af_results_close_read(af_results_reader **rr);   /* NULL-safe, sets *rr = NULL */
+int af_results_format_version(const af_results_reader *rr);
+int af_results_layers(const af_results_reader *rr);    /* L, from the root attribute */
+/* 1 if the dataset or group exists (path like "steps/loss"), else 0. */
+int af_results_has(af_results_reader *rr, const char *path);
+/* A 1-D dataset of any numeric type as doubles; *v malloc'ed (free()), NULL when n = 0. */
+af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n);
+/* A 2-D dataset (intervals/l1, l2, ratio) as row-major doubles [rows, cols]. */
+af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols);
+/* The attributes of a group ("config", "summary", "cache", "" = root), in name order. */
+af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n);
+void af_results_free_attrs(af_attr *attrs, int n);
+/* Look one attribute up in an array from af_results_read_attrs; NULL when absent. */
+const af_attr *af_results_find_attr(const af_attr *attrs, int n, const char *key);
+/* The dataset names of a group (e.g. the metrics of "evals"), in name order. */
+af_status af_results_list(af_results_reader *rr, const char *group, char ***names, int *n);
+void af_results_free_names(char **names, int n);
+
+#endif
