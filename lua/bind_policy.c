@@ -4,7 +4,7 @@
  * callback calls it under lua_pcall, so a Lua error (or a bad return value) becomes an
  * af_status that stops the run cleanly instead of unwinding through the training loop.
  * Policies that are not custom never touch Lua during a run. */
-#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,67 +76,24 @@ static af_lua_policy *new_policy(lua_State *L, const char *kind) {
   return pol;
 }
 
-/* ---- option helpers ---- */
-
-static void check_known(lua_State *L, int t, const char *what, const char *const *known) {
-  lua_pushnil(L);
-  while (lua_next(L, t)) {
-    lua_pop(L, 1);
-    const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-    int ok = 0;
-    for (int i = 0; k && known[i]; i++) ok |= !strcmp(k, known[i]);
-    if (!ok) {
-      luaL_Buffer b;
-      luaL_buffinit(L, &b);
-      for (int i = 0; known[i]; i++) {
-        if (i) luaL_addstring(&b, ", ");
-        luaL_addstring(&b, known[i]);
-      }
-      luaL_pushresult(&b);
-      luaL_error(L, "%s: unknown option '%s' (known: %s)", what, k ? k : luaL_typename(L, -2), lua_tostring(L, -1));
-    }
-  }
-}
-
-/* An integer field >= lo; def when absent. */
-static lua_Integer get_int(lua_State *L, int t, const char *key, lua_Integer def, lua_Integer lo, const char *what) {
-  int ty = lua_getfield(L, t, key);
-  lua_Integer v = def;
-  if (ty != LUA_TNIL) {
-    int isnum;
-    v = lua_tointegerx(L, -1, &isnum);
-    if (!isnum) luaL_error(L, "%s: %s expects an integer, found %s", what, key, luaL_tolstring(L, -1, NULL));
-    if (v < lo) luaL_error(L, "%s: %s expects an integer >= %d, found %d", what, key, (int)lo, (int)v);
-  }
-  lua_pop(L, 1);
-  return v;
-}
+/* ---- options ---- */
 
 /* Common fields of every policy's options: intervals, interval_steps, label. */
 static void common_opts(lua_State *L, int t, af_lua_policy *pol, const char *what) {
-  pol->intervals = (int)get_int(L, t, "intervals", 0, 1, what);
-  pol->interval_steps = (long)get_int(L, t, "interval_steps", 0, 1, what);
-  if (lua_getfield(L, t, "label") == LUA_TSTRING) snprintf(pol->label, sizeof pol->label, "%s", lua_tostring(L, -1));
-  else if (!lua_isnil(L, -1)) luaL_error(L, "%s: label expects a string", what);
-  lua_pop(L, 1);
-}
-
-static int opt_table(lua_State *L, int idx) {
-  if (lua_isnoneornil(L, idx)) {
-    lua_newtable(L);
-    lua_replace(L, idx);  /* idx is within the frame (nil or none pushed as nil by settop) */
-  }
-  luaL_checktype(L, idx, LUA_TTABLE);
-  return idx;
+  lua_Integer v;
+  if (af_lua_get_int(L, t, "intervals", what, 1, INT_MAX, &v)) pol->intervals = (int)v;
+  if (af_lua_get_int(L, t, "interval_steps", what, 1, LUA_MAXINTEGER, &v)) pol->interval_steps = (long)v;
+  const char *label = af_lua_get_str(L, t, "label", what);
+  if (label) snprintf(pol->label, sizeof pol->label, "%s", label);
 }
 
 /* ---- constructors ---- */
 
 static int p_none(lua_State *L) {
   lua_settop(L, 1);
-  int t = opt_table(L, 1);
+  int t = af_lua_opt_table(L, 1);
   static const char *const known[] = {"intervals", "interval_steps", "label", NULL};
-  check_known(L, t, "af.policy.none", known);
+  af_lua_check_keys(L, t, "af.policy.none", known);
   af_lua_policy *pol = new_policy(L, "none");
   common_opts(L, t, pol, "af.policy.none");
   if (af_policy_none(&pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.none");
@@ -156,13 +113,15 @@ static int p_static(lua_State *L) {
     lua_setfield(L, -2, "frozen");
     lua_replace(L, 1);
   }
-  int t = opt_table(L, 1);
+  int t = af_lua_opt_table(L, 1);
   static const char *const known[] = {"frozen", "intervals", "interval_steps", "label", NULL};
-  check_known(L, t, "af.policy.static", known);
+  af_lua_check_keys(L, t, "af.policy.static", known);
   if (lua_getfield(L, t, "frozen") == LUA_TNIL)
     return luaL_error(L, "af.policy.static: expected frozen = K (layers 0..K-1 frozen; model.layers - 1 = all but the last)");
   lua_pop(L, 1);
-  k = (int)get_int(L, t, "frozen", 0, 0, "af.policy.static");
+  lua_Integer kv = 0;
+  af_lua_get_int(L, t, "frozen", "af.policy.static", 0, INT_MAX, &kv);
+  k = (int)kv;
   af_lua_policy *pol = new_policy(L, "static");
   common_opts(L, t, pol, "af.policy.static");
   pol->frozen = k;
@@ -173,47 +132,30 @@ static int p_static(lua_State *L) {
 
 static int p_adaptive(lua_State *L) {
   lua_settop(L, 1);
-  int t = opt_table(L, 1);
+  int t = af_lua_opt_table(L, 1);
   static const char *const known[] = {"percentile", "max_depth", "signed_ratio", "intervals", "interval_steps",
                                       "label", NULL};
-  check_known(L, t, "af.policy.adaptive", known);
+  af_lua_check_keys(L, t, "af.policy.adaptive", known);
   double pct = 50;
-  int ty = lua_getfield(L, t, "percentile");
-  if (ty != LUA_TNIL) {
-    int isnum;
-    pct = lua_tonumberx(L, -1, &isnum);
-    if (!isnum || !(pct >= 0 && pct <= 100))
-      return luaL_error(L, "af.policy.adaptive: percentile expects a number in [0, 100], found %s",
-                        luaL_tolstring(L, -1, NULL));
-  }
-  lua_pop(L, 1);
-  int maxd = (int)get_int(L, t, "max_depth", -1, 0, "af.policy.adaptive");
-  ty = lua_getfield(L, t, "signed_ratio");
-  if (ty != LUA_TNIL && ty != LUA_TBOOLEAN) return luaL_error(L, "af.policy.adaptive: signed_ratio expects true or false");
-  int sr = lua_toboolean(L, -1);
-  lua_pop(L, 1);
+  af_lua_get_num(L, t, "percentile", "af.policy.adaptive", 0, 100, &pct);
+  lua_Integer maxd = -1;
+  af_lua_get_int(L, t, "max_depth", "af.policy.adaptive", 0, INT_MAX, &maxd);
+  int sr = 0;
+  af_lua_get_bool(L, t, "signed_ratio", "af.policy.adaptive", &sr);
   af_lua_policy *pol = new_policy(L, "adaptive");
   common_opts(L, t, pol, "af.policy.adaptive");
   pol->percentile = pct;
-  pol->max_depth = maxd;
+  pol->max_depth = (int)maxd;
   pol->signed_ratio = sr;
-  if (af_policy_adaptive(pct, maxd, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.adaptive");
+  if (af_policy_adaptive(pct, (int)maxd, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.adaptive");
   if (!pol->label[0]) {
-    if (maxd >= 0) snprintf(pol->label, sizeof pol->label, "adaptive-p%g-d%d", pct, maxd);
+    if (maxd >= 0) snprintf(pol->label, sizeof pol->label, "adaptive-p%g-d%d", pct, (int)maxd);
     else snprintf(pol->label, sizeof pol->label, "adaptive-p%g", pct);
   }
   return 1;
 }
 
 /* ---- custom ---- */
-
-static void push_array(lua_State *L, const double *v, int n) {
-  lua_createtable(L, n, 0);
-  for (int i = 0; i < n; i++) {
-    lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, i + 1);
-  }
-}
 
 static af_status custom_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
   struct af_lua_custom *c = p->ctx;
@@ -224,23 +166,17 @@ static af_status custom_decide(af_policy *p, const af_interval_stats *st, int *n
   lua_pushcfunction(L, af_lua_traceback);
   lua_rawgeti(L, LUA_REGISTRYINDEX, c->ref);
   lua_createtable(L, 0, 10);
-  lua_pushinteger(L, st->interval);
-  lua_setfield(L, -2, "interval");
-  lua_pushinteger(L, st->step);
-  lua_setfield(L, -2, "step");
-  lua_pushinteger(L, st->depth);
-  lua_setfield(L, -2, "depth");
-  lua_pushinteger(L, st->L);
-  lua_setfield(L, -2, "layers");
-  lua_pushinteger(L, st->max_depth);
-  lua_setfield(L, -2, "max_depth");
-  lua_pushstring(L, p->name);
-  lua_setfield(L, -2, "policy");
-  push_array(L, st->l1, st->L);
+  af_lua_set_int(L, "interval", st->interval);
+  af_lua_set_int(L, "step", st->step);
+  af_lua_set_int(L, "depth", st->depth);
+  af_lua_set_int(L, "layers", st->L);
+  af_lua_set_int(L, "max_depth", st->max_depth);
+  af_lua_set_str(L, "policy", p->name);
+  af_lua_push_array(L, st->l1, (size_t)st->L, 0);
   lua_setfield(L, -2, "l1");
-  push_array(L, st->l2, st->L);
+  af_lua_push_array(L, st->l2, (size_t)st->L, 0);
   lua_setfield(L, -2, "l2");
-  push_array(L, st->ratio, st->L);
+  af_lua_push_array(L, st->ratio, (size_t)st->L, 0);
   lua_setfield(L, -2, "ratio");
   af_status s = AF_OK;
   if (lua_pcall(L, 1, 1, top + 1) != LUA_OK) {
@@ -274,13 +210,11 @@ static void custom_destroy(af_policy *p) {
 static int p_custom(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   lua_settop(L, 2);
-  int t = opt_table(L, 2);
+  int t = af_lua_opt_table(L, 2);
   static const char *const known[] = {"name", "knobs", "initial_depth", "intervals", "interval_steps", "label", NULL};
-  check_known(L, t, "af.policy.custom", known);
-  const char *name = "custom";
-  if (lua_getfield(L, t, "name") == LUA_TSTRING) name = lua_tostring(L, -1);
-  else if (!lua_isnil(L, -1)) return luaL_error(L, "af.policy.custom: name expects a string");
-  lua_pop(L, 1);  /* the string stays alive in the options table */
+  af_lua_check_keys(L, t, "af.policy.custom", known);
+  const char *name = af_lua_get_str(L, t, "name", "af.policy.custom");
+  if (!name) name = "custom";
   char knobs[128] = "";
   int ty = lua_getfield(L, t, "knobs");
   if (ty == LUA_TSTRING) snprintf(knobs, sizeof knobs, "%s", lua_tostring(L, -1));
@@ -307,7 +241,8 @@ static int p_custom(lua_State *L) {
     }
   } else if (ty != LUA_TNIL) return luaL_error(L, "af.policy.custom: knobs expects a string or a table");
   lua_pop(L, 1);
-  int init = (int)get_int(L, t, "initial_depth", 0, 0, "af.policy.custom");
+  lua_Integer init = 0;
+  af_lua_get_int(L, t, "initial_depth", "af.policy.custom", 0, INT_MAX, &init);
   af_lua_policy *pol = new_policy(L, "custom");
   common_opts(L, t, pol, "af.policy.custom");
   struct af_lua_custom *c = calloc(1, sizeof *c);
@@ -324,7 +259,7 @@ static int p_custom(lua_State *L) {
     return af_lua_core_error(L, "af.policy.custom");
   }
   pol->custom = c;
-  pol->p->initial_depth = init;
+  pol->p->initial_depth = (int)init;
   snprintf(pol->p->knobs, sizeof pol->p->knobs, "%s", knobs);
   if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "%s", pol->p->name);
   return 1;

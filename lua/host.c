@@ -71,7 +71,7 @@ static int pmain(lua_State *L) {
   lua_pop(L, 1);
   /* arg: arg[0] = script, arg[1..n] = args; arg[-1] = the binary */
   lua_createtable(L, ra->nargs, 2);
-  lua_pushstring(L, af_lua_exe_path()[0] ? af_lua_exe_path() : "autofreeze");
+  af_lua_push_bin(L);
   lua_rawseti(L, -2, -1);
   lua_pushstring(L, ra->script);
   lua_rawseti(L, -2, 0);

@@ -10,8 +10,4 @@ if [ ! -s "$model/model.safetensors" ]; then
   echo "main: the default model is missing from $model (scripts/setup.sh fetches it)" >&2
   exit 1
 fi
-if [ -f experiments/quickstart.lua ] && build/autofreeze run --help >/dev/null 2>&1; then
-  exec build/autofreeze run experiments/quickstart.lua "$@"
-fi
-build/autofreeze info "$model"
-build/autofreeze tokenize "$model" "AutoFreeze freezes BERT's lower layers adaptively." "Isn't that faster?"
+exec build/autofreeze run experiments/quickstart.lua "$@"

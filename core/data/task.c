@@ -7,12 +7,14 @@
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/base/fsutil.h"
 #include "kernels/ops.h" /* af_rng_mix */
 #include "core/data/tsv.h"
 
@@ -31,8 +33,21 @@ void af_task_opts_default(af_task_opts *o) {
   o->header = 1;
 }
 
-/* ---- opening ---- */
+/* ---- the registry ---- */
 
+static const af_task_info registry[] = {
+    {"cola", "glue"},       {"sst2", "glue"},      {"mrpc", "glue"},          {"stsb", "glue"},
+    {"qqp", "glue"},        {"mnli", "glue"},      {"qnli", "glue"},          {"rte", "glue"},
+    {"wnli", "glue"},       {"ag_news", "docs"},   {"yelp_full", "docs"},     {"yelp_polarity", "docs"},
+    {"imdb", "docs"},       {"generic", "generic"}, {"default", "default"},
+};
+#define N_TASKS ((int)(sizeof registry / sizeof registry[0]))
+
+int af_task_count(void) { return N_TASKS; }
+
+const af_task_info *af_task_info_at(int i) { return i >= 0 && i < N_TASKS ? &registry[i] : NULL; }
+
+/* The matching key of a name: lower case without '-', '_' and ' '. */
 static void canon(const char *in, char *out, size_t cap) {
   size_t j = 0;
   for (size_t i = 0; in[i] && j + 1 < cap; i++) {
@@ -42,6 +57,38 @@ static void canon(const char *in, char *out, size_t cap) {
   }
   out[j] = 0;
 }
+
+const af_task_info *af_task_lookup(const char *name) {
+  if (!name) return NULL;
+  char key[64], k[64];
+  canon(name, key, sizeof key);
+  for (int i = 0; i < N_TASKS; i++) {
+    canon(registry[i].name, k, sizeof k);
+    if (!strcmp(k, key)) return &registry[i];
+  }
+  return NULL;
+}
+
+const char *af_task_canonical(const char *name) {
+  const af_task_info *ti = af_task_lookup(name);
+  return ti ? ti->name : NULL;
+}
+
+static char names_buf[256];
+static pthread_once_t names_once = PTHREAD_ONCE_INIT;
+
+static void names_init(void) {
+  size_t j = 0;
+  for (int i = 0; i < N_TASKS && j < sizeof names_buf; i++)
+    j += (size_t)snprintf(names_buf + j, sizeof names_buf - j, "%s%s", i ? ", " : "", registry[i].name);
+}
+
+const char *af_task_names(void) {
+  pthread_once(&names_once, names_init);
+  return names_buf;
+}
+
+/* ---- opening ---- */
 
 static const char *copy_opt(af_task *t, size_t *used, const char *s) {
   if (!s) return NULL;
@@ -78,21 +125,13 @@ af_status af_task_open(const char *name, const char *data_dir, const af_task_opt
   while (dl > 1 && t->data_dir[dl - 1] == '/') t->data_dir[--dl] = 0;
   t->eval_splits[0] = "dev";
   t->n_eval = 1;
-  char c[64];
-  canon(name, c, sizeof c);
+  const af_task_info *ti = af_task_lookup(name);
   af_status s;
-  if (!strcmp(c, "generic")) s = af_task_init_generic(t);
-  else if (!strcmp(c, "default")) s = af_task_init_default(t);
-  else if (!strcmp(c, "agnews") || !strcmp(c, "yelpfull") || !strcmp(c, "yelppolarity") || !strcmp(c, "imdb"))
-    s = af_task_init_docs(t, c);
-  else {
-    s = af_task_init_glue(t, c);
-    if (s == AF_ERR_ARG)
-      s = AF_FAIL(AF_ERR_ARG,
-                  "unknown task '%s': expected one of cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, "
-                  "ag_news, yelp_full, yelp_polarity, imdb, generic, default",
-                  name);
-  }
+  if (!ti) s = AF_FAIL(AF_ERR_ARG, "unknown task '%s': expected one of %s", name, af_task_names());
+  else if (!strcmp(ti->family, "generic")) s = af_task_init_generic(t);
+  else if (!strcmp(ti->family, "default")) s = af_task_init_default(t);
+  else if (!strcmp(ti->family, "docs")) s = af_task_init_docs(t, ti->name);
+  else s = af_task_init_glue(t, ti->name);
   if (s != AF_OK) {
     af_task_free(t);
     return s;
@@ -551,25 +590,15 @@ typedef struct {
   int32_t pad_id, reserved;
 } cache_header;
 
-static int mkdir_p(const char *dir) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-      *p = '/';
-    }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-  return access(tmp, W_OK) == 0 ? 0 : -1;
-}
+/* A usable cache folder: made if need be, and writable. */
+static int writable_dir(const char *dir) { return af_mkdirs(dir) == AF_OK && access(dir, W_OK) == 0; }
 
 /* Pick the cache folder: the option, DATA/.autofreeze-cache, or the user cache. "" = none. */
 static void cache_dir(const af_task *t, char *out, size_t cap) {
   out[0] = 0;
   if (t->opts.no_cache) return;
   if (t->opts.cache_dir) {
-    if (mkdir_p(t->opts.cache_dir) == 0) snprintf(out, cap, "%s", t->opts.cache_dir);
+    if (writable_dir(t->opts.cache_dir)) snprintf(out, cap, "%s", t->opts.cache_dir);
     return;
   }
   char d[4200];
@@ -577,7 +606,7 @@ static void cache_dir(const af_task *t, char *out, size_t cap) {
   /* A folder without any write bit is read-only data even for root (who passes access()). */
   struct stat st;
   int writable = stat(t->data_dir, &st) == 0 && (st.st_mode & 0222) && access(t->data_dir, W_OK) == 0;
-  if (writable && mkdir_p(d) == 0) {
+  if (writable && writable_dir(d)) {
     snprintf(out, cap, "%s", d);
     return;
   }
@@ -585,7 +614,7 @@ static void cache_dir(const af_task *t, char *out, size_t cap) {
   if (x && *x) snprintf(d, sizeof d, "%s/autofreeze/tokens", x);
   else if (home && *home) snprintf(d, sizeof d, "%s/.cache/autofreeze/tokens", home);
   else return;
-  if (mkdir_p(d) == 0) snprintf(out, cap, "%s", d);
+  if (writable_dir(d)) snprintf(out, cap, "%s", d);
 }
 
 static void free_tokens(af_split *s) {

@@ -84,9 +84,22 @@ typedef struct {
 
 typedef struct af_task af_task;
 
-/* Open a task by name; reading happens lazily per split. Names (case-insensitive, '-' and '_'
- * alike): cola sst2 (sst-2) mrpc stsb (sts-b) qqp mnli qnli rte wnli, ag_news yelp_full
- * yelp_polarity imdb, generic, default. data_dir holds the split files. opts may be NULL. */
+/* The task registry: every name af_task_open accepts, for the CLI and Lua alike. A name is
+ * matched ignoring case, '-', '_' and ' ': "SST-2", "sts_b", "AG News", "agnews", "Yelp-Full"
+ * all name registered tasks. */
+typedef struct {
+  const char *name;     /* canonical: "sst2", "stsb", "ag_news", ... (af_task_name's answer) */
+  const char *family;   /* the reader: "glue", "docs", "generic" or "default" */
+} af_task_info;
+int af_task_count(void);
+const af_task_info *af_task_info_at(int i);          /* 0 <= i < af_task_count(); else NULL */
+const af_task_info *af_task_lookup(const char *name); /* NULL when no registered task matches */
+const char *af_task_canonical(const char *name);      /* the registered name, or NULL */
+const char *af_task_names(void);  /* "cola, sst2, ..., generic, default": for messages */
+
+/* Open a task by name (see the registry above); reading happens lazily per split. Names: cola
+ * sst2 mrpc stsb qqp mnli qnli rte wnli, ag_news yelp_full yelp_polarity imdb, generic,
+ * default. data_dir holds the split files. opts may be NULL. */
 af_status af_task_open(const char *name, const char *data_dir, const af_task_opts *opts, af_task **t);
 void af_task_free(af_task *t);  /* NULL is fine */
 
@@ -192,9 +205,9 @@ struct af_task {
 /* Set labels from raw strings and (optional) display names; NULL names = raw. */
 af_status af_task_set_labels(af_task *t, int n, const char *const *raw, const char *const *names);
 
-/* Family constructors, called by af_task_open with the canonical name. */
+/* Family constructors, called by af_task_open with the registered name. */
 af_status af_task_init_glue(af_task *t, const char *name);      /* tasks_glue.c; AF_ERR_ARG unknown */
-af_status af_task_init_docs(af_task *t, const char *name);      /* tasks_docs.c */
+af_status af_task_init_docs(af_task *t, const char *name);      /* tasks_docs.c; AF_ERR_ARG unknown */
 af_status af_task_init_generic(af_task *t);                     /* task_generic.c */
 af_status af_task_init_default(af_task *t);                     /* task_default.c */
 

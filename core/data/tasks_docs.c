@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include "core/base/fsutil.h"
 #include "core/data/task.h"
 #include "core/data/tsv.h"
 
@@ -31,11 +31,6 @@ static const af_table_spec ag_spec = {.csv = 1, .ncols = 3, .a = {NULL, 1}, .b =
                                       .concat_b = 1};
 static const af_table_spec yelp_spec = {.csv = 1, .ncols = 2, .a = {NULL, 1}, .b = {NULL, AF_COL_NONE},
                                         .label = {NULL, 0}};
-
-static int is_dir(const char *p) {
-  struct stat st;
-  return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 static af_status check_split(const af_task *t, const af_split *s) {
   if (strcmp(s->name, "train") && strcmp(s->name, "test") && strcmp(s->name, "dev"))
@@ -125,12 +120,12 @@ static af_status read_imdb_dir(af_task *t, af_split *s, const char *dir, int lab
 
 static const char *imdb_tree_root(const af_task *t, char *buf, size_t cap) {
   snprintf(buf, cap, "%s/train/pos", t->data_dir);
-  if (is_dir(buf) || (snprintf(buf, cap, "%s/test/pos", t->data_dir), is_dir(buf))) {
+  if (af_is_dir(buf) || (snprintf(buf, cap, "%s/test/pos", t->data_dir), af_is_dir(buf))) {
     snprintf(buf, cap, "%s", t->data_dir);
     return buf;
   }
   snprintf(buf, cap, "%s/aclImdb/train/pos", t->data_dir);
-  if (is_dir(buf) || (snprintf(buf, cap, "%s/aclImdb/test/pos", t->data_dir), is_dir(buf))) {
+  if (af_is_dir(buf) || (snprintf(buf, cap, "%s/aclImdb/test/pos", t->data_dir), af_is_dir(buf))) {
     snprintf(buf, cap, "%s/aclImdb", t->data_dir);
     return buf;
   }
@@ -223,7 +218,7 @@ static af_status docs_read(af_task *t, af_split *s) {
   if (imdb_tree_root(t, root, sizeof root)) {
     char d[4300];
     snprintf(s->path, sizeof s->path, "%s/%s", root, s->name);
-    if (!is_dir(s->path))
+    if (!af_is_dir(s->path))
       return AF_FAIL(AF_ERR_IO, "%s: expected the %s split folder (with pos/ and neg/), found no such folder", s->path,
                      s->name);
     s->has_labels = 1;
@@ -235,29 +230,28 @@ static af_status docs_read(af_task *t, af_split *s) {
   return read_imdb_csv(t, s, path);
 }
 
-af_status af_task_init_docs(af_task *t, const char *c) {
+af_status af_task_init_docs(af_task *t, const char *name) {
   static const char *ag[] = {"1", "2", "3", "4"}, *ag_names[] = {"World", "Sports", "Business", "Sci/Tech"};
   static const char *yf[] = {"1", "2", "3", "4", "5"};
   static const char *yp[] = {"1", "2"}, *yp_names[] = {"negative", "positive"};
   static const char *imdb[] = {"neg", "pos"};
   int kind;
-  if (!strcmp(c, "agnews")) {
+  if (!strcmp(name, "ag_news")) {
     kind = DOC_AG;
-    snprintf(t->name, sizeof t->name, "ag_news");
     AF_TRY(af_task_set_labels(t, 4, ag, ag_names));
-  } else if (!strcmp(c, "yelpfull")) {
+  } else if (!strcmp(name, "yelp_full")) {
     kind = DOC_YELP_FULL;
-    snprintf(t->name, sizeof t->name, "yelp_full");
     AF_TRY(af_task_set_labels(t, 5, yf, NULL));
-  } else if (!strcmp(c, "yelppolarity")) {
+  } else if (!strcmp(name, "yelp_polarity")) {
     kind = DOC_YELP_POL;
-    snprintf(t->name, sizeof t->name, "yelp_polarity");
     AF_TRY(af_task_set_labels(t, 2, yp, yp_names));
-  } else {
+  } else if (!strcmp(name, "imdb")) {
     kind = DOC_IMDB;
-    snprintf(t->name, sizeof t->name, "imdb");
     AF_TRY(af_task_set_labels(t, 2, imdb, NULL));
+  } else {
+    return AF_FAIL(AF_ERR_ARG, "task '%s': not a document-classification task", name);
   }
+  snprintf(t->name, sizeof t->name, "%s", name);
   t->impl = (void *)(intptr_t)kind;
   t->read = docs_read;
   t->pair = 0;

@@ -94,5 +94,5 @@ af_status af_task_init_glue(af_task *t, const char *name) {
     snprintf(t->signature, sizeof t->signature, "glue1");
     return AF_OK;
   }
-  return AF_ERR_ARG;
+  return AF_FAIL(AF_ERR_ARG, "task '%s': not a GLUE task", name);
 }

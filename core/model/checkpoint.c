@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/base/fsutil.h"
 #include "core/model/safetensors.h"
 #include "kernels/ops.h"
 
@@ -42,13 +43,13 @@ static uint64_t name_hash(const char *s) {
 /* ---- model directory ---- */
 
 af_status af_model_dir_check(const char *dir) {
-  struct stat sb;
-  if (stat(dir, &sb) != 0)
-    return AF_FAIL(AF_ERR_IO, "%s: %s (expected a model directory with config.json, vocab.txt and model.safetensors)",
-                   dir, strerror(errno));
-  if (!S_ISDIR(sb.st_mode))
+  int derr = af_dir_errno(dir);
+  if (derr == ENOTDIR)
     return AF_FAIL(AF_ERR_IO, "%s: not a directory (expected a model directory with config.json, vocab.txt and "
                    "model.safetensors)", dir);
+  if (derr)
+    return AF_FAIL(AF_ERR_IO, "%s: %s (expected a model directory with config.json, vocab.txt and model.safetensors)",
+                   dir, strerror(derr));
   static const char *need[] = {"config.json", "vocab.txt", "model.safetensors"};
   for (int i = 0; i < 3; i++) {
     char p[PATH_CAP];
@@ -264,22 +265,6 @@ af_status af_checkpoint_load(const char *model_dir, const af_config *cfg, const 
 
 /* ---- saving ---- */
 
-static af_status mkdir_p(const char *dir) {
-  char p[PATH_CAP];
-  if ((size_t)snprintf(p, sizeof p, "%s", dir) >= sizeof p) return AF_FAIL(AF_ERR_ARG, "%s: path too long", dir);
-  for (char *c = p + 1;; c++) {
-    if (*c != '/' && *c) continue;
-    char save = *c;
-    *c = 0;
-    if (mkdir(p, 0777) != 0 && errno != EEXIST) return AF_FAIL(AF_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
-    *c = save;
-    if (!save) break;
-  }
-  struct stat sb;
-  if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return AF_FAIL(AF_ERR_IO, "%s: not a directory", dir);
-  return AF_OK;
-}
-
 /* Copy src to dst through dst.tmp; a no-op when both name the same file. */
 static af_status copy_file(const char *src, const char *dst) {
   struct stat a, b;
@@ -317,7 +302,7 @@ af_status af_checkpoint_save(const char *out_dir, const char *vocab_src_dir, con
                              const af_param_layout *lay, const float *params) {
   if (lay->L != cfg->num_hidden_layers)
     return AF_FAIL(AF_ERR_ARG, "parameter layout has %d layers, config %d", lay->L, cfg->num_hidden_layers);
-  AF_TRY(mkdir_p(out_dir));
+  AF_TRY(af_mkdirs(out_dir));
   char path[PATH_CAP];
 
   af_st_write_tensor *ts = calloc((size_t)lay->n + 1, sizeof *ts);

@@ -4,6 +4,7 @@
  * under the process-wide af_h5_lock; the reader thread and the training thread share it. */
 #define _GNU_SOURCE  /* memfd_create */
 #include "core/run/cache_disk.h"
+#include "core/base/fsutil.h"
 #include "core/base/h5lock.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -15,9 +16,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-/* ---- the process-wide HDF5 lock ---- */
-
 
 /* Rows per chunk: 64 tokens is a fraction of a typical entry, so reading one entry touches
  * 2-3 chunks (64 x 384 x 2 B = 48 KiB for MiniLM in fp16; 192 KiB for BERT-base fp32). */
@@ -192,10 +190,9 @@ af_status af_cache_file_create(const char *dir, const char *run_key, int hidden,
   f->mtype = dtype == AF_DTYPE_F32 ? H5T_NATIVE_FLOAT : H5T_NATIVE_USHORT;
   snprintf(f->path, plen, "%s/afcache-%016llx-%ld.h5", dir, (unsigned long long)fnv1a(run_key), (long)getpid());
 
-  struct stat sb;
-  int serr = stat(dir, &sb) != 0 ? errno : 0;
-  if (serr || !S_ISDIR(sb.st_mode)) {
-    af_status st = AF_FAIL(AF_ERR_IO, "cache dir %s: %s", dir, serr ? strerror(serr) : "not a directory");
+  int derr = af_dir_errno(dir);
+  if (derr) {
+    af_status st = AF_FAIL(AF_ERR_IO, "cache dir %s: %s", dir, derr == ENOTDIR ? "not a directory" : strerror(derr));
     free(f->path);
     free(f);
     return st;

@@ -5,23 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include "core/base/fsutil.h"
 #include "core/model/safetensors.h"
-
-static af_status mkdir_p(const char *dir) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(tmp, 0755);
-      *p = '/';
-    }
-  if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
-    return AF_FAIL(AF_ERR_IO, "%s: cannot create the checkpoint folder: %s", dir, strerror(errno));
-  return AF_OK;
-}
 
 /* JSON string escaping for the few free-form values (paths). */
 static void json_str(char *out, size_t cap, const char *s) {
@@ -36,7 +22,7 @@ static void json_str(char *out, size_t cap, const char *s) {
 }
 
 af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_state *st, const char *model_dir) {
-  AF_TRY(mkdir_p(dir));
+  AF_TRY(af_mkdirs(dir));
   af_backend *be = m->be;
   const size_t P = m->lay.total, E = m->enc_end - m->enc_begin;
   float *buf = NULL;

@@ -95,4 +95,33 @@ LUA
 expect_rc 1 "core errors" -- "$BIN" run "$TMP/core.lua"
 expect_in "$TMP/out" "core errors ok" "checks before the uncaught error"
 expect_in "$TMP/err" "core\.lua:[0-9]+: af\.model\.load: .*nonexistent/model2" "uncaught core error with file:line"
+# task names: af.task.* take exactly the names and spellings `--task` does (the C registry,
+# core/data/task.h); kind is the task's family there
+mkdir -p "$TMP/empty"
+cat >"$TMP/names.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local same = {
+  {"SST-2", "sst2", "glue"}, {"sts_b", "stsb", "glue"}, {"MNLI", "mnli", "glue"}, {"AG News", "ag_news", "docs"},
+  {"agnews", "ag_news", "docs"}, {"Yelp-Full", "yelp_full", "docs"}, {"yelp_polarity", "yelp_polarity", "docs"},
+  {"IMDb", "imdb", "docs"},
+}
+for _, c in ipairs(same) do
+  for _, f in ipairs({af.task.open, af.task.glue, af.task.docs}) do
+    local t = f(c[1], dir)
+    assert(t.name == c[2] and t.kind == c[3], c[1] .. " -> " .. t.name .. " (" .. t.kind .. ")")
+  end
+end
+for _, bad in ipairs({"yelp", "sst3", "ag.news"}) do
+  local ok, e = pcall(af.task.open, bad, dir)
+  assert(not ok and e:find("af.task.open: unknown task '" .. bad .. "': expected one of cola, sst2,", 1, true), e)
+end
+print("task names ok")
+LUA
+expect_rc 0 "task names" -- "$BIN" run "$TMP/names.lua" "$TMP/empty"
+expect_in "$TMP/out" "task names ok" "task names checked"
+# the CLI gives the same answer for a name Lua rejects
+expect_rc 2 "cli unknown task" -- "$BIN" data stats --task yelp --data "$TMP/empty" --model "$TMP/empty"
+expect_in "$TMP/err" "unknown task 'yelp': expected one of cola, sst2," "cli unknown task message"
+
 finish test_lua_host

@@ -3,12 +3,14 @@
  * empty field, quoted CSV (AG News, Yelp), the IMDb tree and CSV, the generic task, the
  * default task built from a small Packages file; bad rows (fail listing them, or skip and
  * count); the token cache (hit, invalidation on vocab/max_len/file change, corrupt file). */
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "core/base/fsutil.h"
 #include "core/data/task.h"
 #include "core/data/tokenizer.h"
 #include "tests/testutil.h"
@@ -19,18 +21,6 @@
 
 static char root[4096];
 
-static void mkdirs(const char *path) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", path);
-  for (char *p = tmp + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      mkdir(tmp, 0755);
-      *p = '/';
-    }
-  mkdir(tmp, 0755);
-}
-
 /* Write DIR/NAME (relative to root), creating folders. Returns the folder path. */
 static const char *put(const char *dir, const char *name, const char *content) {
   static char d[4096];
@@ -39,7 +29,7 @@ static const char *put(const char *dir, const char *name, const char *content) {
   snprintf(path, sizeof path, "%s/%s", d, name);
   char *slash = strrchr(path, '/');
   *slash = 0;
-  mkdirs(path);
+  if (af_mkdirs(path) != AF_OK) { fprintf(stderr, "%s\n", af_last_error()); exit(1); }
   *slash = '/';
   FILE *f = fopen(path, "wb");
   if (!f) { perror(path); exit(1); }
@@ -180,6 +170,61 @@ static void test_glue(void) {
   af_task_free(t);
 
   CHECK(af_task_open("glue9", root, NULL, &t) == AF_ERR_ARG && strstr(af_last_error(), "unknown task 'glue9'"));
+}
+
+/* The registry behind af_task_open, `--task` and af.task.*: every entry is found under its
+ * own name and under spellings that differ in case, '-', '_' and ' ', its family's reader
+ * knows it, and the names list for messages is the registry in order. */
+static void test_registry(void) {
+  int n = af_task_count();
+  CHECK(n == 15 && af_task_info_at(n) == NULL && af_task_info_at(-1) == NULL);
+  char list[512] = "";
+  for (int i = 0; i < n; i++) {
+    const af_task_info *ti = af_task_info_at(i);
+    CHECK(ti && ti->name && *ti->name && ti->family);
+    if (!ti) continue;
+    CHECK(af_task_lookup(ti->name) == ti && af_task_canonical(ti->name) == ti->name);
+    char alt[64];  /* "ag_news" -> "-AG News-" */
+    size_t j = 0;
+    alt[j++] = '-';
+    for (const char *p = ti->name; *p && j + 3 < sizeof alt; p++) alt[j++] = *p == '_' ? ' ' : (char)toupper((unsigned char)*p);
+    alt[j++] = '-';
+    alt[j] = 0;
+    CHECK(af_task_lookup(alt) == ti);
+    if (af_task_lookup(alt) != ti) fprintf(stderr, "  '%s' does not find %s\n", alt, ti->name);
+    int fam = !strcmp(ti->family, "glue") || !strcmp(ti->family, "docs");
+    CHECK(fam || !strcmp(ti->family, "generic") || !strcmp(ti->family, "default"));
+    if (fam) {  /* opening reads nothing yet: the family's reader must know the name */
+      af_task *t = NULL;
+      CHECK_OK(af_task_open(alt, root, NULL, &t));
+      CHECK(t && streq(af_task_name(t), ti->name));
+      af_task_free(t);
+    }
+    snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", ti->name);
+  }
+  CHECK(streq(af_task_names(), list));
+  CHECK(streq(af_task_names(), "cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte, wnli, ag_news, yelp_full, "
+                               "yelp_polarity, imdb, generic, default"));
+  static const char *const alias[][2] = {
+      {"SST-2", "sst2"},  {"sst_2", "sst2"},        {"STS-B", "stsb"},           {"sts_b", "stsb"},
+      {"ag_news", "ag_news"}, {"AG News", "ag_news"}, {"agnews", "ag_news"},    {"AG-NEWS", "ag_news"},
+      {"yelp-full", "yelp_full"}, {"Yelp_Polarity", "yelp_polarity"}, {"yelppolarity", "yelp_polarity"},
+      {"IMDb", "imdb"},   {"Generic", "generic"},   {"DEFAULT", "default"},      {"MNLI", "mnli"},
+  };
+  for (size_t i = 0; i < sizeof alias / sizeof alias[0]; i++) {
+    CHECK(streq(af_task_canonical(alias[i][0]), alias[i][1]));
+    if (!streq(af_task_canonical(alias[i][0]), alias[i][1])) fprintf(stderr, "  alias '%s'\n", alias[i][0]);
+  }
+  static const char *const unknown[] = {"sst3", "yelp", "glue", "", "sst2x", "ag.news", "mnli_matched"};
+  for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
+    CHECK(af_task_lookup(unknown[i]) == NULL && af_task_canonical(unknown[i]) == NULL);
+    if (af_task_lookup(unknown[i])) fprintf(stderr, "  '%s' should be unknown\n", unknown[i]);
+  }
+  CHECK(af_task_lookup(NULL) == NULL);
+  af_task *t = NULL;
+  CHECK(af_task_open("yelp", root, NULL, &t) == AF_ERR_ARG && t == NULL &&
+        strstr(af_last_error(), "unknown task 'yelp': expected one of cola, sst2,") &&
+        strstr(af_last_error(), "imdb, generic, default"));
 }
 
 static void test_bad_rows(void) {
@@ -523,6 +568,7 @@ static void test_subset(void) {
 
 int main(void) {
   snprintf(root, sizeof root, "%s", af_test_tmpdir());
+  test_registry();
   test_subset();
   test_glue();
   test_bad_rows();
