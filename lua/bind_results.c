@@ -1,10 +1,10 @@
-/* af.results.*: read a results file (core/results/results.h reader) into plain Lua tables, and the
+/* af.results.*: read a results file (core/results/results_read.h) into plain Lua tables, and the
  * cheap look-ups a sweep needs to resume (status, summary) without reading the step logs. */
-#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include "core/results/results.h"
+#include "core/base/fsutil.h"
+#include "core/results/results_read.h"
 #include "lua/af_lua.h"
 
 /* The attributes of one group as a table (strings, integers, numbers). */
@@ -25,15 +25,6 @@ static af_status push_attrs(lua_State *L, af_results_reader *rr, const char *gro
   }
   af_results_free_attrs(a, n);
   return AF_OK;
-}
-
-static void push_vec(lua_State *L, const double *v, size_t n, int as_int) {
-  lua_createtable(L, (int)n, 0);
-  for (size_t i = 0; i < n; i++) {
-    if (as_int && isfinite(v[i])) lua_pushinteger(L, (lua_Integer)v[i]);
-    else lua_pushnumber(L, v[i]);
-    lua_rawseti(L, -2, (lua_Integer)i + 1);
-  }
 }
 
 static int is_int_column(const char *name) {
@@ -64,13 +55,13 @@ static af_status push_group(lua_State *L, af_results_reader *rr, const char *gro
       if (s != AF_OK) break;
       lua_createtable(L, (int)rows, 0);
       for (size_t r = 0; r < rows; r++) {
-        push_vec(L, v + r * cols, cols, 0);
+        af_lua_push_array(L, v + r * cols, cols, 0);
         lua_rawseti(L, -2, (lua_Integer)r + 1);
       }
     } else {
       s = af_results_read_1d(rr, path, &v, &rows);
       if (s != AF_OK) break;
-      push_vec(L, v, rows, is_int_column(names[i]));
+      af_lua_push_array(L, v, rows, is_int_column(names[i]));
     }
     free(v);
     lua_setfield(L, -2, names[i]);
@@ -84,12 +75,9 @@ static int l_read(lua_State *L) {
   af_results_reader *rr = NULL;
   if (af_results_open_read(path, &rr) != AF_OK) return af_lua_core_error(L, "af.results.read");
   lua_createtable(L, 0, 9);
-  lua_pushstring(L, path);
-  lua_setfield(L, -2, "path");
-  lua_pushinteger(L, af_results_layers(rr));
-  lua_setfield(L, -2, "layers");
-  lua_pushinteger(L, af_results_format_version(rr));
-  lua_setfield(L, -2, "format_version");
+  af_lua_set_str(L, "path", path);
+  af_lua_set_int(L, "layers", af_results_layers(rr));
+  af_lua_set_int(L, "format_version", af_results_format_version(rr));
   static const char *const attr_groups[] = {"config", "summary", "cache"};
   static const char *const data_groups[] = {"steps", "intervals", "evals"};
   af_status s = AF_OK;
@@ -112,8 +100,7 @@ static int l_read(lua_State *L) {
 /* /summary@status, or nil + reason when the file is missing or unreadable. */
 static int l_status(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  struct stat st;
-  if (stat(path, &st) != 0) {
+  if (!af_path_exists(path)) {
     lua_pushnil(L);
     lua_pushliteral(L, "missing");
     return 2;

@@ -1,13 +1,13 @@
 /* The plot engine behind `autofreeze plot` and af.plot: results files -> gnuplot figures (PNG
- * and SVG) and a summary table. The C side reads each file with the core/results/results.h reader,
- * writes plain data files under DIR/data/ and feeds gnuplot (one process, through popen)
- * short preambles that set variables and `load` the scripts in plots/NAME.gp, so the look of a
- * figure is edited in gnuplot, not here. Figures: dev metric vs wall time and frozen depth vs
- * step (per task, one line per run), a per-layer gradient-norm heatmap (per run), the
- * per-phase time breakdown (per task), and with several runs speedup and metric bars per task
- * with the spread over seeds. Runs are grouped by the config attributes task / policy (+knobs)
- * / cache / seed; the speedup of a run is the training time of the 'none' run of the same
- * task and seed divided by its own. */
+ * and SVG) and a summary table. The C side reads each file with the results reader
+ * (core/results/results_read.h), writes plain data files under DIR/data/ and feeds gnuplot
+ * (one process, through popen) short preambles that set variables and `load` the scripts in
+ * plots/NAME.gp, so the look of a figure is edited in gnuplot, not here. Figures: dev metric
+ * vs wall time and frozen depth vs step (per task, one line per run), a per-layer
+ * gradient-norm heatmap (per run), the per-phase time breakdown (per task), and with several
+ * runs speedup and metric bars per task with the spread over seeds. Runs are grouped by the
+ * config attributes task / policy (+knobs) / cache / seed; the speedup of a run is the
+ * training time of the 'none' run of the same task and seed divided by its own. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -18,7 +18,8 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "core/results/results.h"
+#include "core/base/fsutil.h"
+#include "core/results/results_read.h"
 #include "plots/plot.h"
 
 #ifndef AF_SOURCE_DIR
@@ -116,9 +117,8 @@ static void short_label(run_t *r) {
     snprintf(r->shortg + n, sizeof r->shortg - (size_t)n, " +cache(%s)", r->cache);
 }
 
-static af_status read_run(const char *path, run_t *r) {
-  memset(r, 0, sizeof *r);
-  snprintf(r->path, sizeof r->path, "%s", path);
+/* The run's id: the file name without folder and extension, made safe for file names. */
+static void run_stem(const char *path, run_t *r) {
   const char *base = strrchr(path, '/');
   snprintf(r->name, sizeof r->name, "%s", base ? base + 1 : path);
   char *dot = strrchr(r->name, '.');
@@ -126,91 +126,120 @@ static af_status read_run(const char *path, run_t *r) {
   for (char *p = r->name; *p; p++)  /* a safe file-name stem */
     if (!(*p == '-' || *p == '_' || *p == '.' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z')))
       *p = '_';
-  af_results_reader *rr = NULL;
-  AF_TRY(af_results_open_read(path, &rr));
+}
+
+/* What the run was (/config) and how it went (/summary). */
+static void run_attrs(run_t *r, const af_attr *cfg, int nc, const af_attr *sm, int nsm) {
+  snprintf(r->task, sizeof r->task, "%s", attr_s(cfg, nc, "task", "unknown"));
+  snprintf(r->policy, sizeof r->policy, "%s", attr_s(cfg, nc, "policy", "none"));
+  snprintf(r->knobs, sizeof r->knobs, "%s", attr_s(cfg, nc, "policy_knobs", ""));
+  snprintf(r->cache, sizeof r->cache, "%s", attr_s(cfg, nc, "cache", "off"));
+  const char *model = attr_s(cfg, nc, "model", "");
+  size_t ml = strlen(model);
+  while (ml > 1 && model[ml - 1] == '/') ml--;
+  const char *mb = model + ml;
+  while (mb > model && mb[-1] != '/') mb--;
+  snprintf(r->model, sizeof r->model, "%.*s", (int)(model + ml - mb), mb);
+  snprintf(r->metric, sizeof r->metric, "%s", attr_s(sm, nsm, "best_metric", attr_s(cfg, nc, "metric", "")));
+  snprintf(r->status, sizeof r->status, "%s", attr_s(sm, nsm, "status", "unknown"));
+  double seed = attr_d(cfg, nc, "seed");
+  r->seed = isfinite(seed) ? (long long)seed : 0;
+  r->train_examples = (long long)attr_d(cfg, nc, "train_examples");
+  r->best = attr_d(sm, nsm, "best_value");
+  r->best_step = isfinite(attr_d(sm, nsm, "best_step")) ? (long long)attr_d(sm, nsm, "best_step") : -1;
+  r->time_to_best = attr_d(sm, nsm, "time_to_best");
+  r->total_time = attr_d(sm, nsm, "total_time");
+  r->train_time = attr_d(sm, nsm, "train_time");
+  r->eval_time = attr_d(sm, nsm, "eval_time");
+  r->final_depth = isfinite(attr_d(sm, nsm, "final_depth")) ? (long long)attr_d(sm, nsm, "final_depth") : -1;
+  char key[64];
+  snprintf(key, sizeof key, "final_%s", r->metric);
+  r->final = attr_d(sm, nsm, key);
+}
+
+static af_status read_attrs(af_results_reader *rr, run_t *r) {
   af_attr *cfg = NULL, *sm = NULL;
   int nc = 0, nsm = 0;
   af_status s = af_results_read_attrs(rr, "config", &cfg, &nc);
   if (s == AF_OK) s = af_results_read_attrs(rr, "summary", &sm, &nsm);
   if (s == AF_OK) {
     r->L = af_results_layers(rr);
-    snprintf(r->task, sizeof r->task, "%s", attr_s(cfg, nc, "task", "unknown"));
-    snprintf(r->policy, sizeof r->policy, "%s", attr_s(cfg, nc, "policy", "none"));
-    snprintf(r->knobs, sizeof r->knobs, "%s", attr_s(cfg, nc, "policy_knobs", ""));
-    snprintf(r->cache, sizeof r->cache, "%s", attr_s(cfg, nc, "cache", "off"));
-    const char *model = attr_s(cfg, nc, "model", "");
-    size_t ml = strlen(model);
-    while (ml > 1 && model[ml - 1] == '/') ml--;
-    const char *mb = model + ml;
-    while (mb > model && mb[-1] != '/') mb--;
-    snprintf(r->model, sizeof r->model, "%.*s", (int)(model + ml - mb), mb);
-    snprintf(r->metric, sizeof r->metric, "%s", attr_s(sm, nsm, "best_metric", attr_s(cfg, nc, "metric", "")));
-    snprintf(r->status, sizeof r->status, "%s", attr_s(sm, nsm, "status", "unknown"));
-    double seed = attr_d(cfg, nc, "seed");
-    r->seed = isfinite(seed) ? (long long)seed : 0;
-    r->train_examples = (long long)attr_d(cfg, nc, "train_examples");
-    r->best = attr_d(sm, nsm, "best_value");
-    r->best_step = isfinite(attr_d(sm, nsm, "best_step")) ? (long long)attr_d(sm, nsm, "best_step") : -1;
-    r->time_to_best = attr_d(sm, nsm, "time_to_best");
-    r->total_time = attr_d(sm, nsm, "total_time");
-    r->train_time = attr_d(sm, nsm, "train_time");
-    r->eval_time = attr_d(sm, nsm, "eval_time");
-    r->final_depth = isfinite(attr_d(sm, nsm, "final_depth")) ? (long long)attr_d(sm, nsm, "final_depth") : -1;
-    char key[64];
-    snprintf(key, sizeof key, "final_%s", r->metric);
-    r->final = attr_d(sm, nsm, key);
+    run_attrs(r, cfg, nc, sm, nsm);
   }
   af_results_free_attrs(cfg, nc);
   af_results_free_attrs(sm, nsm);
-  /* steps */
-  if (s == AF_OK && af_results_has(rr, "steps/step")) {
+  return s;
+}
+
+/* Steps: step, wall time and frozen depth per step, and the sum of each phase's time. */
+static af_status read_steps(af_results_reader *rr, run_t *r) {
+  if (!af_results_has(rr, "steps/step")) return AF_OK;
+  size_t n;
+  double *v = NULL;
+  af_status s = af_results_read_1d(rr, "steps/step", &r->step, &r->ns);
+  if (s == AF_OK) s = af_results_read_1d(rr, "steps/wall", &r->wall, &n);
+  if (s == AF_OK) s = af_results_read_1d(rr, "steps/frozen_depth", &r->depth, &n);
+  const char *cols[] = {"steps/t_data", "steps/t_forward", "steps/t_backward", "steps/t_optimizer", "steps/t_total"};
+  double *dst[] = {&r->sum_data, &r->sum_fwd, &r->sum_bwd, &r->sum_opt, &r->sum_total};
+  for (int i = 0; i < 5 && s == AF_OK; i++) {
+    if (!af_results_has(rr, cols[i])) continue;
+    s = af_results_read_1d(rr, cols[i], &v, &n);
+    if (s == AF_OK) *dst[i] = sum(v, n);
+    free(v);
+    v = NULL;
+  }
+  return s;
+}
+
+/* Evaluations of the primary metric (without a summary metric: the first metric dataset). */
+static af_status read_evals(af_results_reader *rr, run_t *r) {
+  if (!af_results_has(rr, "evals/step")) return AF_OK;
+  af_status s = AF_OK;
+  char p[128];
+  if (!r->metric[0]) {
+    char **names;
+    int nn;
+    s = af_results_list(rr, "evals", &names, &nn);
+    for (int i = 0; s == AF_OK && i < nn; i++)
+      if (strcmp(names[i], "step") && strcmp(names[i], "epoch") && strcmp(names[i], "wall")) {
+        snprintf(r->metric, sizeof r->metric, "%s", names[i]);
+        break;
+      }
+    if (s == AF_OK) af_results_free_names(names, nn);
+  }
+  snprintf(p, sizeof p, "evals/%s", r->metric);
+  if (s == AF_OK && r->metric[0] && af_results_has(rr, p)) {
     size_t n;
-    double *v = NULL;
-    s = af_results_read_1d(rr, "steps/step", &r->step, &r->ns);
-    if (s == AF_OK) s = af_results_read_1d(rr, "steps/wall", &r->wall, &n);
-    if (s == AF_OK) s = af_results_read_1d(rr, "steps/frozen_depth", &r->depth, &n);
-    const char *cols[] = {"steps/t_data", "steps/t_forward", "steps/t_backward", "steps/t_optimizer", "steps/t_total"};
-    double *dst[] = {&r->sum_data, &r->sum_fwd, &r->sum_bwd, &r->sum_opt, &r->sum_total};
-    for (int i = 0; i < 5 && s == AF_OK; i++) {
-      if (!af_results_has(rr, cols[i])) continue;
-      s = af_results_read_1d(rr, cols[i], &v, &n);
-      if (s == AF_OK) *dst[i] = sum(v, n);
-      free(v);
-      v = NULL;
-    }
+    s = af_results_read_1d(rr, "evals/step", &r->estep, &r->ne);
+    if (s == AF_OK) s = af_results_read_1d(rr, "evals/wall", &r->ewall, &n);
+    if (s == AF_OK) s = af_results_read_1d(rr, p, &r->evalue, &n);
+    if (s == AF_OK && n < r->ne) r->ne = n;
   }
-  /* evaluations */
-  if (s == AF_OK && af_results_has(rr, "evals/step")) {
-    char p[128];
-    if (!r->metric[0]) {  /* no summary metric: the first metric dataset */
-      char **names;
-      int nn;
-      s = af_results_list(rr, "evals", &names, &nn);
-      for (int i = 0; s == AF_OK && i < nn; i++)
-        if (strcmp(names[i], "step") && strcmp(names[i], "epoch") && strcmp(names[i], "wall")) {
-          snprintf(r->metric, sizeof r->metric, "%s", names[i]);
-          break;
-        }
-      if (s == AF_OK) af_results_free_names(names, nn);
-    }
-    snprintf(p, sizeof p, "evals/%s", r->metric);
-    if (s == AF_OK && r->metric[0] && af_results_has(rr, p)) {
-      size_t n;
-      s = af_results_read_1d(rr, "evals/step", &r->estep, &r->ne);
-      if (s == AF_OK) s = af_results_read_1d(rr, "evals/wall", &r->ewall, &n);
-      if (s == AF_OK) s = af_results_read_1d(rr, p, &r->evalue, &n);
-      if (s == AF_OK && n < r->ne) r->ne = n;
-    }
-  }
-  /* intervals */
-  if (s == AF_OK && af_results_has(rr, "intervals/l2")) {
-    size_t n, rows;
-    s = af_results_read_1d(rr, "intervals/step", &r->istep, &r->ni);
-    if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_before", &r->dbefore, &n);
-    if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_after", &r->dafter, &n);
-    if (s == AF_OK) s = af_results_read_2d(rr, "intervals/l2", &r->l2, &rows, &r->icols);
-    if (s == AF_OK && rows < r->ni) r->ni = rows;
-  }
+  return s;
+}
+
+/* Intervals: the decision's step and depths, and the per-layer L2 norms [ni, icols]. */
+static af_status read_intervals(af_results_reader *rr, run_t *r) {
+  if (!af_results_has(rr, "intervals/l2")) return AF_OK;
+  size_t n, rows;
+  af_status s = af_results_read_1d(rr, "intervals/step", &r->istep, &r->ni);
+  if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_before", &r->dbefore, &n);
+  if (s == AF_OK) s = af_results_read_1d(rr, "intervals/depth_after", &r->dafter, &n);
+  if (s == AF_OK) s = af_results_read_2d(rr, "intervals/l2", &r->l2, &rows, &r->icols);
+  if (s == AF_OK && rows < r->ni) r->ni = rows;
+  return s;
+}
+
+static af_status read_run(const char *path, run_t *r) {
+  memset(r, 0, sizeof *r);
+  snprintf(r->path, sizeof r->path, "%s", path);
+  run_stem(path, r);
+  af_results_reader *rr = NULL;
+  AF_TRY(af_results_open_read(path, &rr));
+  af_status s = read_attrs(rr, r);
+  if (s == AF_OK) s = read_steps(rr, r);
+  if (s == AF_OK) s = read_evals(rr, r);
+  if (s == AF_OK) s = read_intervals(rr, r);
   af_results_close_read(&rr);
   if (s != AF_OK) {
     af_error_prefix("%s: ", path);
@@ -225,23 +254,6 @@ static af_status read_run(const char *path, run_t *r) {
 }
 
 /* ---- output helpers ---- */
-
-static af_status mkdirs(const char *dir) {
-  char buf[PATH_MAX];
-  snprintf(buf, sizeof buf, "%s", dir);
-  size_t n = strlen(buf);
-  for (size_t i = 1; i <= n; i++) {
-    if (buf[i] != '/' && buf[i] != 0) continue;
-    char c = buf[i];
-    buf[i] = 0;
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-      return AF_FAIL(AF_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    buf[i] = c;
-  }
-  struct stat st;
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) return AF_FAIL(AF_ERR_IO, "%s: not a folder", dir);
-  return AF_OK;
-}
 
 static void put_num(FILE *f, double v) {
   if (isfinite(v)) fprintf(f, "%.9g", v);
@@ -297,6 +309,7 @@ static af_status close_data(FILE *f, const char *path) {
 typedef struct {
   FILE *g;                /* gnuplot's stdin */
   const char *outdir, *scripts;
+  const char *log;        /* gnuplot's messages: DIR/data/gnuplot.log */
   char **figs;            /* output stems (without .png/.svg) */
   int nfigs, capfigs;
 } plotter;
@@ -391,111 +404,125 @@ static int cmp_none_first(const char *a, const char *b) {
 
 /* ---- the figures ---- */
 
+/* The lines of one figure: per run a data file, a legend title, a colour and a dash type. */
+enum { LINES_MAX = 512 };
+typedef struct {
+  int n;
+  const char *files[LINES_MAX], *titles[LINES_MAX];
+  int coloridx[LINES_MAX], dashes[LINES_MAX];   /* gnuplot's 1-based colour index */
+} line_set;
+
+static void line_add(line_set *ls, const char *file, const run_t *r, const legend_t *lg) {
+  ls->files[ls->n] = file;
+  ls->titles[ls->n] = r->label;
+  ls->coloridx[ls->n] = group_color(lg, r->group) + 1;
+  ls->dashes[ls->n] = seed_dash(lg, r->seed);
+  ls->n++;
+}
+
+static void gp_palette(FILE *v) { gp_array_str(v, "palette", palette, (int)(sizeof palette / sizeof palette[0])); }
+
+/* The arrays every line figure (metric_time.gp, depth_step.gp) reads. */
+static void gp_lines(FILE *v, const line_set *ls) {
+  gp_array_str(v, "files", ls->files, ls->n);
+  gp_array_str(v, "titles", ls->titles, ls->n);
+  gp_array_int(v, "coloridx", ls->coloridx, ls->n);
+  gp_array_int(v, "dashes", ls->dashes, ls->n);
+  gp_palette(v);
+}
+
+/* DIR/data/<run>.metric.dat: wall time, step and the primary metric of each evaluation. */
+static af_status write_metric_data(const char *outdir, const run_t *r, char *path) {
+  char nm[NAMELEN + 16];
+  snprintf(nm, sizeof nm, "%s.metric.dat", r->name);
+  FILE *f = open_data(outdir, nm, path, PATH_MAX);
+  if (!f) return AF_ERR_IO;
+  fprintf(f, "# wall_s step %s\n", r->metric);
+  for (size_t e = 0; e < r->ne; e++) {
+    put_num(f, r->ewall[e]);
+    fputc(' ', f);
+    put_num(f, r->estep[e]);
+    fputc(' ', f);
+    put_num(f, r->evalue[e]);
+    fputc('\n', f);
+  }
+  return close_data(f, path);
+}
+
+/* DIR/data/<run>.depth.dat: the frozen depth at the steps where it changes (and the ends). */
+static af_status write_depth_data(const char *outdir, const run_t *r, char *path) {
+  char nm[NAMELEN + 16];
+  snprintf(nm, sizeof nm, "%s.depth.dat", r->name);
+  FILE *f = open_data(outdir, nm, path, PATH_MAX);
+  if (!f) return AF_ERR_IO;
+  fprintf(f, "# step frozen_depth\n");
+  double last = -1;
+  for (size_t s = 0; s < r->ns; s++)  /* only the changes (and the ends): steps plots them */
+    if (s == 0 || s + 1 == r->ns || r->depth[s] != last) {
+      put_num(f, r->step[s]);
+      fputc(' ', f);
+      put_num(f, r->depth[s]);
+      fputc('\n', f);
+      last = r->depth[s];
+    }
+  return close_data(f, path);
+}
+
+static af_status metric_time_fig(plotter *p, const char *task, const char *metric, const char *model,
+                                 const line_set *ls) {
+  sbuf b;
+  char title[512], stem[NAMELEN + 32];
+  FILE *v = sb_open(&b);
+  fprintf(v, "nruns = %d\n", ls->n);
+  gp_lines(v, ls);
+  snprintf(title, sizeof title, "%s: dev %s vs wall time%s%s", task, metric, model[0] ? " - model " : "", model);
+  gp_set_str(v, "fig_title", title);
+  snprintf(title, sizeof title, "dev %s", metric);
+  gp_set_str(v, "ylabel", title);
+  snprintf(stem, sizeof stem, "metric_time_%s", task);
+  af_status s = emit(p, stem, "metric_time.gp", sb_str(&b));
+  sb_close(&b);
+  return s;
+}
+
+static af_status depth_step_fig(plotter *p, const char *task, int L, const line_set *ls) {
+  sbuf b;
+  char title[512], stem[NAMELEN + 32];
+  FILE *v = sb_open(&b);
+  fprintf(v, "nruns = %d\nlayers = %d\n", ls->n, L);
+  gp_lines(v, ls);
+  snprintf(title, sizeof title, "%s: frozen depth vs step (%d encoder layers)", task, L);
+  gp_set_str(v, "fig_title", title);
+  snprintf(stem, sizeof stem, "depth_step_%s", task);
+  af_status s = emit(p, stem, "depth_step.gp", sb_str(&b));
+  sb_close(&b);
+  return s;
+}
+
+/* Per task: dev metric vs wall time and frozen depth vs step, one line per run. */
 static af_status per_task_lines(plotter *p, run_t *runs, int n, const char *task, const legend_t *lg) {
-  int idx[n], k = 0, ke = 0, kd = 0;
-  for (int i = 0; i < n; i++)
-    if (!strcmp(runs[i].task, task)) idx[k++] = i;
-  const char *files_m[k > 0 ? k : 1], *titles_m[k > 0 ? k : 1], *files_d[k > 0 ? k : 1], *titles_d[k > 0 ? k : 1];
-  int col_m[k > 0 ? k : 1], dash_m[k > 0 ? k : 1], col_d[k > 0 ? k : 1], dash_d[k > 0 ? k : 1];
-  static char paths[2][512][PATH_MAX];
-  int L = 1;
+  static char paths[2][LINES_MAX][PATH_MAX];
+  line_set metric_lines = {0}, depth_lines = {0};
+  int L = 1, k = 0;
   const char *metric = "metric", *model = "";
-  for (int j = 0; j < k && j < 512; j++) {
-    run_t *r = &runs[idx[j]];
+  for (int i = 0; i < n && k < LINES_MAX; i++) {
+    run_t *r = &runs[i];
+    if (strcmp(r->task, task)) continue;
     if (r->L > L) L = r->L;
     if (r->metric[0]) metric = r->metric;
     model = r->model;
-    char *path = paths[0][j];
     if (r->ne > 0) {
-      char nm[NAMELEN + 16];
-      snprintf(nm, sizeof nm, "%s.metric.dat", r->name);
-      FILE *f = open_data(p->outdir, nm, path, PATH_MAX);
-      if (!f) return AF_ERR_IO;
-      fprintf(f, "# wall_s step %s\n", r->metric);
-      for (size_t e = 0; e < r->ne; e++) {
-        put_num(f, r->ewall[e]);
-        fputc(' ', f);
-        put_num(f, r->estep[e]);
-        fputc(' ', f);
-        put_num(f, r->evalue[e]);
-        fputc('\n', f);
-      }
-      AF_TRY(close_data(f, path));
-      files_m[ke] = path;
-      titles_m[ke] = r->label;
-      col_m[ke] = group_color(lg, r->group);
-      dash_m[ke] = seed_dash(lg, r->seed);
-      ke++;
+      AF_TRY(write_metric_data(p->outdir, r, paths[0][k]));
+      line_add(&metric_lines, paths[0][k], r, lg);
     }
-    path = paths[1][j];
     if (r->ns > 0) {
-      char nm[NAMELEN + 16];
-      snprintf(nm, sizeof nm, "%s.depth.dat", r->name);
-      FILE *f = open_data(p->outdir, nm, path, PATH_MAX);
-      if (!f) return AF_ERR_IO;
-      fprintf(f, "# step frozen_depth\n");
-      double last = -1;
-      for (size_t s = 0; s < r->ns; s++)  /* only the changes (and the ends): steps plots them */
-        if (s == 0 || s + 1 == r->ns || r->depth[s] != last) {
-          put_num(f, r->step[s]);
-          fputc(' ', f);
-          put_num(f, r->depth[s]);
-          fputc('\n', f);
-          last = r->depth[s];
-        }
-      AF_TRY(close_data(f, path));
-      files_d[kd] = path;
-      titles_d[kd] = r->label;
-      col_d[kd] = group_color(lg, r->group);
-      dash_d[kd] = seed_dash(lg, r->seed);
-      kd++;
+      AF_TRY(write_depth_data(p->outdir, r, paths[1][k]));
+      line_add(&depth_lines, paths[1][k], r, lg);
     }
+    k++;
   }
-  char colors[10][16];
-  const char *cols[10];
-  int npal = (int)(sizeof palette / sizeof palette[0]);
-  for (int i = 0; i < npal; i++) {
-    snprintf(colors[i], sizeof colors[i], "%s", palette[i]);
-    cols[i] = colors[i];
-  }
-  sbuf b;
-  char title[512], stem[NAMELEN + 32];
-  if (ke > 0) {
-    FILE *v = sb_open(&b);
-    fprintf(v, "nruns = %d\n", ke);
-    gp_array_str(v, "files", files_m, ke);
-    gp_array_str(v, "titles", titles_m, ke);
-    int cidx[ke];
-    for (int i = 0; i < ke; i++) cidx[i] = col_m[i] + 1;
-    gp_array_int(v, "coloridx", cidx, ke);
-    gp_array_int(v, "dashes", dash_m, ke);
-    gp_array_str(v, "palette", cols, npal);
-    snprintf(title, sizeof title, "%s: dev %s vs wall time%s%s", task, metric, model[0] ? " - model " : "", model);
-    gp_set_str(v, "fig_title", title);
-    snprintf(title, sizeof title, "dev %s", metric);
-    gp_set_str(v, "ylabel", title);
-    snprintf(stem, sizeof stem, "metric_time_%s", task);
-    af_status s = emit(p, stem, "metric_time.gp", sb_str(&b));
-    sb_close(&b);
-    AF_TRY(s);
-  }
-  if (kd > 0) {
-    FILE *v = sb_open(&b);
-    fprintf(v, "nruns = %d\nlayers = %d\n", kd, L);
-    gp_array_str(v, "files", files_d, kd);
-    gp_array_str(v, "titles", titles_d, kd);
-    int cidx[kd];
-    for (int i = 0; i < kd; i++) cidx[i] = col_d[i] + 1;
-    gp_array_int(v, "coloridx", cidx, kd);
-    gp_array_int(v, "dashes", dash_d, kd);
-    gp_array_str(v, "palette", cols, npal);
-    snprintf(title, sizeof title, "%s: frozen depth vs step (%d encoder layers)", task, L);
-    gp_set_str(v, "fig_title", title);
-    snprintf(stem, sizeof stem, "depth_step_%s", task);
-    af_status s = emit(p, stem, "depth_step.gp", sb_str(&b));
-    sb_close(&b);
-    AF_TRY(s);
-  }
+  if (metric_lines.n > 0) AF_TRY(metric_time_fig(p, task, metric, model, &metric_lines));
+  if (depth_lines.n > 0) AF_TRY(depth_step_fig(p, task, L, &depth_lines));
   return AF_OK;
 }
 
@@ -656,15 +683,13 @@ static af_status bars(plotter *p, run_t *runs, int n, char **tasks, int ntasks, 
     titles[u] = lg->groups[use[u]];
     cidx[u] = group_color(lg, lg->groups[use[u]]) + 1;
   }
-  const char *cols[10];
-  for (int i = 0; i < 10; i++) cols[i] = palette[i];
   sbuf b;
   FILE *v = sb_open(&b);
   gp_set_str(v, "datafile", path);
   fprintf(v, "nconf = %d\nntasks = %d\nspeedup = %d\n", nuse, ntasks, which);
   gp_array_str(v, "titles", titles, nuse);
   gp_array_int(v, "coloridx", cidx, nuse);
-  gp_array_str(v, "palette", cols, 10);
+  gp_palette(v);
   if (which) {
     gp_set_str(v, "fig_title", "Speedup in training time vs full fine-tuning (same task and seed); bars: mean, whiskers: min..max over seeds");
     gp_set_str(v, "ylabel", "speedup (x, training time of 'none' / this run)");
@@ -765,11 +790,8 @@ const char *af_plot_scripts_dir(void) {
   snprintf(probe, sizeof probe, "%s/metric_time.gp", dir);
   if (access(probe, R_OK) == 0) return dir;
   char exe[PATH_MAX];
-  ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
-  if (k > 0) {
-    exe[k] = 0;
-    char *slash = strrchr(exe, '/');
-    if (slash) *slash = 0;
+  af_exe_dir(exe, sizeof exe);
+  if (*exe) {
     const char *rel[] = {"../plots", "../share/autofreeze/plots"};
     for (int i = 0; i < 2; i++) {
       snprintf(dir, sizeof dir, "%s/%s", exe, rel[i]);
@@ -813,14 +835,14 @@ static void shq(char *buf, size_t cap, const char *s) {
   buf[j] = 0;
 }
 
-static af_status log_excerpt(const char *log, char *out, size_t cap) {
+/* The start of gnuplot's messages, for an error; "" when there are none. */
+static void log_excerpt(const char *log, char *out, size_t cap) {
   out[0] = 0;
   FILE *f = fopen(log, "r");
-  if (!f) return AF_OK;
+  if (!f) return;
   size_t n = fread(out, 1, cap - 1, f);
   out[n] = 0;
   fclose(f);
-  return AF_OK;
 }
 
 static int cmp_str(const void *a, const void *b) {
@@ -833,22 +855,8 @@ static int cmp_ll(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-af_status af_plot_files(const char *const *files, int n, const char *outdir, int quiet) {
-  if (n <= 0) return AF_FAIL(AF_ERR_ARG, "plot: expected at least one results file");
-  run_t *runs = calloc((size_t)n, sizeof *runs);
-  char **tasks = calloc((size_t)n, sizeof *tasks);
-  legend_t lg = {calloc((size_t)n, sizeof(char *)), 0, calloc((size_t)n, sizeof(long long)), 0};
-  plotter p = {0};
-  af_status s = AF_OK;
-  int ntasks = 0, nread = 0;
-  char data[PATH_MAX], log[PATH_MAX];
-  if (!runs || !tasks || !lg.groups || !lg.seeds) {
-    s = AF_FAIL(AF_ERR_NOMEM, "plot: out of memory");
-    goto done;
-  }
-  for (; nread < n && s == AF_OK; nread++) s = read_run(files[nread], &runs[nread]);
-  if (s != AF_OK) goto done;
-  /* names must be unique: they name the data files and heatmaps */
+/* Names must be unique: they name the data files and heatmaps. */
+static void unique_names(run_t *runs, int n) {
   for (int i = 0; i < n; i++)
     for (int j = 0; j < i; j++)
       if (!strcmp(runs[i].name, runs[j].name)) {
@@ -856,109 +864,161 @@ af_status af_plot_files(const char *const *files, int n, const char *outdir, int
         snprintf(nm, sizeof nm, "%s-%d", runs[i].name, i + 1);
         snprintf(runs[i].name, sizeof runs[i].name, "%s", nm);
       }
-  /* tasks in order of appearance; configurations sorted with none first; seeds sorted */
+}
+
+/* Tasks in order of appearance; configurations sorted with none first; seeds sorted. */
+static void collect_legend(run_t *runs, int n, char **tasks, int *ntasks, legend_t *lg) {
   for (int i = 0; i < n; i++) {
-    if (index_of(tasks, ntasks, runs[i].task) < 0) tasks[ntasks++] = runs[i].task;
-    if (index_of(lg.groups, lg.ngroups, runs[i].group) < 0) lg.groups[lg.ngroups++] = runs[i].group;
+    if (index_of(tasks, *ntasks, runs[i].task) < 0) tasks[(*ntasks)++] = runs[i].task;
+    if (index_of(lg->groups, lg->ngroups, runs[i].group) < 0) lg->groups[lg->ngroups++] = runs[i].group;
     int have = 0;
-    for (int k = 0; k < lg.nseeds; k++) have |= lg.seeds[k] == runs[i].seed;
-    if (!have) lg.seeds[lg.nseeds++] = runs[i].seed;
+    for (int k = 0; k < lg->nseeds; k++) have |= lg->seeds[k] == runs[i].seed;
+    if (!have) lg->seeds[lg->nseeds++] = runs[i].seed;
   }
-  qsort(lg.groups, (size_t)lg.ngroups, sizeof *lg.groups, cmp_str);
-  qsort(lg.seeds, (size_t)lg.nseeds, sizeof *lg.seeds, cmp_ll);
+  qsort(lg->groups, (size_t)lg->ngroups, sizeof *lg->groups, cmp_str);
+  qsort(lg->seeds, (size_t)lg->nseeds, sizeof *lg->seeds, cmp_ll);
+}
+
+/* r's speedup vs the 'none' run of the same task and seed: the plain one (no cache) unless r
+ * is a 'none' run itself. NAN without one. */
+static void speedup_vs_none(const run_t *runs, int n, run_t *r) {
+  r->speedup = r->speedup_ttb = NAN;
+  for (int j = 0; j < n; j++) {
+    const run_t *b = &runs[j];
+    if (strcmp(b->policy, "none") || strcmp(b->task, r->task) || b->seed != r->seed) continue;
+    if (strcmp(b->cache, "off") && strcmp(r->policy, "none")) continue;  /* the plain baseline */
+    if (isfinite(b->train_time) && r->train_time > 0) r->speedup = b->train_time / r->train_time;
+    if (isfinite(b->time_to_best) && r->time_to_best > 0) r->speedup_ttb = b->time_to_best / r->time_to_best;
+    break;
+  }
+}
+
+/* Legend labels (with the seed when there are several) and speedups. */
+static void label_runs(run_t *runs, int n, const legend_t *lg) {
   for (int i = 0; i < n; i++) {
     run_t *r = &runs[i];
     int seeds_in_group = 0;
     for (int j = 0; j < n; j++) seeds_in_group += !strcmp(runs[j].task, r->task) && !strcmp(runs[j].group, r->group);
-    if (seeds_in_group > 1 || lg.nseeds > 1) snprintf(r->label, sizeof r->label, "%s, seed %lld", r->group, r->seed);
+    if (seeds_in_group > 1 || lg->nseeds > 1) snprintf(r->label, sizeof r->label, "%s, seed %lld", r->group, r->seed);
     else snprintf(r->label, sizeof r->label, "%s", r->group);
-    /* speedup vs the none run of the same task and seed */
-    r->speedup = r->speedup_ttb = NAN;
-    for (int j = 0; j < n; j++) {
-      run_t *b = &runs[j];
-      if (strcmp(b->policy, "none") || strcmp(b->task, r->task) || b->seed != r->seed) continue;
-      if (strcmp(b->cache, "off") && strcmp(r->policy, "none")) continue;  /* the plain baseline */
-      if (isfinite(b->train_time) && r->train_time > 0) r->speedup = b->train_time / r->train_time;
-      if (isfinite(b->time_to_best) && r->time_to_best > 0) r->speedup_ttb = b->time_to_best / r->time_to_best;
-      break;
-    }
+    speedup_vs_none(runs, n, r);
   }
-  s = mkdirs(outdir);
-  snprintf(data, sizeof data, "%s/data", outdir);
-  if (s == AF_OK) s = mkdirs(data);
-  if (s != AF_OK) goto done;
-  s = summary(outdir, runs, n, quiet);
-  if (s != AF_OK) goto done;
+}
 
-  const char *prog = getenv("AF_GNUPLOT");
-  if (!prog || !*prog) prog = "gnuplot";
-  if (!on_path(prog)) {
-    s = AF_FAIL(AF_ERR_IO, "plot: %s not found on PATH (install gnuplot, e.g. apt-get install gnuplot-nox); "
-                "the summary tables were written to %s", prog, outdir);
-    goto done;
-  }
-  p.outdir = outdir;
-  p.scripts = af_plot_scripts_dir();
+/* gnuplot (AF_GNUPLOT, else "gnuplot" on PATH) and the folder of our scripts. */
+static af_status find_gnuplot(const char *outdir, const char **prog, const char **scripts) {
+  *prog = getenv("AF_GNUPLOT");
+  if (!*prog || !**prog) *prog = "gnuplot";
+  if (!on_path(*prog))
+    return AF_FAIL(AF_ERR_IO, "plot: %s not found on PATH (install gnuplot, e.g. apt-get install gnuplot-nox); "
+                   "the summary tables were written to %s", *prog, outdir);
+  *scripts = af_plot_scripts_dir();
   char probe[PATH_MAX + 32];
-  snprintf(probe, sizeof probe, "%s/metric_time.gp", p.scripts);
-  if (access(probe, R_OK) != 0) {
-    s = AF_FAIL(AF_ERR_IO, "plot: gnuplot scripts not found (%s missing); set AF_PLOTS_DIR to the plots/ folder",
-                probe);
-    goto done;
-  }
-  snprintf(log, sizeof log, "%s/data/gnuplot.log", outdir);
-  char cmd[3 * PATH_MAX], qprog[PATH_MAX + 16], qlog[2 * PATH_MAX];
-  shq(qprog, sizeof qprog, prog);
-  shq(qlog, sizeof qlog, log);
-  snprintf(cmd, sizeof cmd, "%s 2>%s", qprog, qlog);
-  fflush(stdout);
-  void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
-  p.g = popen(cmd, "w");
-  if (!p.g) {
-    signal(SIGPIPE, old_pipe);
-    s = AF_FAIL(AF_ERR_IO, "plot: cannot start %s: %s", prog, strerror(errno));
-    goto done;
-  }
-  for (int t = 0; t < ntasks && s == AF_OK; t++) s = per_task_lines(&p, runs, n, tasks[t], &lg);
-  for (int i = 0; i < n && s == AF_OK; i++) s = heatmap(&p, &runs[i]);
-  for (int t = 0; t < ntasks && s == AF_OK; t++) s = phases(&p, runs, n, tasks[t], &lg);
-  if (n > 1 && s == AF_OK) s = bars(&p, runs, n, tasks, ntasks, &lg, 0);
+  snprintf(probe, sizeof probe, "%s/metric_time.gp", *scripts);
+  if (access(probe, R_OK) != 0)
+    return AF_FAIL(AF_ERR_IO, "plot: gnuplot scripts not found (%s missing); set AF_PLOTS_DIR to the plots/ folder",
+                   probe);
+  return AF_OK;
+}
+
+static af_status all_figures(plotter *p, run_t *runs, int n, char **tasks, int ntasks, const legend_t *lg) {
+  af_status s = AF_OK;
+  for (int t = 0; t < ntasks && s == AF_OK; t++) s = per_task_lines(p, runs, n, tasks[t], lg);
+  for (int i = 0; i < n && s == AF_OK; i++) s = heatmap(p, &runs[i]);
+  for (int t = 0; t < ntasks && s == AF_OK; t++) s = phases(p, runs, n, tasks[t], lg);
+  if (n > 1 && s == AF_OK) s = bars(p, runs, n, tasks, ntasks, lg, 0);
   if (n > 1 && s == AF_OK) {
     int have_speedup = 0;
     for (int i = 0; i < n; i++) have_speedup |= strcmp(runs[i].policy, "none") && isfinite(runs[i].speedup);
-    if (have_speedup) s = bars(&p, runs, n, tasks, ntasks, &lg, 1);
+    if (have_speedup) s = bars(p, runs, n, tasks, ntasks, lg, 1);
   }
-  int rc = pclose(p.g);
+  return s;
+}
+
+/* One gnuplot process draws every figure; its messages go to p->log and into the error
+ * when it fails. SIGPIPE is ignored meanwhile: a gnuplot that dies early is an error, not
+ * the end of this process. */
+static af_status run_gnuplot(plotter *p, const char *prog, run_t *runs, int n, char **tasks, int ntasks,
+                             const legend_t *lg) {
+  char cmd[3 * PATH_MAX], qprog[PATH_MAX + 16], qlog[2 * PATH_MAX];
+  shq(qprog, sizeof qprog, prog);
+  shq(qlog, sizeof qlog, p->log);
+  snprintf(cmd, sizeof cmd, "%s 2>%s", qprog, qlog);
+  fflush(stdout);
+  void (*old_pipe)(int) = signal(SIGPIPE, SIG_IGN);
+  p->g = popen(cmd, "w");
+  if (!p->g) {
+    signal(SIGPIPE, old_pipe);
+    return AF_FAIL(AF_ERR_IO, "plot: cannot start %s: %s", prog, strerror(errno));
+  }
+  af_status s = all_figures(p, runs, n, tasks, ntasks, lg);
+  int rc = pclose(p->g);
   signal(SIGPIPE, old_pipe);
-  if (s != AF_OK) goto done;
+  AF_TRY(s);
   if (rc != 0) {
     char ex[1200];
-    log_excerpt(log, ex, sizeof ex);
-    s = AF_FAIL(AF_ERR_BACKEND, "plot: gnuplot failed (exit status %d); its messages (%s):\n%s",
-                WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, log, ex);
-    goto done;
+    log_excerpt(p->log, ex, sizeof ex);
+    return AF_FAIL(AF_ERR_BACKEND, "plot: gnuplot failed (exit status %d); its messages (%s):\n%s",
+                   WIFEXITED(rc) ? WEXITSTATUS(rc) : rc, p->log, ex);
   }
-  for (int i = 0; i < p.nfigs; i++) {
+  return AF_OK;
+}
+
+/* gnuplot can exit 0 without drawing: every figure must exist, as PNG and SVG, not empty. */
+static af_status check_figures(const plotter *p) {
+  for (int i = 0; i < p->nfigs; i++) {
     static const char *const ext[] = {"png", "svg"};
     for (int e = 0; e < 2; e++) {
       char fp[PATH_MAX + 16];
-      snprintf(fp, sizeof fp, "%s/%s.%s", outdir, p.figs[i], ext[e]);
+      snprintf(fp, sizeof fp, "%s/%s.%s", p->outdir, p->figs[i], ext[e]);
       struct stat st;
       if (stat(fp, &st) != 0 || st.st_size == 0) {
         char ex[1200];
-        log_excerpt(log, ex, sizeof ex);
-        s = AF_FAIL(AF_ERR_BACKEND, "plot: gnuplot did not produce %s; its messages (%s):\n%s", fp, log, ex);
-        goto done;
+        log_excerpt(p->log, ex, sizeof ex);
+        return AF_FAIL(AF_ERR_BACKEND, "plot: gnuplot did not produce %s; its messages (%s):\n%s", fp, p->log, ex);
       }
     }
   }
-  if (!quiet) {
-    struct stat st;
-    if (stat(log, &st) == 0 && st.st_size > 0)
-      printf("gnuplot printed warnings: see %s\n", log);
-    printf("wrote %d figures (PNG + SVG) to %s/\n", p.nfigs, outdir);
-    for (int i = 0; i < p.nfigs; i++) printf("  %s.png\n", p.figs[i]);
+  return AF_OK;
+}
+
+static void print_figures(const plotter *p) {
+  struct stat st;
+  if (stat(p->log, &st) == 0 && st.st_size > 0)
+    printf("gnuplot printed warnings: see %s\n", p->log);
+  printf("wrote %d figures (PNG + SVG) to %s/\n", p->nfigs, p->outdir);
+  for (int i = 0; i < p->nfigs; i++) printf("  %s.png\n", p->figs[i]);
+}
+
+af_status af_plot_files(const char *const *files, int n, const char *outdir, int quiet) {
+  if (n <= 0) return AF_FAIL(AF_ERR_ARG, "plot: expected at least one results file");
+  run_t *runs = calloc((size_t)n, sizeof *runs);
+  char **tasks = calloc((size_t)n, sizeof *tasks);
+  legend_t lg = {calloc((size_t)n, sizeof(char *)), 0, calloc((size_t)n, sizeof(long long)), 0};
+  char data[PATH_MAX], log[PATH_MAX];
+  snprintf(log, sizeof log, "%s/data/gnuplot.log", outdir);
+  plotter p = {.outdir = outdir, .log = log};
+  const char *prog = NULL;
+  af_status s = AF_OK;
+  int ntasks = 0, nread = 0;
+  if (!runs || !tasks || !lg.groups || !lg.seeds) {
+    s = AF_FAIL(AF_ERR_NOMEM, "plot: out of memory");
+    goto done;
   }
+  /* nread counts the failed run too: it may hold part of its data */
+  for (; nread < n && s == AF_OK; nread++) s = read_run(files[nread], &runs[nread]);
+  if (s != AF_OK) goto done;
+  unique_names(runs, n);
+  collect_legend(runs, n, tasks, &ntasks, &lg);
+  label_runs(runs, n, &lg);
+  s = af_mkdirs(outdir);
+  snprintf(data, sizeof data, "%s/data", outdir);
+  if (s == AF_OK) s = af_mkdirs(data);
+  if (s == AF_OK) s = summary(outdir, runs, n, quiet);
+  if (s == AF_OK) s = find_gnuplot(outdir, &prog, &p.scripts);
+  if (s == AF_OK) s = run_gnuplot(&p, prog, runs, n, tasks, ntasks, &lg);
+  if (s == AF_OK) s = check_figures(&p);
+  if (s == AF_OK && !quiet) print_figures(&p);
 done:
   for (int i = 0; i < nread && runs; i++) run_free(&runs[i]);
   for (int i = 0; i < p.nfigs; i++) free(p.figs[i]);

@@ -1,5 +1,5 @@
 /* The engine behind `autofreeze plot` and af.plot (implemented in plots/plot.c): reads
- * results files with the core/results/results.h reader, writes gnuplot data files and a summary
+ * results files with the core/results/results_read.h reader, writes gnuplot data files and a summary
  * table, and runs the scripts in plots/NAME.gp. Kept apart from core/cli/cli.h so that the Lua
  * bindings can call it without going through an argv. */
 #ifndef AF_PLOT_H

@@ -12,7 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include "core/base/fsutil.h"
 #include "core/data/task.h"
 #include "core/data/tsv.h"
 
@@ -293,139 +293,169 @@ static af_status write_split(const char *dir, const char *split, const pkg *v, s
   return AF_OK;
 }
 
-static int mkdirs(const char *dir) {
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s", dir);
-  for (char *q = tmp + 1; *q; q++)
-    if (*q == '/') {
-      *q = 0;
-      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
-      *q = '/';
-    }
-  return (mkdir(tmp, 0755) != 0 && errno != EEXIST) ? -1 : 0;
-}
-
-af_status af_default_build(const af_default_opts *o, af_default_summary *sum) {
-  memset(sum, 0, sizeof *sum);
+static af_status check_opts(const af_default_opts *o) {
   if (o->min_count < 1) return AF_FAIL(AF_ERR_ARG, "--min-count: expected at least 1, found %d", o->min_count);
   if (o->max_per_class < 0) return AF_FAIL(AF_ERR_ARG, "--max-per-class: expected >= 0, found %d", o->max_per_class);
   if (o->dev_percent < 1 || o->dev_percent > 50)
     return AF_FAIL(AF_ERR_ARG, "dev percent: expected 1..50, found %d", o->dev_percent);
-  parser p;
-  memset(&p, 0, sizeof p);
-  size_t *idx = NULL;
-  char **secs = NULL;
-  size_t nsec = 0;
-  af_status st = read_sources(o, &p, sum);
-  if (st != AF_OK) goto done;
-  sum->packages_read = p.stanzas;
-  /* 1. one entry per package name (the first suite listing it), in name order */
-  qsort(p.v, p.n, sizeof *p.v, cmp_name);
+  return AF_OK;
+}
+
+static void pkg_free(pkg *k) {
+  free(k->package);
+  free(k->source);
+  free(k->section);
+  free(k->text);
+}
+
+/* 1. One entry per package name (the first suite listing it), in name order. */
+static void keep_first_per_name(parser *p, af_default_summary *sum) {
+  qsort(p->v, p->n, sizeof *p->v, cmp_name);
   size_t m = 0;
-  for (size_t i = 0; i < p.n; i++) {
-    pkg *k = &p.v[i];
-    if (m && !strcmp(p.v[m - 1].package, k->package)) {
+  for (size_t i = 0; i < p->n; i++) {
+    pkg *k = &p->v[i];
+    if (m && !strcmp(p->v[m - 1].package, k->package)) {
       sum->dropped_same_package++;
-      free(k->package); free(k->source); free(k->section); free(k->text);
+      pkg_free(k);
       continue;
     }
-    p.v[m++] = *k;
+    p->v[m++] = *k;
   }
-  p.n = m;
-  /* 2. usable: a section and a valid, non-empty description */
-  for (size_t i = 0; i < p.n; i++) {
-    pkg *k = &p.v[i];
+  p->n = m;
+}
+
+/* 2. Usable (cls 0): a section and a valid, non-empty description; the rest cls -2. */
+static void mark_usable(parser *p, af_default_summary *sum) {
+  for (size_t i = 0; i < p->n; i++) {
+    pkg *k = &p->v[i];
     k->cls = (k->section && k->section[0] && k->text[0] && af_utf8_check(k->text, strlen(k->text)) < 0) ? 0 : -2;
     if (k->cls == -2) sum->dropped_bad++;
   }
-  /* 3. identical descriptions: keep the first package by name */
-  st = af_malloc((void **)&idx, (p.n ? p.n : 1) * sizeof *idx, "package index");
-  if (st != AF_OK) goto done;
+}
+
+/* 3. Identical descriptions: keep the first package by name, the others cls -3. idx: scratch
+ * of p->n entries. */
+static void drop_duplicate_texts(parser *p, size_t *idx, af_default_summary *sum) {
   size_t ni = 0;
-  for (size_t i = 0; i < p.n; i++)
-    if (p.v[i].cls == 0) idx[ni++] = i;
-  sort_base = p.v;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->v[i].cls == 0) idx[ni++] = i;
+  sort_base = p->v;
   qsort(idx, ni, sizeof *idx, cmp_text_idx);
   for (size_t i = 1; i < ni; i++) /* groups are sorted by name: the first of each keeps cls 0 */
-    if (!strcmp(p.v[idx[i]].text, p.v[idx[i - 1]].text)) {
-      p.v[idx[i]].cls = -3;
+    if (!strcmp(p->v[idx[i]].text, p->v[idx[i - 1]].text)) {
+      p->v[idx[i]].cls = -3;
       sum->dropped_duplicates++;
     }
-  /* 4. sections with enough examples */
-  st = af_malloc((void **)&secs, (p.n ? p.n : 1) * sizeof *secs, "sections");
-  if (st != AF_OK) goto done;
-  for (size_t i = 0; i < p.n; i++)
-    if (p.v[i].cls == 0) secs[nsec++] = p.v[i].section;
+}
+
+/* 4. The sections with at least min_count usable packages, sorted, into secs[0..*nkeep)
+ * (scratch of p->n entries); a usable package's cls becomes its section's index, or -1. */
+static af_status pick_sections(parser *p, const af_default_opts *o, char **secs, size_t *nkeep,
+                               af_default_summary *sum) {
+  size_t nsec = 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->v[i].cls == 0) secs[nsec++] = p->v[i].section;
   qsort(secs, nsec, sizeof *secs, cmp_str);
-  size_t nkeep = 0;
+  size_t nk = 0;
   for (size_t i = 0; i < nsec;) {
     size_t j = i;
     while (j < nsec && !strcmp(secs[j], secs[i])) j++;
-    if (j - i >= (size_t)o->min_count) secs[nkeep++] = secs[i];
+    if (j - i >= (size_t)o->min_count) secs[nk++] = secs[i];
     else sum->dropped_small_classes += j - i;
     i = j;
   }
-  if (nkeep < 2) {
-    st = AF_FAIL(AF_ERR_FORMAT, "%s: expected at least two sections with >= %d packages, found %zu (lower --min-count)",
-                 sum->source, o->min_count, nkeep);
-    goto done;
+  *nkeep = nk;
+  if (nk < 2)
+    return AF_FAIL(AF_ERR_FORMAT, "%s: expected at least two sections with >= %d packages, found %zu (lower --min-count)",
+                   sum->source, o->min_count, nk);
+  for (size_t i = 0; i < p->n; i++) {
+    if (p->v[i].cls != 0) { p->v[i].cls = -1; continue; }
+    char **hit = bsearch(&p->v[i].section, secs, nk, sizeof *secs, cmp_str);
+    p->v[i].cls = hit ? (int)(hit - secs) : -1;
   }
-  for (size_t i = 0; i < p.n; i++) {
-    if (p.v[i].cls != 0) { p.v[i].cls = -1; continue; }
-    char **hit = bsearch(&p.v[i].section, secs, nkeep, sizeof *secs, cmp_str);
-    p.v[i].cls = hit ? (int)(hit - secs) : -1;
-  }
-  /* 5. cap per class: keep the packages with the smallest name hashes (an unbiased, stable pick) */
-  if (o->max_per_class > 0) {
-    ni = 0;
-    for (size_t i = 0; i < p.n; i++)
-      if (p.v[i].cls >= 0) idx[ni++] = i;
-    qsort(idx, ni, sizeof *idx, cmp_hash_idx);
-    size_t *seen = calloc(nkeep, sizeof *seen);
-    if (!seen) { st = AF_FAIL(AF_ERR_NOMEM, "out of memory"); goto done; }
-    for (size_t i = 0; i < ni; i++) {
-      pkg *k = &p.v[idx[i]];
-      if (seen[k->cls]++ >= (size_t)o->max_per_class) {
-        k->cls = -1;
-        sum->dropped_cap++;
-      }
+  return AF_OK;
+}
+
+/* 5. At most max_per_class (0: no cap) per class: the packages with the smallest name hashes
+ * stay (an unbiased, stable pick). idx: scratch of p->n entries. */
+static af_status cap_per_class(parser *p, const af_default_opts *o, size_t *idx, size_t nkeep,
+                               af_default_summary *sum) {
+  if (o->max_per_class <= 0) return AF_OK;
+  size_t ni = 0;
+  for (size_t i = 0; i < p->n; i++)
+    if (p->v[i].cls >= 0) idx[ni++] = i;
+  sort_base = p->v;
+  qsort(idx, ni, sizeof *idx, cmp_hash_idx);
+  size_t *seen = calloc(nkeep, sizeof *seen);
+  if (!seen) return AF_FAIL(AF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < ni; i++) {
+    pkg *k = &p->v[idx[i]];
+    if (seen[k->cls]++ >= (size_t)o->max_per_class) {
+      k->cls = -1;
+      sum->dropped_cap++;
     }
-    free(seen);
   }
-  /* 6. split by source package, count, write */
+  free(seen);
+  return AF_OK;
+}
+
+/* 6. The class names, and each kept package's split (by its source package), counted. */
+static af_status split_and_count(parser *p, const af_default_opts *o, char **secs, size_t nkeep,
+                                 af_default_summary *sum) {
   sum->num_classes = (int)nkeep;
   sum->names = calloc(nkeep, sizeof *sum->names);
   sum->train = calloc(nkeep, sizeof *sum->train);
   sum->dev = calloc(nkeep, sizeof *sum->dev);
-  if (!sum->names || !sum->train || !sum->dev) { st = AF_FAIL(AF_ERR_NOMEM, "out of memory"); goto done; }
+  if (!sum->names || !sum->train || !sum->dev) return AF_FAIL(AF_ERR_NOMEM, "out of memory");
   for (size_t c = 0; c < nkeep; c++)
-    if (!(sum->names[c] = strdup(secs[c]))) { st = AF_FAIL(AF_ERR_NOMEM, "out of memory"); goto done; }
-  for (size_t i = 0; i < p.n; i++) {
-    pkg *k = &p.v[i];
+    if (!(sum->names[c] = strdup(secs[c]))) return AF_FAIL(AF_ERR_NOMEM, "out of memory");
+  for (size_t i = 0; i < p->n; i++) {
+    pkg *k = &p->v[i];
     if (k->cls < 0) continue;
     k->dev = af_default_is_dev(k->source, o->dev_percent);
     if (k->dev) sum->dev[k->cls]++;
     else sum->train[k->cls]++;
   }
-  if (mkdirs(o->out_dir) != 0) {
-    st = AF_FAIL(AF_ERR_IO, "%s: could not create the folder: %s", o->out_dir, strerror(errno));
-    goto done;
-  }
-  if ((st = write_split(o->out_dir, "train", p.v, p.n, 0, sum->names)) != AF_OK) goto done;
-  if ((st = write_split(o->out_dir, "dev", p.v, p.n, 1, sum->names)) != AF_OK) goto done;
+  return AF_OK;
+}
+
+/* DIR/train.tsv, DIR/dev.tsv and DIR/labels.txt (one class name a line, in class order). */
+static af_status write_task(const char *dir, const parser *p, const af_default_summary *sum) {
+  AF_TRY(af_mkdirs(dir));
+  AF_TRY(write_split(dir, "train", p->v, p->n, 0, sum->names));
+  AF_TRY(write_split(dir, "dev", p->v, p->n, 1, sum->names));
   char path[4200];
-  snprintf(path, sizeof path, "%s/labels.txt", o->out_dir);
+  snprintf(path, sizeof path, "%s/labels.txt", dir);
   FILE *f = fopen(path, "w");
-  if (!f) { st = AF_FAIL(AF_ERR_IO, "%s: could not create: %s", path, strerror(errno)); goto done; }
-  for (size_t c = 0; c < nkeep; c++) fprintf(f, "%s\n", sum->names[c]);
-  if (fclose(f) != 0) st = AF_FAIL(AF_ERR_IO, "%s: write failed", path);
-done:
-  for (size_t i = 0; i < p.n; i++) {
-    free(p.v[i].package);
-    free(p.v[i].source);
-    free(p.v[i].section);
-    free(p.v[i].text);
+  if (!f) return AF_FAIL(AF_ERR_IO, "%s: could not create: %s", path, strerror(errno));
+  for (int c = 0; c < sum->num_classes; c++) fprintf(f, "%s\n", sum->names[c]);
+  if (fclose(f) != 0) return AF_FAIL(AF_ERR_IO, "%s: write failed", path);
+  return AF_OK;
+}
+
+af_status af_default_build(const af_default_opts *o, af_default_summary *sum) {
+  memset(sum, 0, sizeof *sum);
+  AF_TRY(check_opts(o));
+  parser p;
+  memset(&p, 0, sizeof p);
+  size_t *idx = NULL, nkeep = 0;
+  char **secs = NULL;
+  af_status st = read_sources(o, &p, sum);
+  if (st == AF_OK) {
+    sum->packages_read = p.stanzas;
+    keep_first_per_name(&p, sum);
+    mark_usable(&p, sum);
+    st = af_malloc((void **)&idx, (p.n ? p.n : 1) * sizeof *idx, "package index");
   }
+  if (st == AF_OK) {
+    drop_duplicate_texts(&p, idx, sum);
+    st = af_malloc((void **)&secs, (p.n ? p.n : 1) * sizeof *secs, "sections");
+  }
+  if (st == AF_OK) st = pick_sections(&p, o, secs, &nkeep, sum);
+  if (st == AF_OK) st = cap_per_class(&p, o, idx, nkeep, sum);
+  if (st == AF_OK) st = split_and_count(&p, o, secs, nkeep, sum);
+  if (st == AF_OK) st = write_task(o->out_dir, &p, sum);
+  for (size_t i = 0; i < p.n; i++) pkg_free(&p.v[i]);
   free(p.v);
   stanza_reset(&p);
   free(p.text);

@@ -39,7 +39,7 @@ struct af_bert_acts {
   float *dI1, *dI2;           /* [N,I] */
   float *dlogits;             /* [B,NL] */
   float *dh1, *dh2, *dh3;     /* [B,C] head gradients */
-  int fwd_B, fwd_T, fwd_start, fwd_depth, fwd_train; /* what the last forward did */
+  int fwd_B, fwd_T, fwd_depth, fwd_train; /* what the last forward did */
 };
 
 /* Dropout sites: each gets its own counter range so masks never repeat within a step. */
@@ -295,7 +295,6 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
   if (!isfinite(*loss)) return AF_FAIL(AF_ERR_NUMERIC, "the loss is %g (not finite)", *loss);
   a->fwd_B = B;
   a->fwd_T = T;
-  a->fwd_start = start;
   a->fwd_depth = depth;
   a->fwd_train = train;
   return AF_OK;
@@ -323,17 +322,18 @@ af_status af_bert_logits(af_bert *m, int B, float *host) {
   return m->be->to_host(m->be, host, m->a->logits, (size_t)B * m->num_labels * sizeof(float));
 }
 
-/* Backward through layer l. dA holds d h[l+1] on entry and d h[l] on exit (unless
- * need_dinp is 0: then d h[l] is not computed, saving a GEMM). Uses dB..dD, dqkv, dI*. */
-static void layer_backward(af_bert *m, int l, int B, int T, int train, uint64_t seed, int need_dinp) {
+/* Backward through layer l, which ran forward in training mode (dropout on). dA holds
+ * d h[l+1] on entry and d h[l] on exit (unless need_dinp is 0: then d h[l] is not computed,
+ * saving a GEMM). Uses dB..dD, dqkv, dI*. */
+static void layer_backward(af_bert *m, int l, int B, int T, uint64_t seed, int need_dinp) {
   af_backend *be = m->be;
   af_bert_acts *a = m->a;
   layer_acts *la = &a->layer[l];
   const int C = m->cfg.hidden_size, NH = m->cfg.num_attention_heads, I = m->cfg.intermediate_size;
   const int N = B * T;
   const size_t NC = (size_t)N * C;
-  const float ph = train ? m->cfg.hidden_dropout_prob : 0.f;
-  const float pa = train ? m->cfg.attention_probs_dropout_prob : 0.f;
+  const float ph = m->cfg.hidden_dropout_prob;
+  const float pa = m->cfg.attention_probs_dropout_prob;
   /* LayerNorm 2: dB = d res2 */
   be->layernorm_backward(be, a->dB, G(m, af_param_layer(l, AF_LP_OUT_LNW)), G(m, af_param_layer(l, AF_LP_OUT_LNB)), a->dA,
                          la->res2, P(m, af_param_layer(l, AF_LP_OUT_LNW)), la->ln2_mean, la->ln2_rstd, N, C);
@@ -375,7 +375,7 @@ af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, f
   be->linear_backward(be, a->dh3, G(m, af_param_head(L, AF_HP_POOL_W)), G(m, af_param_head(L, AF_HP_POOL_B)), a->dh1,
                       a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C);
   be->cls_backward(be, a->dA, a->dh3, B, T, C);
-  for (int l = L - 1; l >= depth; l--) layer_backward(m, l, B, T, 1, seed, l > depth || depth == 0);
+  for (int l = L - 1; l >= depth; l--) layer_backward(m, l, B, T, seed, l > depth || depth == 0);
   if (depth == 0) {
     const int N = B * T;
     be->dropout_backward(be, a->dB, a->dA, (size_t)N * C, m->cfg.hidden_dropout_prob, seed, site_offset(SITE_EMB));

@@ -42,7 +42,8 @@ const char *af_st_dtype_name(af_st_dtype d) {
   return (unsigned)d < AF_ST_DTYPE_COUNT ? dtypes[d].name : "?";
 }
 size_t af_st_dtype_size(af_st_dtype d) { return (unsigned)d < AF_ST_DTYPE_COUNT ? dtypes[d].size : 0; }
-int af_st_dtype_parse(const char *s) {
+/* "F32", "BF16", ... -> the dtype; -1 when unknown. */
+static int dtype_parse(const char *s) {
   for (int i = 0; i < AF_ST_DTYPE_COUNT; i++)
     if (!strcmp(s, dtypes[i].name)) return i;
   return -1;
@@ -135,7 +136,7 @@ static af_status parse_tensor(const char *file, const cJSON *e, af_st_tensor *t,
   const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
   if (!cJSON_IsString(dt))
     return AF_FAIL(AF_ERR_FORMAT, "%s: tensor '%.100s': 'dtype' must be a string, found %s", file, nm, kind(dt));
-  int d = af_st_dtype_parse(dt->valuestring);
+  int d = dtype_parse(dt->valuestring);
   if (d < 0)
     return AF_FAIL(AF_ERR_FORMAT, "%s: tensor '%.100s': unknown dtype '%.20s' (expected F32, F16, BF16, I64, ...)",
                    file, nm, dt->valuestring);

@@ -49,8 +49,6 @@ const char *af_st_metadata(const af_st *st, const char *key);
 
 const char *af_st_dtype_name(af_st_dtype d);
 size_t af_st_dtype_size(af_st_dtype d);
-/* Parse "F32", "BF16", ...; returns -1 when unknown. */
-int af_st_dtype_parse(const char *s);
 
 /* Copy t into dst[t->numel] as float, converting F16/BF16. Other dtypes: AF_ERR_UNSUPPORTED. */
 af_status af_st_read_f32(const af_st *st, const af_st_tensor *t, float *dst);

@@ -1,9 +1,9 @@
-/* The results file of one run (HDF5): config and environment as attributes, one row per
- * optimizer step, per interval (per-layer scores, ratios, decision), per evaluation, cache
- * statistics and a summary. Layout: docs/results-format.md. Every row is buffered in memory
- * and the file is touched only inside af_results_flush (and create/close), which ends with
- * H5Fflush: a SIGKILL at any moment leaves a file that opens and holds everything up to the
- * last flush. Also a small reader for plots and Lua. */
+/* The results file of one run (HDF5), the writer: config and environment as attributes, one
+ * row per optimizer step, per interval (per-layer scores, ratios, decision), per evaluation,
+ * cache statistics and a summary. Layout: docs/results-format.md. Every row is buffered in
+ * memory and the file is touched only inside af_results_flush (and create/close), which ends
+ * with H5Fflush: a SIGKILL at any moment leaves a file that opens and holds everything up to
+ * the last flush. The reader (plots, Lua) is core/results/results_read.h. */
 #ifndef AF_RESULTS_H
 #define AF_RESULTS_H
 #include <stddef.h>
@@ -83,36 +83,5 @@ af_status af_results_flush(af_results *r);
  * "failed"), close the file and free *r; *r = NULL. NULL-safe and safe twice. The first error
  * is returned but everything is still released. */
 af_status af_results_close(af_results **r, const char *status);
-
-/* ---- reading ---- */
-typedef struct af_results_reader af_results_reader;
-
-typedef enum { AF_ATTR_STR, AF_ATTR_INT, AF_ATTR_DOUBLE, AF_ATTR_OTHER } af_attr_type;
-typedef struct {
-  char *key;
-  af_attr_type type;
-  char *s;          /* AF_ATTR_STR */
-  long long i;      /* AF_ATTR_INT */
-  double d;         /* AF_ATTR_DOUBLE (also set for INT) */
-} af_attr;
-
-af_status af_results_open_read(const char *path, af_results_reader **out);
-void af_results_close_read(af_results_reader **rr);   /* NULL-safe, sets *rr = NULL */
-int af_results_format_version(const af_results_reader *rr);
-int af_results_layers(const af_results_reader *rr);    /* L, from the root attribute */
-/* 1 if the dataset or group exists (path like "steps/loss"), else 0. */
-int af_results_has(af_results_reader *rr, const char *path);
-/* A 1-D dataset of any numeric type as doubles; *v malloc'ed (free()), NULL when n = 0. */
-af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n);
-/* A 2-D dataset (intervals/l1, l2, ratio) as row-major doubles [rows, cols]. */
-af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols);
-/* The attributes of a group ("config", "summary", "cache", "" = root), in name order. */
-af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n);
-void af_results_free_attrs(af_attr *attrs, int n);
-/* Look one attribute up in an array from af_results_read_attrs; NULL when absent. */
-const af_attr *af_results_find_attr(const af_attr *attrs, int n, const char *key);
-/* The dataset names of a group (e.g. the metrics of "evals"), in name order. */
-af_status af_results_list(af_results_reader *rr, const char *group, char ***names, int *n);
-void af_results_free_names(char **names, int n);
 
 #endif

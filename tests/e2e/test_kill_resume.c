@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "core/run/train.h"
 #include "tests/testutil.h"
 

@@ -3,6 +3,7 @@
  * children killed at random moments while writing). With a path argument it only writes the
  * small deterministic file used by test_results_layout.sh. */
 #include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "tests/testutil.h"
 #include <hdf5.h>
 #include <math.h>

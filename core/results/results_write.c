@@ -1,12 +1,11 @@
-/* The HDF5 results recorder and reader (layout: docs/results-format.md). Rows and attributes
- * are buffered and written only in af_results_flush, which ends with H5Fflush, so between
- * flushes the file on disk is never half-updated: a SIGKILL leaves the state of the last
- * flush. The default (earliest) HDF5 file format is kept on purpose: the 1.10 "latest" format
- * marks the file as open for writing and refuses to open it after a crash until h5clear. */
+/* The HDF5 results writer (layout: docs/results-format.md). Rows and attributes are buffered
+ * and written only in af_results_flush, which ends with H5Fflush, so between flushes the file
+ * on disk is never half-updated: a SIGKILL leaves the state of the last flush. The default
+ * (earliest) HDF5 file format is kept on purpose: the 1.10 "latest" format marks the file as
+ * open for writing and refuses to open it after a crash until h5clear. */
 #include "core/results/results.h"
-#include "core/base/h5lock.h"
-#include <hdf5.h>
-#include <libgen.h>
+#include "core/results/results_hdf5.h"
+#include "core/base/fsutil.h"
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <string.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,34 +26,6 @@
 #endif
 
 enum { STEP_CAP = 1024, IV_CHUNK = 64, EVAL_CHUNK = 64 };
-
-/* ---------------------------------------------------------------- HDF5 errors */
-
-static herr_t walk_innermost(unsigned n, const H5E_error2_t *e, void *data) {
-  if (n == 0 && e->desc) snprintf(data, 512, "%s", e->desc);
-  return 0;
-}
-
-/* Turn the HDF5 error stack into a status: our context plus HDF5's innermost reason. A
- * failed system call (HDF5's file driver names its errno: a full disk, a size limit, an I/O
- * error) is AF_ERR_IO with the system's message; anything else is a library failure, its
- * description cut to one line. */
-static af_status h5fail(const char *file, int line, const char *path, const char *what) {
-  char inner[512] = "";
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_innermost, inner);
-  H5Eclear2(H5E_DEFAULT);
-  const char *e = strstr(inner, "errno = ");
-  int err = e ? atoi(e + 8) : 0;
-  if (err > 0)
-    return af_fail(AF_ERR_IO, file, line, "results file %s: %s failed: %s", path, what, strerror(err));
-  inner[strcspn(inner, "\n")] = 0;
-  return af_fail(AF_ERR_BACKEND, file, line, "results file %s: %s failed%s%s%s", path, what,
-                 inner[0] ? " (HDF5: " : "", inner, inner[0] ? ")" : "");
-}
-#define H5FAIL(path, what) h5fail(__FILE__, __LINE__, (path), (what))
-#define H5TRY(expr, path, what) do { if ((expr) < 0) return H5FAIL((path), (what)); } while (0)
-
-static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
 /* ---------------------------------------------------------------- layout tables */
 
@@ -92,12 +64,14 @@ static const struct { const char *name; int kind; int twod; const char *units; }
 enum { G_ROOT, G_CONFIG, G_STEPS, G_INTERVALS, G_EVALS, G_CACHE, G_SUMMARY, N_GROUPS };
 static const char *group_names[N_GROUPS] = {"", "config", "steps", "intervals", "evals", "cache", "summary"};
 
-/* ---------------------------------------------------------------- the writer */
+/* ---------------------------------------------------------------- the buffers and attributes */
+
+enum { ATTR_STR, ATTR_INT, ATTR_DOUBLE };
 
 typedef struct {
   int group;
   char *key;
-  int type;   /* AF_ATTR_STR / INT / DOUBLE */
+  int type;   /* ATTR_STR / ATTR_INT / ATTR_DOUBLE */
   char *s;
   long long i;
   double d;
@@ -145,17 +119,6 @@ struct af_results {
   int nattrs, capattrs;
 };
 
-static af_status grow(void **p, int *cap, int need, size_t elem, const char *what) {
-  if (need <= *cap) return AF_OK;
-  int c = *cap ? *cap : 16;
-  while (c < need) c *= 2;
-  void *q = realloc(*p, (size_t)c * elem);
-  if (!q) return AF_FAIL(AF_ERR_NOMEM, "out of memory growing the results %s buffer", what);
-  *p = q;
-  *cap = c;
-  return AF_OK;
-}
-
 static af_status check_key(const char *what, const char *key) {
   if (!key || !key[0] || strchr(key, '/') || !strcmp(key, "."))
     return AF_FAIL(AF_ERR_ARG, "results %s name '%s' is invalid (non-empty, no '/')", what, key ? key : "(null)");
@@ -175,12 +138,12 @@ static af_status push_attr(af_results *r, const char *group, const char *key, in
   int g = group_index(group);
   if (g < 0) return AF_FAIL(AF_ERR_ARG, "results: unknown group '%s'", group);
   AF_TRY(check_key("attribute", key));
-  AF_TRY(grow((void **)&r->attrs, &r->capattrs, r->nattrs + 1, sizeof *r->attrs, "attribute"));
+  AF_TRY(af_results_grow((void **)&r->attrs, &r->capattrs, r->nattrs + 1, sizeof *r->attrs, "attribute"));
   pending_attr *a = &r->attrs[r->nattrs];
   *a = (pending_attr){.group = g, .type = type, .i = i, .d = d};
   a->key = strdup(key);
-  a->s = type == AF_ATTR_STR ? strdup(s ? s : "") : NULL;
-  if (!a->key || (type == AF_ATTR_STR && !a->s)) {
+  a->s = type == ATTR_STR ? strdup(s ? s : "") : NULL;
+  if (!a->key || (type == ATTR_STR && !a->s)) {
     free(a->key);
     free(a->s);
     return AF_FAIL(AF_ERR_NOMEM, "out of memory for a results attribute");
@@ -190,13 +153,13 @@ static af_status push_attr(af_results *r, const char *group, const char *key, in
 }
 
 af_status af_results_group_attr_str(af_results *r, const char *group, const char *key, const char *value) {
-  return push_attr(r, group, key, AF_ATTR_STR, value, 0, 0);
+  return push_attr(r, group, key, ATTR_STR, value, 0, 0);
 }
 af_status af_results_group_attr_int(af_results *r, const char *group, const char *key, long long value) {
-  return push_attr(r, group, key, AF_ATTR_INT, NULL, value, 0);
+  return push_attr(r, group, key, ATTR_INT, NULL, value, 0);
 }
 af_status af_results_group_attr_double(af_results *r, const char *group, const char *key, double value) {
-  return push_attr(r, group, key, AF_ATTR_DOUBLE, NULL, 0, value);
+  return push_attr(r, group, key, ATTR_DOUBLE, NULL, 0, value);
 }
 af_status af_results_attr_str(af_results *r, const char *key, const char *value) {
   return af_results_group_attr_str(r, "config", key, value);
@@ -249,13 +212,15 @@ af_status af_results_set_cache(af_results *r, const af_cache_record *c) {
   return af_results_group_attr_str(r, "cache", "disabled_reason", c->disabled_reason ? c->disabled_reason : "");
 }
 
+/* ---------------------------------------------------------------- the flush */
+
 /* 1 when the existing attribute can be overwritten in place (same kind of value): a single
  * small write instead of a delete and a create in the object header. */
 static int same_kind(hid_t attr, int type) {
   hid_t t = H5Aget_type(attr);
   H5T_class_t c = H5Tget_class(t);
-  int ok = type == AF_ATTR_STR ? c == H5T_STRING && H5Tis_variable_str(t) > 0
-         : type == AF_ATTR_INT ? c == H5T_INTEGER && H5Tget_size(t) == 8
+  int ok = type == ATTR_STR ? c == H5T_STRING && H5Tis_variable_str(t) > 0
+         : type == ATTR_INT ? c == H5T_INTEGER && H5Tget_size(t) == 8
                                : c == H5T_FLOAT && H5Tget_size(t) == 8;
   H5Tclose(t);
   return ok;
@@ -265,15 +230,13 @@ static int same_kind(hid_t attr, int type) {
  * writes matters: each variable-length string write takes new global-heap space. */
 static int same_value(hid_t attr, const pending_attr *a) {
   int same = 0;
-  if (a->type == AF_ATTR_STR) {
-    hid_t mt = H5Tcopy(H5T_C_S1);
-    H5Tset_size(mt, H5T_VARIABLE);
-    H5Tset_cset(mt, H5T_CSET_UTF8);
+  if (a->type == ATTR_STR) {
+    hid_t mt = af_results_h5_vlen_str(H5T_CSET_UTF8);
     char *cur = NULL;
     if (H5Aread(attr, mt, &cur) >= 0 && cur) same = !strcmp(cur, a->s);
     H5free_memory(cur);
     H5Tclose(mt);
-  } else if (a->type == AF_ATTR_INT) {
+  } else if (a->type == ATTR_INT) {
     long long cur;
     same = H5Aread(attr, H5T_NATIVE_LLONG, &cur) >= 0 && cur == a->i;
   } else {
@@ -300,12 +263,10 @@ static af_status write_attr(af_results *r, const pending_attr *a) {
   }
   const void *buf;
   const char *sp = a->s;
-  if (a->type == AF_ATTR_STR) {
-    ftype = mtype = H5Tcopy(H5T_C_S1);
-    H5Tset_size(ftype, H5T_VARIABLE);
-    H5Tset_cset(ftype, H5T_CSET_UTF8);
+  if (a->type == ATTR_STR) {
+    ftype = mtype = af_results_h5_vlen_str(H5T_CSET_UTF8);
     buf = &sp;
-  } else if (a->type == AF_ATTR_INT) {
+  } else if (a->type == ATTR_INT) {
     ftype = H5T_STD_I64LE;
     mtype = H5T_NATIVE_LLONG;
     buf = &a->i;
@@ -316,14 +277,14 @@ static af_status write_attr(af_results *r, const pending_attr *a) {
   }
   if (attr >= 0 && same_value(attr, a)) {   /* unchanged: write nothing */
     H5Aclose(attr);
-    if (a->type == AF_ATTR_STR) H5Tclose(ftype);
+    if (a->type == ATTR_STR) H5Tclose(ftype);
     H5Sclose(space);
     return AF_OK;
   }
   if (attr < 0) attr = H5Acreate2(loc, a->key, ftype, space, H5P_DEFAULT, H5P_DEFAULT);
   herr_t e = attr < 0 ? -1 : H5Awrite(attr, mtype, buf);
   if (attr >= 0) H5Aclose(attr);
-  if (a->type == AF_ATTR_STR) H5Tclose(ftype);
+  if (a->type == ATTR_STR) H5Tclose(ftype);
   H5Sclose(space);
   if (e < 0) {
     char what[300];
@@ -355,9 +316,7 @@ static af_status make_dataset(af_results *r, hid_t loc, const char *name, int ki
   }
   if (units) {
     const char *u = units;
-    hid_t t = H5Tcopy(H5T_C_S1);
-    H5Tset_size(t, H5T_VARIABLE);
-    H5Tset_cset(t, H5T_CSET_UTF8);
+    hid_t t = af_results_h5_vlen_str(H5T_CSET_UTF8);
     hid_t s = H5Screate(H5S_SCALAR);
     hid_t a = H5Acreate2(*out, "units", t, s, H5P_DEFAULT, H5P_DEFAULT);
     herr_t e = a < 0 ? -1 : H5Awrite(a, t, &u);
@@ -474,7 +433,7 @@ static af_status flush_all(af_results *r) {
   const struct { int g; hsize_t n; } commit[3] = {
       {G_STEPS, r->steps_written}, {G_INTERVALS, r->iv_written}, {G_EVALS, r->ev_written}};
   for (int k = 0; k < 3; k++) {
-    pending_attr a = {.group = commit[k].g, .key = "rows", .type = AF_ATTR_INT, .i = (long long)commit[k].n};
+    pending_attr a = {.group = commit[k].g, .key = "rows", .type = ATTR_INT, .i = (long long)commit[k].n};
     AF_TRY(write_attr(r, &a));
   }
   H5TRY(H5Fflush(r->file, H5F_SCOPE_LOCAL), r->path, "H5Fflush");
@@ -529,6 +488,8 @@ static af_status af_results_flush_unlocked(af_results *r) {
   return s;
 }
 
+/* ---------------------------------------------------------------- buffering rows */
+
 af_status af_results_append_step(af_results *r, const af_step_record *s) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   if (r->nrows == STEP_CAP) AF_TRY(af_results_flush(r));
@@ -544,12 +505,12 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
     int nc = cap ? 2 * cap : 32;
     for (int k = 0; k < 3; k++) {
       int c = cap;
-      AF_TRY(grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
+      AF_TRY(af_results_grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
       c = cap;
-      AF_TRY(grow((void **)&r->iv_d[k], &c, nc, (size_t)r->L * sizeof(double), "interval"));
+      AF_TRY(af_results_grow((void **)&r->iv_d[k], &c, nc, (size_t)r->L * sizeof(double), "interval"));
     }
     int c = cap;
-    AF_TRY(grow((void **)&r->iv_step, &c, nc, sizeof(long long), "interval"));
+    AF_TRY(af_results_grow((void **)&r->iv_step, &c, nc, sizeof(long long), "interval"));
     r->iv_cap = nc;
   }
   int i = r->iv_n;
@@ -564,30 +525,38 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
   return AF_OK;
 }
 
+/* 1 for the columns every evaluation has (not metrics). */
+static int eval_column(const char *name) {
+  return !strcmp(name, "step") || !strcmp(name, "epoch") || !strcmp(name, "wall");
+}
+
+/* A metric seen for the first time; its dataset is created at the next flush. */
+static af_status add_metric(af_results *r, const char *name) {
+  AF_TRY(af_results_grow((void **)&r->metrics, &r->capmetrics, r->nmetrics + 1, sizeof *r->metrics, "metric"));
+  char *nm = strdup(name);
+  if (!nm) return AF_FAIL(AF_ERR_NOMEM, "out of memory for a metric name");
+  r->metrics[r->nmetrics++] = (metric){.name = nm, .ds = H5I_INVALID_HID, .written = 0};
+  return AF_OK;
+}
+
 af_status af_results_append_eval(af_results *r, long step, int epoch, double wall, int n,
                                  const char *const *names, const double *values) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   for (int k = 0; k < n; k++) {
     AF_TRY(check_key("metric", names[k]));
-    if (!strcmp(names[k], "step") || !strcmp(names[k], "epoch") || !strcmp(names[k], "wall"))
+    if (eval_column(names[k]))
       return AF_FAIL(AF_ERR_ARG, "results: metric name '%s' is reserved in /evals", names[k]);
   }
-  AF_TRY(grow((void **)&r->ev_step, &(int){r->ev_cap}, r->ev_n + 1, sizeof *r->ev_step, "eval"));
-  AF_TRY(grow((void **)&r->ev_epoch, &(int){r->ev_cap}, r->ev_n + 1, sizeof *r->ev_epoch, "eval"));
+  AF_TRY(af_results_grow((void **)&r->ev_step, &(int){r->ev_cap}, r->ev_n + 1, sizeof *r->ev_step, "eval"));
+  AF_TRY(af_results_grow((void **)&r->ev_epoch, &(int){r->ev_cap}, r->ev_n + 1, sizeof *r->ev_epoch, "eval"));
   int cap = r->ev_cap;
-  AF_TRY(grow((void **)&r->ev_wall, &cap, r->ev_n + 1, sizeof *r->ev_wall, "eval"));
+  AF_TRY(af_results_grow((void **)&r->ev_wall, &cap, r->ev_n + 1, sizeof *r->ev_wall, "eval"));
   r->ev_cap = cap;
   size_t row = (size_t)(r->ev_written + (hsize_t)r->ev_n);
   for (int k = 0; k < n; k++) {
     int m = 0;
     while (m < r->nmetrics && strcmp(r->metrics[m].name, names[k])) m++;
-    if (m == r->nmetrics) {
-      AF_TRY(grow((void **)&r->metrics, &r->capmetrics, m + 1, sizeof *r->metrics, "metric"));
-      char *nm = strdup(names[k]);
-      if (!nm) return AF_FAIL(AF_ERR_NOMEM, "out of memory for a metric name");
-      r->metrics[m] = (metric){.name = nm, .ds = H5I_INVALID_HID, .written = 0};
-      r->nmetrics++;
-    }
+    if (m == r->nmetrics) AF_TRY(add_metric(r, names[k]));
     if (r->ev_nvals == r->ev_capvals) {
       size_t c = r->ev_capvals ? 2 * r->ev_capvals : 64;
       eval_value *q = realloc(r->ev_vals, c * sizeof *q);
@@ -603,6 +572,8 @@ af_status af_results_append_eval(af_results *r, long step, int epoch, double wal
   r->ev_n++;
   return AF_OK;
 }
+
+/* ---------------------------------------------------------------- create, resume, close */
 
 static void release(af_results *r) {
   for (int m = 0; m < r->nmetrics; m++) {
@@ -684,20 +655,9 @@ static af_status create_layout(af_results *r) {
   return af_results_flush(r);
 }
 
-static af_status af_results_create_unlocked(const char *path, int L, af_results **out) {
-  *out = NULL;
-  if (L < 1) return AF_FAIL(AF_ERR_ARG, "results file %s: need at least one layer, got %d", path, L);
-  char *dcopy = strdup(path);
-  if (!dcopy) return AF_FAIL(AF_ERR_NOMEM, "out of memory");
-  struct stat st;
-  const char *dir = dirname(dcopy);
-  if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-    af_status s = AF_FAIL(AF_ERR_IO, "cannot create results file %s: directory %s does not exist", path, dir);
-    free(dcopy);
-    return s;
-  }
-  free(dcopy);
-  h5_quiet();
+/* A writer for path with nothing open yet: every handle is marked invalid, so release()
+ * closes exactly what was opened. */
+static af_status new_writer(const char *path, int L, af_results **out) {
   af_results *r;
   AF_TRY(af_calloc((void **)&r, 1, sizeof *r, "results writer"));
   r->L = L;
@@ -711,6 +671,20 @@ static af_status af_results_create_unlocked(const char *path, int L, af_results 
     free(r);
     return AF_FAIL(AF_ERR_NOMEM, "out of memory");
   }
+  *out = r;
+  return AF_OK;
+}
+
+static af_status af_results_create_unlocked(const char *path, int L, af_results **out) {
+  *out = NULL;
+  if (L < 1) return AF_FAIL(AF_ERR_ARG, "results file %s: need at least one layer, got %d", path, L);
+  char dir[PATH_MAX];
+  af_path_dir(path, dir, sizeof dir);
+  if (!af_is_dir(dir))
+    return AF_FAIL(AF_ERR_IO, "cannot create results file %s: directory %s does not exist", path, dir);
+  af_results_h5_quiet();
+  af_results *r;
+  AF_TRY(new_writer(path, L, &r));
   r->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (r->file < 0) {
     af_status s = H5FAIL(path, "creating the file");
@@ -730,13 +704,8 @@ static af_status af_results_create_unlocked(const char *path, int L, af_results 
 /* Rows of a group to keep on resume: committed ones with step <= keep_step. */
 static af_status kept_rows(af_results *r, hid_t g, const char *gname, long keep_step, hsize_t *keep) {
   long long rows = 0;
-  hid_t a = H5Aopen(g, "rows", H5P_DEFAULT);
-  if (a < 0 || H5Aread(a, H5T_NATIVE_LLONG, &rows) < 0) {
-    if (a >= 0) H5Aclose(a);
-    H5Eclear2(H5E_DEFAULT);
+  if (af_results_h5_rows(g, ".", &rows) < 0)
     return AF_FAIL(AF_ERR_FORMAT, "results file %s: /%s has no committed row count", r->path, gname);
-  }
-  H5Aclose(a);
   hid_t ds = H5Dopen2(g, "step", H5P_DEFAULT);
   if (ds < 0) return H5FAIL(r->path, "opening a step dataset");
   hid_t sp = H5Dget_space(ds);
@@ -780,12 +749,8 @@ static af_status open_ds(af_results *r, hid_t g, const char *name, hsize_t rows,
 
 static herr_t metric_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
   af_results *r = data;
-  if (!strcmp(name, "step") || !strcmp(name, "epoch") || !strcmp(name, "wall")) return 0;
-  if (grow((void **)&r->metrics, &r->capmetrics, r->nmetrics + 1, sizeof *r->metrics, "metric") != AF_OK) return -1;
-  char *nm = strdup(name);
-  if (!nm) return -1;
-  r->metrics[r->nmetrics++] = (metric){.name = nm, .ds = H5I_INVALID_HID, .written = 0};
-  return 0;
+  if (eval_column(name)) return 0;
+  return add_metric(r, name) == AF_OK ? 0 : -1;
 }
 
 static af_status reopen_layout(af_results *r, long keep_step) {
@@ -826,21 +791,14 @@ static af_status reopen_layout(af_results *r, long keep_step) {
 
 static af_status af_results_open_append_unlocked(const char *path, int L, long keep_step, af_results **out) {
   *out = NULL;
-  h5_quiet();
+  af_results_h5_quiet();
   if (access(path, R_OK | W_OK) != 0)
     return AF_FAIL(AF_ERR_IO, "cannot resume results file %s: no such writable file", path);
   af_results *r;
-  AF_TRY(af_calloc((void **)&r, 1, sizeof *r, "results writer"));
-  r->L = L;
-  for (int g = 0; g < N_GROUPS; g++) r->g[g] = H5I_INVALID_HID;
-  for (int c = 0; c < N_STEP_COLS; c++) r->ds_step[c] = H5I_INVALID_HID;
-  for (int c = 0; c < N_IV; c++) r->ds_iv[c] = H5I_INVALID_HID;
-  for (int c = 0; c < 3; c++) r->ds_eval[c] = H5I_INVALID_HID;
-  r->path = strdup(path);
+  AF_TRY(new_writer(path, L, &r));
   r->file = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
-  af_status s = AF_OK;
-  if (!r->path) s = AF_FAIL(AF_ERR_NOMEM, "out of memory");
-  else if (r->file < 0) {
+  af_status s;
+  if (r->file < 0) {
     H5FAIL(path, "opening for resume");
     s = AF_ERR_FORMAT;
   } else {
@@ -868,390 +826,19 @@ static af_status af_results_close_unlocked(af_results **rp, const char *status) 
   return s;
 }
 
-/* ---------------------------------------------------------------- the reader */
-
-struct af_results_reader {
-  char *path;
-  hid_t file;
-  int version, L;
-};
-
-static af_status read_root_int(af_results_reader *rr, const char *name, int *v) {
-  hid_t a = H5Aopen(rr->file, name, H5P_DEFAULT);
-  if (a < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return AF_FAIL(AF_ERR_FORMAT, "%s is not an autofreeze results file (no root attribute '%s')", rr->path, name);
-  }
-  herr_t e = H5Aread(a, H5T_NATIVE_INT, v);
-  H5Aclose(a);
-  H5TRY(e, rr->path, "reading a root attribute");
-  return AF_OK;
-}
-
-static af_status af_results_open_read_unlocked(const char *path, af_results_reader **out) {
-  *out = NULL;
-  h5_quiet();
-  if (access(path, R_OK) != 0) return AF_FAIL(AF_ERR_IO, "cannot read results file %s: no such readable file", path);
-  af_results_reader *rr;
-  AF_TRY(af_calloc((void **)&rr, 1, sizeof *rr, "results reader"));
-  rr->path = strdup(path);
-  rr->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  af_status s = AF_OK;
-  if (rr->file < 0) {
-    s = H5FAIL(path, "opening");
-    s = AF_ERR_FORMAT;
-  }
-  if (s == AF_OK) s = read_root_int(rr, "format_version", &rr->version);
-  if (s == AF_OK) s = read_root_int(rr, "layers", &rr->L);
-  if (s == AF_OK && rr->version > AF_RESULTS_FORMAT_VERSION)
-    s = AF_FAIL(AF_ERR_UNSUPPORTED, "results file %s has format version %d; this build reads up to %d", path,
-                rr->version, AF_RESULTS_FORMAT_VERSION);
-  if (s != AF_OK) {
-    af_results_close_read(&rr);
-    return s;
-  }
-  *out = rr;
-  return AF_OK;
-}
-
-static void af_results_close_read_unlocked(af_results_reader **rp) {
-  if (!rp || !*rp) return;
-  af_results_reader *rr = *rp;
-  if (rr->file >= 0) H5Fclose(rr->file);
-  free(rr->path);
-  free(rr);
-  *rp = NULL;
-}
-
-int af_results_format_version(const af_results_reader *rr) { return rr->version; }
-int af_results_layers(const af_results_reader *rr) { return rr->L; }
-
-static int af_results_has_unlocked(af_results_reader *rr, const char *path) {
-  char buf[1024];
-  size_t n = strlen(path);
-  if (n == 0 || n >= sizeof buf) return 0;
-  memcpy(buf, path, n + 1);
-  /* H5Lexists needs every intermediate link to exist, so test each prefix. */
-  for (size_t i = 1; i <= n; i++) {
-    if (buf[i] != '/' && buf[i] != 0) continue;
-    char c = buf[i];
-    buf[i] = 0;
-    htri_t e = H5Lexists(rr->file, buf, H5P_DEFAULT);
-    buf[i] = c;
-    if (e <= 0) {
-      H5Eclear2(H5E_DEFAULT);
-      return 0;
-    }
-  }
-  return 1;
-}
-
-/* The committed row count of the group holding path ("steps/loss" -> /steps@rows); files
- * without it (none yet) are taken whole. */
-static hsize_t committed_rows(af_results_reader *rr, const char *path) {
-  char grp[256];
-  const char *slash = strrchr(path, '/');
-  size_t n = slash ? (size_t)(slash - path) : 0;
-  if (n == 0 || n >= sizeof grp) return (hsize_t)-1;
-  memcpy(grp, path, n);
-  grp[n] = 0;
-  hid_t a = H5Aopen_by_name(rr->file, grp, "rows", H5P_DEFAULT, H5P_DEFAULT);
-  if (a < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return (hsize_t)-1;
-  }
-  long long rows = -1;
-  herr_t e = H5Aread(a, H5T_NATIVE_LLONG, &rows);
-  H5Aclose(a);
-  return e < 0 || rows < 0 ? (hsize_t)-1 : (hsize_t)rows;
-}
-
-static af_status read_nd(af_results_reader *rr, const char *path, int want_rank, double **v, size_t *dims) {
-  *v = NULL;
-  if (!af_results_has(rr, path))
-    return AF_FAIL(AF_ERR_FORMAT, "results file %s has no dataset %s", rr->path, path);
-  hid_t ds = H5Dopen2(rr->file, path, H5P_DEFAULT);
-  if (ds < 0) return H5FAIL(rr->path, path);
-  hid_t sp = H5Dget_space(ds);
-  hsize_t d[2] = {0, 0};
-  int rank = H5Sget_simple_extent_ndims(sp);
-  if (rank != want_rank) {
-    H5Sclose(sp);
-    H5Dclose(ds);
-    return AF_FAIL(AF_ERR_FORMAT, "results file %s: %s has %d dimension(s), expected %d", rr->path, path, rank,
-                   want_rank);
-  }
-  H5Sget_simple_extent_dims(sp, d, NULL);
-  hsize_t committed = committed_rows(rr, path);
-  if (committed < d[0]) d[0] = committed;
-  size_t total = (size_t)d[0] * (want_rank == 2 ? (size_t)d[1] : 1);
-  herr_t e = 0;
-  if (total > 0) {
-    *v = malloc(total * sizeof **v);
-    hsize_t start[2] = {0, 0};
-    hid_t ms = H5Screate_simple(want_rank, d, NULL);
-    if (!*v) e = -2;
-    else e = H5Sselect_hyperslab(sp, H5S_SELECT_SET, start, NULL, d, NULL);
-    if (e >= 0) e = H5Dread(ds, H5T_NATIVE_DOUBLE, ms, sp, H5P_DEFAULT, *v);
-    H5Sclose(ms);
-  }
-  H5Sclose(sp);
-  H5Dclose(ds);
-  if (e == -2) return AF_FAIL(AF_ERR_NOMEM, "out of memory reading %s", path);
-  if (e < 0) {
-    free(*v);
-    *v = NULL;
-    return H5FAIL(rr->path, path);
-  }
-  dims[0] = (size_t)d[0];
-  dims[1] = (size_t)d[1];
-  return AF_OK;
-}
-
-static af_status af_results_read_1d_unlocked(af_results_reader *rr, const char *path, double **v, size_t *n) {
-  size_t d[2];
-  AF_TRY(read_nd(rr, path, 1, v, d));
-  *n = d[0];
-  return AF_OK;
-}
-
-static af_status af_results_read_2d_unlocked(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols) {
-  size_t d[2];
-  AF_TRY(read_nd(rr, path, 2, v, d));
-  *rows = d[0];
-  *cols = d[1];
-  return AF_OK;
-}
-
-typedef struct {
-  af_attr *a;
-  int n, cap;
-  int err;
-} attr_list;
-
-static herr_t attr_cb(hid_t loc, const char *name, const H5A_info_t *info, void *data) {
-  attr_list *L = data;
-  if (grow((void **)&L->a, &L->cap, L->n + 1, sizeof *L->a, "attribute") != AF_OK) return -1;
-  af_attr *x = &L->a[L->n];
-  memset(x, 0, sizeof *x);
-  x->key = strdup(name);
-  if (!x->key) return -1;
-  L->n++;
-  x->type = AF_ATTR_OTHER;
-  hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t t = H5Aget_type(a), sp = H5Aget_space(a);
-  H5T_class_t cls = H5Tget_class(t);
-  int scalar = H5Sget_simple_extent_npoints(sp) == 1;
-  herr_t e = 0;
-  if (scalar && cls == H5T_INTEGER) {
-    e = H5Aread(a, H5T_NATIVE_LLONG, &x->i);
-    x->d = (double)x->i;
-    x->type = AF_ATTR_INT;
-  } else if (scalar && cls == H5T_FLOAT) {
-    e = H5Aread(a, H5T_NATIVE_DOUBLE, &x->d);
-    x->type = AF_ATTR_DOUBLE;
-  } else if (scalar && cls == H5T_STRING) {
-    if (H5Tis_variable_str(t) > 0) {
-      char *s = NULL;
-      hid_t mt = H5Tcopy(H5T_C_S1);
-      H5Tset_size(mt, H5T_VARIABLE);
-      H5Tset_cset(mt, H5Tget_cset(t));
-      e = H5Aread(a, mt, &s);
-      if (e >= 0) {
-        x->s = strdup(s ? s : "");
-        H5free_memory(s);
-      }
-      H5Tclose(mt);
-    } else {
-      size_t sz = H5Tget_size(t);
-      x->s = calloc(sz + 1, 1);
-      hid_t mt = H5Tcopy(t);
-      if (x->s) e = H5Aread(a, mt, x->s);
-      H5Tclose(mt);
-    }
-    if (e >= 0 && !x->s) e = -1;
-    x->type = AF_ATTR_STR;
-  }
-  H5Sclose(sp);
-  H5Tclose(t);
-  H5Aclose(a);
-  if (e < 0) {   /* unreadable value (a kill during its update): report the key, type OTHER */
-    H5Eclear2(H5E_DEFAULT);
-    free(x->s);
-    x->s = NULL;
-    x->type = AF_ATTR_OTHER;
-  }
-  return 0;
-}
-
-void af_results_free_attrs(af_attr *attrs, int n) {
-  if (!attrs) return;
-  for (int i = 0; i < n; i++) {
-    free(attrs[i].key);
-    free(attrs[i].s);
-  }
-  free(attrs);
-}
-
-static hid_t open_group(af_results_reader *rr, const char *group) {
-  if (!group || !group[0]) return H5Gopen2(rr->file, "/", H5P_DEFAULT);
-  if (!af_results_has(rr, group)) return H5I_INVALID_HID;
-  return H5Gopen2(rr->file, group, H5P_DEFAULT);
-}
-
-static af_status af_results_read_attrs_unlocked(af_results_reader *rr, const char *group, af_attr **attrs, int *n) {
-  *attrs = NULL;
-  *n = 0;
-  hid_t g = open_group(rr, group);
-  if (g < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return AF_FAIL(AF_ERR_FORMAT, "results file %s has no group /%s", rr->path, group);
-  }
-  attr_list L = {0};
-  hsize_t idx = 0;
-  herr_t e = H5Aiterate2(g, H5_INDEX_NAME, H5_ITER_INC, &idx, attr_cb, &L);
-  H5Gclose(g);
-  if (e < 0) {
-    af_results_free_attrs(L.a, L.n);
-    char what[300];
-    snprintf(what, sizeof what, "reading the attributes of /%s", group);
-    return H5FAIL(rr->path, what);
-  }
-  *attrs = L.a;
-  *n = L.n;
-  return AF_OK;
-}
-
-const af_attr *af_results_find_attr(const af_attr *attrs, int n, const char *key) {
-  for (int i = 0; i < n; i++)
-    if (!strcmp(attrs[i].key, key)) return &attrs[i];
-  return NULL;
-}
-
-typedef struct {
-  char **v;
-  int n, cap;
-} name_list;
-
-static herr_t link_cb(hid_t g, const char *name, const H5L_info_t *info, void *data) {
-  name_list *L = data;
-  hid_t o = H5Oopen(g, name, H5P_DEFAULT);
-  if (o < 0) {   /* a dataset whose creation a kill interrupted: never committed, skip it */
-    H5Eclear2(H5E_DEFAULT);
-    return 0;
-  }
-  int is_ds = H5Iget_type(o) == H5I_DATASET;
-  H5Oclose(o);
-  if (!is_ds) return 0;
-  if (grow((void **)&L->v, &L->cap, L->n + 1, sizeof *L->v, "name") != AF_OK) return -1;
-  L->v[L->n] = strdup(name);
-  if (!L->v[L->n]) return -1;
-  L->n++;
-  return 0;
-}
-
-void af_results_free_names(char **names, int n) {
-  if (!names) return;
-  for (int i = 0; i < n; i++) free(names[i]);
-  free(names);
-}
-
-static af_status af_results_list_unlocked(af_results_reader *rr, const char *group, char ***names, int *n) {
-  *names = NULL;
-  *n = 0;
-  hid_t g = open_group(rr, group);
-  if (g < 0) {
-    H5Eclear2(H5E_DEFAULT);
-    return AF_FAIL(AF_ERR_FORMAT, "results file %s has no group /%s", rr->path, group);
-  }
-  name_list L = {0};
-  hsize_t idx = 0;
-  herr_t e = H5Literate(g, H5_INDEX_NAME, H5_ITER_INC, &idx, link_cb, &L);
-  H5Gclose(g);
-  if (e < 0) {
-    af_results_free_names(L.v, L.n);
-    return H5FAIL(rr->path, "listing a group");
-  }
-  *names = L.v;
-  *n = L.n;
-  return AF_OK;
-}
 
 /* ---- locked entry points: every HDF5 call holds af_h5_lock (see h5lock.h) ---- */
 
-af_status af_results_flush(af_results *r) {
-  af_h5_lock();
-  af_status v_ = af_results_flush_unlocked(r);
-  af_h5_unlock();
-  return v_;
-}
-
 af_status af_results_create(const char *path, int L, af_results **out) {
-  af_h5_lock();
-  af_status v_ = af_results_create_unlocked(path, L, out);
-  af_h5_unlock();
-  return v_;
+  AF_RESULTS_LOCKED(af_status, af_results_create_unlocked(path, L, out));
 }
 
 af_status af_results_open_append(const char *path, int L, long keep_step, af_results **out) {
-  af_h5_lock();
-  af_status v_ = af_results_open_append_unlocked(path, L, keep_step, out);
-  af_h5_unlock();
-  return v_;
+  AF_RESULTS_LOCKED(af_status, af_results_open_append_unlocked(path, L, keep_step, out));
 }
+
+af_status af_results_flush(af_results *r) { AF_RESULTS_LOCKED(af_status, af_results_flush_unlocked(r)); }
 
 af_status af_results_close(af_results **rp, const char *status) {
-  af_h5_lock();
-  af_status v_ = af_results_close_unlocked(rp, status);
-  af_h5_unlock();
-  return v_;
-}
-
-af_status af_results_open_read(const char *path, af_results_reader **out) {
-  af_h5_lock();
-  af_status v_ = af_results_open_read_unlocked(path, out);
-  af_h5_unlock();
-  return v_;
-}
-
-void af_results_close_read(af_results_reader **rp) {
-  af_h5_lock();
-  af_results_close_read_unlocked(rp);
-  af_h5_unlock();
-}
-
-int af_results_has(af_results_reader *rr, const char *path) {
-  af_h5_lock();
-  int v_ = af_results_has_unlocked(rr, path);
-  af_h5_unlock();
-  return v_;
-}
-
-af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n) {
-  af_h5_lock();
-  af_status v_ = af_results_read_1d_unlocked(rr, path, v, n);
-  af_h5_unlock();
-  return v_;
-}
-
-af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols) {
-  af_h5_lock();
-  af_status v_ = af_results_read_2d_unlocked(rr, path, v, rows, cols);
-  af_h5_unlock();
-  return v_;
-}
-
-af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n) {
-  af_h5_lock();
-  af_status v_ = af_results_read_attrs_unlocked(rr, group, attrs, n);
-  af_h5_unlock();
-  return v_;
-}
-
-af_status af_results_list(af_results_reader *rr, const char *group, char ***names, int *n) {
-  af_h5_lock();
-  af_status v_ = af_results_list_unlocked(rr, group, names, n);
-  af_h5_unlock();
-  return v_;
+  AF_RESULTS_LOCKED(af_status, af_results_close_unlocked(rp, status));
 }
