@@ -1,6 +1,6 @@
 /* Shared test helpers; see testutil.h. */
 #include "tests/testutil.h"
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -116,7 +116,7 @@ void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *da
   o->epochs = 6;
   o->batch = 16;
   o->max_len = 16;
-  o->lr = 3e-3f;
+  o->optim.lr = 3e-3f;
   o->intervals = 6;
   o->threads = 1;  /* the suite may run next to other programs; one thread also fixes the GEMM split */
   o->quiet = 1;

@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+const char *const af_schedule_names[] = {"linear", "stepped", "constant", NULL};
+const char *const af_clip_names[] = {"global", "per_tensor", "none", NULL};
+
 void af_optim_defaults_hf(af_optim_opts *o) {
   *o = (af_optim_opts){.lr = 2e-5f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-6f, .weight_decay = 0.01f,
                        .bias_correction = 1, .clip = AF_CLIP_GLOBAL, .max_grad_norm = 1.0f,

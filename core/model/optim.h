@@ -7,6 +7,8 @@
 
 typedef enum { AF_SCHED_LINEAR = 0, AF_SCHED_STEPPED = 1, AF_SCHED_CONSTANT = 2 } af_schedule;
 typedef enum { AF_CLIP_GLOBAL = 0, AF_CLIP_PER_TENSOR = 1, AF_CLIP_NONE = 2 } af_clip;
+extern const char *const af_schedule_names[];  /* "linear", "stepped", "constant", NULL */
+extern const char *const af_clip_names[];      /* "global", "per_tensor", "none", NULL */
 
 typedef struct {
   float lr;             /* peak learning rate */

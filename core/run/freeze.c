@@ -52,6 +52,8 @@ static af_status keep_depth(af_policy *p, const af_interval_stats *st, int *new_
   return AF_OK;
 }
 
+const char *const af_policy_kind_names[] = {"none", "static", "adaptive", NULL};
+
 af_status af_policy_none(af_policy **out) {
   *out = NULL;
   af_policy *p;
@@ -78,7 +80,7 @@ typedef struct {
   int max_depth;   /* < 0: none */
 } adaptive_ctx;
 
-/* The AutoFreeze rule (autofreeze-algorithm.md, "Decision"):
+/* The AutoFreeze rule (docs/algorithm.md, "The adaptive policy"):
  *   pct = percentile_N { r_j : j >= F }   (numpy linear interpolation)
  *   new depth = the first l >= F, scanning upward, with r_l >= pct.
  * The new depth IS that index l: layers F..l-1 freeze, layer l and above keep training. So a

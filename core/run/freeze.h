@@ -3,7 +3,7 @@
  * previous interval's scores, computes the change ratios, calls the policy and enforces the
  * invariants (depth never decreases, one encoder layer always trains, user maximum), so a
  * policy -- built-in or a Lua function -- can never break them. See
- * ../shared/autofreeze-algorithm.md for the adaptive rule. */
+ * docs/algorithm.md for the adaptive rule. */
 #ifndef AF_FREEZE_H
 #define AF_FREEZE_H
 #include "core/base/status.h"
@@ -34,6 +34,10 @@ struct af_policy {
   af_policy_decide_fn decide;    /* set *new_depth (starts as st->depth) */
   af_policy_destroy_fn destroy;  /* may be NULL; releases ctx, not the struct */
 };
+
+/* The built-in policies by name (--policy, Lua policy = "adaptive"). */
+typedef enum { AF_POLICY_NONE = 0, AF_POLICY_STATIC, AF_POLICY_ADAPTIVE } af_policy_kind;
+extern const char *const af_policy_kind_names[];  /* "none", "static", "adaptive", NULL */
 
 /* Never freezes. */
 af_status af_policy_none(af_policy **out);

@@ -3,59 +3,63 @@
 #ifndef AF_TRAIN_H
 #define AF_TRAIN_H
 #include <stdint.h>
+#include "core/run/cache.h"
 #include "core/run/freeze.h"
+#include "core/run/options.h"
 #include "core/data/metrics.h"
 #include "core/model/optim.h"
 #include "core/base/status.h"
 
-typedef enum { AF_CACHE_OFF = 0, AF_CACHE_MEMORY, AF_CACHE_DISK, AF_CACHE_AUTO } af_cache_mode;
-typedef enum { AF_DTYPE_F32 = 0, AF_DTYPE_F16, AF_DTYPE_BF16 } af_cache_dtype;
 
-typedef struct {
-  const char *model_dir;     /* HF layout: config.json, vocab.txt, model.safetensors */
-  const char *task;          /* task name (core/data/task.h) */
-  const char *data_dir;      /* the task's files */
-  const char *out;           /* results file (.h5) */
-  const char *device;        /* "cpu" | "cuda" | "auto" */
-  int threads;               /* <= 0: all cores */
-  af_policy *policy;         /* borrowed; NULL = none */
-  af_freeze_opts freeze;     /* max depth, signed ratio */
-  int frozen_dropout;        /* frozen layers keep dropout in training (needs cache off) */
-  int intervals;             /* decision intervals over the run (20) */
-  long interval_steps;       /* > 0: fixed interval length instead of `intervals` */
-  int epochs;                /* 3 */
-  int batch;                 /* examples per optimizer step (32) */
-  int accum;                 /* micro-batches per step (1) */
-  int max_len;               /* tokens per example (128) */
-  int bucket;                /* length-bucketed batches */
-  int recipe_paper;          /* the AutoFreeze paper's recipe (see optim.h) */
-  af_optim_opts optim;       /* filled from the recipe, then overridden */
-  float lr;                  /* <= 0: the recipe's */
-  uint64_t seed;             /* shuffling, dropout, head init (1) */
-  long eval_every;           /* steps between dev evaluations; 0: at each interval boundary */
-  long max_steps;            /* > 0: stop after this many steps (the schedule still spans the run) */
-  size_t max_train_rows, max_eval_rows;  /* 0: all */
+typedef enum { AF_RECIPE_HF = 0, AF_RECIPE_PAPER } af_recipe;
+typedef enum { AF_DEVICE_CPU = 0, AF_DEVICE_CUDA, AF_DEVICE_AUTO } af_device;
+typedef enum { AF_FORMAT_AUTO = 0, AF_FORMAT_TSV, AF_FORMAT_CSV } af_format;
+
+/* The fields of one run. Each is an option of core/run/options.c's table (its row says the
+ * default, range and meaning), except `policy`, a policy object that Lua and tests pass
+ * instead of policy_kind/frozen/percentile. */
+typedef struct af_train_opts {
+  /* the run */
+  const char *model_dir, *task, *data_dir, *out;
+  int epochs, batch, accum, max_len, bucket;
+  size_t max_train_rows, max_eval_rows;
+  uint64_t seed;
+  long eval_every, max_steps;
   int skip_bad_rows;
-  /* the generic task (task = "generic"): see af_task_opts in core/data/task.h */
-  const char *text_cols;     /* "sentence" or "question,sentence" or 1-based "2,3" */
-  const char *label_col;     /* header name, 1-based number, or "last" */
-  const char *labels;        /* comma-separated label list; NULL with regression */
-  const char *format;        /* "tsv" | "csv" | NULL (from the file name) */
-  int regression, no_header;
-  af_cache_mode cache;
-  af_cache_dtype cache_dtype;
-  size_t cache_budget;       /* bytes for the memory tier (0: a safe fraction of free RAM) */
-  const char *cache_dir;     /* disk tier folder (NULL: next to the results file) */
-  int cache_compress;        /* gzip level for the disk tier (0 off) */
-  const char *checkpoint_dir;/* NULL: OUT.ckpt/ ; checkpoints at interval boundaries */
-  int no_checkpoints;
-  int resume;                /* continue from checkpoint_dir's last checkpoint */
-  int progress;              /* -1 auto (stderr is a tty), 0 off, 1 on */
-  int quiet;                 /* no log lines on stderr */
-  long interrupt_at_step;    /* > 0: behave as if SIGINT arrived during this step (tests) */
+  int device;                /* af_device */
+  int threads;               /* 0: all cores */
+  /* the generic task's columns (core/data/task.h: af_task_opts) */
+  const char *text_cols, *label_col, *labels;
+  int format;                /* af_format */
+  int regression, header;
+  /* freezing */
+  int policy_kind;           /* af_policy_kind (core/run/freeze.h), when policy is NULL */
+  af_policy *policy;         /* borrowed: a policy object (Lua, custom); NULL: from policy_kind */
+  int frozen;                /* static: layers frozen from the start (-1 unset) */
+  double percentile;         /* adaptive */
+  af_freeze_opts freeze;     /* max depth (-1: layers-1), signed ratio */
+  int frozen_dropout;
+  int intervals;
+  long interval_steps;       /* > 0: fixed interval length instead of intervals */
+  /* optimizer: the recipe's values, each overridden by a field >= 0 (lr: > 0 or NaN) */
+  int recipe;                /* af_recipe */
+  af_optim_opts optim;
+  /* activation cache */
+  int cache;                 /* af_cache_mode */
+  int cache_dtype;           /* af_cache_dtype */
+  size_t cache_budget;
+  const char *cache_dir;
+  int cache_compress;
+  /* checkpoints and output */
+  const char *checkpoint_dir;
+  int checkpoints, resume;
+  int progress;              /* -1 auto (stderr is a terminal) */
+  int quiet;
 } af_train_opts;
 
 void af_train_opts_default(af_train_opts *o);
+/* The optimizer a run uses: o->recipe's settings with the ones o->optim sets. */
+void af_train_optim(const af_train_opts *o, af_optim_opts *out);
 
 typedef struct {
   char status[16];           /* "complete", "interrupted", "failed" */

@@ -16,7 +16,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "core/results/results.h"
 #include "core/model/safetensors.h"
 #include "core/run/train.h"
 #include "tests/testutil.h"
@@ -48,10 +47,12 @@ static uint64_t fnv(const void *p, size_t n, uint64_t h) {
   return h;
 }
 
-/* a string with the temporary folder replaced, so paths compare across runs */
+/* a string with the temporary and source folders replaced, so paths compare across runs
+ * and checkouts */
 static void rel(const char *s, char *out, size_t cap) {
-  size_t tn = strlen(g_tmp);
+  size_t tn = strlen(g_tmp), sn = strlen(af_test_source_dir());
   if (!strncmp(s, g_tmp, tn)) snprintf(out, cap, "<tmp>%s", s + tn);
+  else if (!strncmp(s, af_test_source_dir(), sn)) snprintf(out, cap, "<src>%s", s + sn);
   else snprintf(out, cap, "%s", s);
   for (char *p = out; *p; p++)
     if (*p == '\n') *p = '|';

@@ -17,7 +17,7 @@
 #include <unistd.h>
 #include "core/model/bert.h"
 #include "core/model/checkpoint.h"
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "core/run/train.h"
 #include "tests/testutil.h"
 
@@ -104,12 +104,12 @@ static void train_with(const char *model, const char *data, const char *out, af_
   o.epochs = 4;
   o.batch = 16;
   o.max_len = 16;
-  o.lr = 3e-3f;
+  o.optim.lr = 3e-3f;
   o.intervals = 8;
   o.threads = 2;
   o.quiet = 1;
   o.seed = 5;
-  o.no_checkpoints = 1;
+  o.checkpoints = 0;
   o.cache = mode;
   o.cache_dtype = dt;
   o.cache_dir = cdir;

@@ -1,7 +1,7 @@
 /* The per-layer interval scores recorded by a training run (/intervals/l1, /intervals/l2),
  * checked against an independent recomputation through the model API.
  *
- * The algorithm (../shared/autofreeze-algorithm.md, "Statistic"): during an interval the
+ * The algorithm (docs/algorithm.md, "The statistic"): during an interval the
  * gradient of every encoder tensor is summed with its sign over the interval's steps, before
  * clipping and the optimizer step; layer l's score is s_l = sum over its tensors of
  * || sum over steps of g ||_1, and l2 is the L2 norm of its interval-summed gradient.
@@ -40,7 +40,7 @@
 #include "core/model/bert.h"
 #include "core/model/checkpoint.h"
 #include "core/model/optim.h"
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "core/data/task.h"
 #include "core/data/tokenizer.h"
 #include "core/run/train.h"
@@ -313,7 +313,6 @@ static void opts_for(af_train_opts *o, const char *model, const char *data, cons
   o->checkpoint_dir = ckpt;
   o->epochs = epochs;
   o->seed = SEED;
-  o->lr = 1e-2f;
   o->optim.lr = 1e-2f;
   o->optim.clip = AF_CLIP_GLOBAL;
   o->optim.max_grad_norm = MAX_NORM;
@@ -361,7 +360,9 @@ int main(void) {
   if (read_recorded(out, L, &rec)) {
     CHECK(rec.n_steps == 3 && rec.n_iv == 3);
     for (size_t k = 0; k < rec.n_iv; k++) CHECK((size_t)rec.istep[k] == k + 1);
-    replay("A", model, data, ckpt, &cfg, &o.optim, &rec, ctl);
+    af_optim_opts oo;
+    af_train_optim(&o, &oo);
+    replay("A", model, data, ckpt, &cfg, &oo, &rec, ctl);
     for (int c = 0; c < NCTL; c++) ctl_all[c] = ctl[c] < ctl_all[c] ? ctl[c] : ctl_all[c];
   }
   recorded_free(&rec);
@@ -392,7 +393,9 @@ int main(void) {
     CHECK(multi == 2);
     /* the scripted freeze takes effect on the step after decision FREEZE_AT */
     for (size_t s = 0; s < rec.n_steps; s++) CHECK((int)rec.depth[s] == (s >= (size_t)rec.istep[FREEZE_AT]));
-    replay("B", model, data, ckpt, &cfg, &o.optim, &rec, ctl);
+    af_optim_opts oo;
+    af_train_optim(&o, &oo);
+    replay("B", model, data, ckpt, &cfg, &oo, &rec, ctl);
     for (int c = 0; c < NCTL; c++) ctl_all[c] = ctl[c] < ctl_all[c] ? ctl[c] : ctl_all[c];
   }
   recorded_free(&rec);

@@ -18,8 +18,9 @@
 #include <string.h>
 #include <time.h>
 #include "core/model/optim.h"
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "core/run/train.h"
+#include "core/run/run.h"
 #include "tests/testutil.h"
 
 /* One attribute of a group: *s a malloc'ed copy for strings (else NULL), *d the number.
@@ -284,8 +285,9 @@ int main(void) {
     CHECK(same_prefix(maxs, base, "steps/lr", (size_t)MS));
     CHECK(same_prefix(maxs, base, "steps/loss", (size_t)MS));
     CHECK(same_prefix(maxs, base, "steps/examples", (size_t)MS));
-    af_optim_opts oo = o.optim;
-    oo.lr = o.lr;
+    af_optim_opts oo;
+    af_optim_defaults_hf(&oo);
+    oo.lr = o.optim.lr;
     int bad = 0, short_sched = 0;
     for (size_t i = 0; lr && i < n; i++) {
       bad += lr[i] != (double)af_lr_at(&oo, (long)i, TOTAL);
@@ -352,7 +354,7 @@ int main(void) {
   char part[4300];
   snprintf(part, sizeof part, "%s/part.h5", tmp);
   af_test_tiny_train_opts(&o, model, data, part, stat1);
-  o.interrupt_at_step = 30;
+  af_run_test_interrupt_at(30);
   s = af_train(&o, &sum);
   CHECK(s == AF_ERR_INTERRUPTED && !strcmp(sum.status, "interrupted") && sum.steps == 30);
   /* the same layers, total steps and seed but another setting that shapes the trajectory
@@ -369,7 +371,7 @@ int main(void) {
     o.epochs = other[i].epochs;
     o.batch = other[i].batch;
     o.seed = other[i].seed;
-    if (other[i].lr > 0) o.lr = other[i].lr;
+    if (other[i].lr > 0) o.optim.lr = other[i].lr;
     o.frozen_dropout = other[i].fdrop;
     s = af_train(&o, &sum);
     printf("resume with %s: %s\n", other[i].what, af_last_error());

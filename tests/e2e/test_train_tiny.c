@@ -8,8 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/model/optim.h"
-#include "core/results/results.h"
+#include "core/results/results_read.h"
 #include "core/run/train.h"
+#include "core/run/run.h"
 #include "tests/testutil.h"
 
 
@@ -37,7 +38,7 @@ static int cmp_d(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The AutoFreeze rule written out again from ../shared/autofreeze-algorithm.md, to check
+/* The AutoFreeze rule written out again from docs/algorithm.md, to check
  * the recorded decisions: ratios against the previous interval, numpy-linear percentile
  * over the trainable layers, new depth = first l >= F with r_l >= percentile. */
 static int expected_depth(const double *prev, const double *cur, int L, int F, double pct) {
@@ -169,12 +170,12 @@ int main(void) {
   CHECK_OK(af_train(&o, &sum));
   CHECK(sum.final_depth == 2);
   opts_for(&o, model, data, part, scripted);
-  o.interrupt_at_step = 57;
+  af_run_test_interrupt_at(57);
   af_status s = af_train(&o, &sum);
   CHECK(s == AF_ERR_INTERRUPTED && !strcmp(sum.status, "interrupted") && sum.steps == 57);
   opts_for(&o, model, data, part, scripted);
   o.resume = 1;
-  o.interrupt_at_step = 77;
+  af_run_test_interrupt_at(77);
   s = af_train(&o, &sum);
   CHECK(s == AF_ERR_INTERRUPTED && sum.steps == 77 && sum.final_depth == 1);
   opts_for(&o, model, data, part, scripted);
@@ -199,8 +200,7 @@ int main(void) {
    * x0.4 after), BERTAdam without bias correction, per-tensor clipping */
   snprintf(out, sizeof out, "%s/paper.h5", tmp);
   opts_for(&o, model, data, out, adap);
-  o.recipe_paper = 1;
-  af_optim_defaults_paper(&o.optim);
+  o.recipe = AF_RECIPE_PAPER;
   CHECK_OK(af_train(&o, &sum));
   {
     size_t n = 0;
@@ -229,7 +229,6 @@ int main(void) {
    * parameter NaN, so step 2's loss is the first that is not finite; the file keeps step 1 */
   snprintf(out, sizeof out, "%s/nan.h5", tmp);
   opts_for(&o, model, data, out, none);
-  o.lr = NAN;
   o.optim.lr = NAN;
   s = af_train(&o, &sum);
   printf("NaN learning rate: %s\n", af_last_error());

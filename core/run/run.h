@@ -1,0 +1,84 @@
+/* One training run's state, shared by the files of core/run/ that carry it out: train.c
+ * (set-up, the step, the loop), train_cache.c (the frozen prefix through the activation
+ * cache) and run_record.c (resolved options, results file, checkpoints). Not a public API:
+ * front-ends use train.h. */
+#ifndef AF_RUN_H
+#define AF_RUN_H
+#include "core/base/timing.h"
+#include "core/data/batcher.h"
+#include "core/data/task.h"
+#include "core/data/tokenizer.h"
+#include "core/model/bert.h"
+#include "core/model/config.h"
+#include "core/results/results.h"
+#include "core/run/cache.h"
+#include "core/run/train.h"
+
+typedef struct af_run af_run;
+struct af_run {
+  const af_train_opts *o;   /* as given */
+  af_train_opts ro;         /* resolved: canonical task, the recipe's optimizer, max depth, device */
+  af_config cfg;
+  af_tokenizer *tok;
+  af_task *task;
+  af_split *train, *evals[2];
+  int n_eval, NL, L, C;
+  af_backend *be;
+  af_bert m;
+  float *host_params;
+  af_policy *policy;        /* the run's: o->policy, or own_policy made from o->policy_kind */
+  af_policy *own_policy;
+  af_freeze_ctl *ctl;
+  af_results *res;
+  af_act_cache *cache;
+  const char *cache_off_reason;  /* a cache was asked for but not opened: why */
+  af_batcher *bt;
+  long total_steps, step, examples;
+  int epoch, depth;
+  size_t batch_in_epoch;
+  double t0, eval_time, train_time_offset;
+  /* interval statistics */
+  size_t *seg_off;        /* [L*AF_LP_COUNT + 1] offsets of encoder tensors in m.acc */
+  double *seg_l1, *seg_sq, *l1, *l2;
+  /* activation cache assembly */
+  float *hbuf;            /* [B*T*C] host: the batch's h[depth] */
+  float *hsub;            /* [B*T*C] host: one group's entries to advance, then its h[depth] */
+  int32_t *sub_ids, *sub_tt;  /* [B*T] a group of rows as a sub-batch */
+  float *sub_mask, *sub_tgt;  /* [B*T], [B] */
+  int *sub_rows, *grp;        /* [B] */
+  /* evaluation */
+  float *scores;          /* [n_eval_max * NL] */
+  float *logits;          /* [max_B * NL] */
+  /* best metric */
+  double best, best_train_time;
+  long best_step, last_eval_step;
+  int have_best;
+  af_metrics last_metrics;
+  double last_loss;
+  char ckpt_dir[4096];
+  char *labels;           /* the task's label names joined by '\n', for checkpoints and export */
+  int progress;
+};
+
+static inline double af_run_train_time(const af_run *r) {
+  return af_now() - r->t0 - r->eval_time + r->train_time_offset;
+}
+
+/* run_record.c */
+af_status af_run_resolve(af_run *r);            /* r->ro from r->o, the task, the controller, the backend */
+af_status af_run_write_config(af_run *r);       /* /config attributes: every option, resolved */
+af_status af_run_save_ckpt(af_run *r);
+af_status af_run_load_ckpt(af_run *r);          /* refuses a checkpoint of another run, naming the setting */
+void af_run_summarize(af_run *r, af_train_summary *sum, const char *status);
+void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum);
+
+/* train_cache.c */
+af_status af_run_open_cache(af_run *r);
+af_status af_run_cache_prepare(af_run *r, const af_batch *b, int *start, int *store, double *t_prefix);
+af_status af_run_cache_store(af_run *r, const af_batch *b);
+void af_run_cache_prefetch_next(af_run *r);
+
+/* test hook (tests/): the next run to finish this step behaves as if SIGINT arrived during it */
+void af_run_test_interrupt_at(long step);
+
+#endif

@@ -1,0 +1,219 @@
+/* What a run records and checks: its resolved options, the results file's /config and
+ * /summary, and the checkpoint identity a resume must match. Every option comes from the
+ * table in options.c, so a new option is recorded and (when it shapes the trajectory)
+ * checked on resume without code here. */
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "core/run/run.h"
+#include "core/run/train_ckpt.h"
+
+void af_train_optim(const af_train_opts *o, af_optim_opts *out) {
+  if (o->recipe == AF_RECIPE_PAPER) af_optim_defaults_paper(out);
+  else af_optim_defaults_hf(out);
+  const af_optim_opts *q = &o->optim;  /* a setting given (>= 0; lr > 0 or NaN) overrides the recipe's */
+  if (!(q->lr <= 0)) out->lr = q->lr;
+  if (q->beta1 >= 0) out->beta1 = q->beta1;
+  if (q->beta2 >= 0) out->beta2 = q->beta2;
+  if (q->eps >= 0) out->eps = q->eps;
+  if (q->weight_decay >= 0) out->weight_decay = q->weight_decay;
+  if (q->bias_correction >= 0) out->bias_correction = q->bias_correction;
+  if ((int)q->clip >= 0) out->clip = q->clip;
+  if (q->max_grad_norm >= 0) out->max_grad_norm = q->max_grad_norm;
+  if ((int)q->schedule >= 0) out->schedule = q->schedule;
+  if (q->warmup_frac >= 0) out->warmup_frac = q->warmup_frac;
+}
+
+af_status af_run_resolve(af_run *r) {
+  const af_train_opts *o = r->o;
+  af_train_opts *ro = &r->ro;
+  *ro = *o;
+  ro->task = af_task_name(r->task);
+  af_train_optim(o, &ro->optim);
+  ro->freeze.max_depth = af_freeze_ctl_max_depth(r->ctl);
+  for (int d = 0; af_device_names[d]; d++)
+    if (!strcmp(af_device_names[d], r->be->name)) ro->device = d;
+  return AF_OK;
+}
+
+/* One option as a /config attribute: numbers as numbers, choices and text as strings. */
+static af_status write_option(af_run *r, const af_opt *opt) {
+  const char *key = opt->attr ? opt->attr : opt->name;
+  char v[4096];
+  if (opt->offset == offsetof(af_train_opts, policy_kind)) return af_results_attr_str(r->res, key, r->policy->name);
+  if (opt->offset == offsetof(af_train_opts, model_dir)) return af_results_attr_str(r->res, key, r->o->model_dir);
+  af_opt_get(opt, &r->ro, v, sizeof v);
+  switch (opt->kind) {
+  case AF_OPT_INT:
+  case AF_OPT_SIZE: return af_results_attr_int(r->res, key, v[0] ? strtoll(v, NULL, 10) : -1);
+  case AF_OPT_BOOL: return af_results_attr_int(r->res, key, !strcmp(v, "auto") ? -1 : !strcmp(v, "true"));
+  case AF_OPT_NUM: return af_results_attr_double(r->res, key, af_opt_number(opt, &r->ro));
+  default: return af_results_attr_str(r->res, key, v);
+  }
+}
+
+af_status af_run_write_config(af_run *r) {
+  af_results *res = r->res;
+  for (int i = 0; i < af_opts_count; i++) AF_TRY(write_option(r, &af_opts[i]));
+  char host[256] = "";
+  gethostname(host, sizeof host - 1);
+  AF_TRY(af_results_attr_str(res, "policy_knobs", r->policy->knobs));
+  AF_TRY(af_results_attr_int(res, "total_steps", r->total_steps));
+  AF_TRY(af_results_attr_str(res, "gemm", r->be->gemm_name));
+  AF_TRY(af_results_attr_str(res, "host", host));
+  AF_TRY(af_results_attr_int(res, "layers", r->L));
+  AF_TRY(af_results_attr_int(res, "hidden", r->C));
+  AF_TRY(af_results_attr_int(res, "num_labels", r->NL));
+  AF_TRY(af_results_attr_int(res, "train_examples", (long long)r->train->n));
+  AF_TRY(af_results_attr_int(res, "train_bad_rows", (long long)r->train->bad_rows));
+  AF_TRY(af_results_attr_int(res, "train_truncated", (long long)r->train->n_truncated));
+  if (r->n_eval > 0) AF_TRY(af_results_attr_int(res, "eval_examples", (long long)r->evals[0]->n));
+  if (r->cache_off_reason)  /* asked for but not opened: say why in the file too */
+    AF_TRY(af_results_set_cache(res, &(af_cache_record){.disabled_reason = r->cache_off_reason}));
+  AF_TRY(af_results_attr_str(res, "metric", af_metric_name(af_task_metrics(r->task)->primary)));
+  return AF_OK;
+}
+
+/* ---- checkpoints ---- */
+
+/* What decides a run's trajectory besides the layers, total steps and seed checked on their
+ * own: a checkpoint is resumed only by a run that agrees on all of it (the rows of the
+ * options table with an ident key). Threads, device, cache, evaluation cadence and
+ * --max-steps may change between the two. */
+static void run_config(const af_run *r, char *buf, size_t cap) {
+  af_opts_identity(&r->ro, r->policy->name, r->policy->knobs, buf, cap);
+}
+
+/* Copies into `pair` the first "key=value" of a that b does not hold, and into `other` b's
+ * pair with that key ("" when b lacks the key); returns 0 when b holds every pair of a. */
+static int config_diff(const char *a, const char *b, char *pair, size_t cap, char *other, size_t ocap) {
+  for (const char *p = a; *p;) {
+    size_t n = strcspn(p, ";"), kn = strcspn(p, "=");
+    if (kn > n) kn = n;
+    int same = 0;
+    other[0] = 0;
+    for (const char *q = b; *q;) {
+      size_t qn = strcspn(q, ";");
+      if (qn > kn && q[kn] == '=' && !strncmp(q, p, kn)) {  /* the same key */
+        snprintf(other, ocap, "%.*s", (int)qn, q);
+        same = qn == n && !strncmp(q, p, n);
+        break;
+      }
+      q += qn;
+      if (*q) q++;
+    }
+    if (!same) {
+      snprintf(pair, cap, "%.*s", (int)n, p);
+      return 1;
+    }
+    p += n;
+    if (*p) p++;
+  }
+  return 0;
+}
+
+af_status af_run_save_ckpt(af_run *r) {
+  if (!r->o->checkpoints) return AF_OK;
+  af_train_state st = {.step = r->step, .epoch = r->epoch, .batch_in_epoch = r->batch_in_epoch,
+                       .depth = r->depth, .examples = r->examples,
+                       .intervals_done = af_freeze_ctl_intervals(r->ctl),
+                       .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
+                       .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
+                       .train_time = af_run_train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
+                       .last_eval_step = r->last_eval_step, .labels = r->labels};
+  char cfg[2048];
+  run_config(r, cfg, sizeof cfg);
+  st.run_config = cfg;
+  return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
+}
+
+af_status af_run_load_ckpt(af_run *r) {
+  af_train_state st;
+  double prev[512];
+  st.prev_scores_out = prev;
+  AF_TRY(af_train_ckpt_load(r->ckpt_dir, &r->m, &st));
+  if (st.L != r->L || st.total_steps != r->total_steps || st.seed != r->o->seed)
+    return AF_FAIL(AF_ERR_ARG,
+                   "%s: the checkpoint is from another run (layers %d, total steps %ld, seed %llu; this run: %d, %ld, %llu)",
+                   r->ckpt_dir, st.L, st.total_steps, (unsigned long long)st.seed, r->L, r->total_steps,
+                   (unsigned long long)r->o->seed);
+  char cfg[2048], theirs[512], mine[512];
+  run_config(r, cfg, sizeof cfg);
+  if (st.run_config_in[0] && config_diff(st.run_config_in, cfg, theirs, sizeof theirs, mine, sizeof mine))
+    return AF_FAIL(AF_ERR_ARG, "%s: the checkpoint is from another run (it has %s; this run: %s)", r->ckpt_dir,
+                   theirs, mine[0] ? mine : "no such setting");
+  AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
+  r->step = st.step;
+  r->epoch = st.epoch;
+  r->batch_in_epoch = st.batch_in_epoch;
+  r->depth = st.depth;
+  r->examples = st.examples;
+  r->have_best = st.have_best;
+  r->best = st.best;
+  r->best_step = st.best_step;
+  r->best_train_time = st.best_train_time;
+  r->train_time_offset = st.train_time;
+  r->last_eval_step = st.last_eval_step;
+  if (!r->o->quiet)
+    fprintf(stderr, "autofreeze: resuming %s at step %ld (epoch %d, frozen depth %d)\n", r->ckpt_dir, r->step,
+            r->epoch + 1, r->depth);
+  return AF_OK;
+}
+
+void af_run_summarize(af_run *r, af_train_summary *sum, const char *status) {
+  memset(sum, 0, sizeof *sum);
+  snprintf(sum->status, sizeof sum->status, "%s", status);
+  sum->steps = r->step;
+  sum->final_depth = r->depth;
+  sum->total_time = r->t0 > 0 ? af_now() - r->t0 : 0;
+  if (r->task) snprintf(sum->metric, sizeof sum->metric, "%s", af_metric_name(af_task_metrics(r->task)->primary));
+  sum->best = r->have_best ? r->best : NAN;
+  sum->final = r->have_best ? r->last_metrics.primary_value : NAN;
+  sum->best_step = r->best_step;
+  sum->time_to_best = r->best_train_time;
+  sum->final_loss = r->last_loss;
+  sum->final_metrics = r->last_metrics;
+  if (r->cache) {
+    af_cache_record cr;
+    af_act_cache_stats(r->cache, &cr);
+    sum->cache_hits = cr.hits;
+    sum->cache_misses = cr.misses;
+    sum->cache_bytes = cr.bytes;
+  }
+}
+
+void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum) {
+  if (!r->res) return;
+  char err[2048];
+  snprintf(err, sizeof err, "%s", af_last_error());  /* keep the run's error through the writes */
+  af_results_set_summary_double(r->res, "total_time", sum->total_time);
+  af_results_set_summary_double(r->res, "train_time", r->t0 > 0 ? af_run_train_time(r) : 0);
+  af_results_set_summary_double(r->res, "eval_time", r->eval_time);
+  af_results_set_summary_int(r->res, "steps", r->step);
+  af_results_set_summary_int(r->res, "final_depth", r->depth);
+  af_results_set_summary_double(r->res, "final_loss", r->last_loss);
+  if (strcmp(status, "complete")) af_results_set_summary_str(r->res, "error", err);
+  if (r->have_best) {
+    const af_metric_set *set = af_task_metrics(r->task);
+    const char *names[AF_METRIC_COUNT];
+    double vals[AF_METRIC_COUNT];
+    int n = 0;
+    for (int i = 0; i < set->n; i++)
+      if (r->last_metrics.have[set->list[i]]) {
+        names[n] = af_metric_name(set->list[i]);
+        vals[n++] = r->last_metrics.value[set->list[i]];
+      }
+    af_results_set_summary_final(r->res, n, names, vals);
+  }
+  if (r->cache) {
+    af_cache_record cr;
+    af_act_cache_stats(r->cache, &cr);
+    af_results_set_cache(r->res, &cr);
+  }
+  af_results_close(&r->res, status);
+  af_fail(AF_OK, __FILE__, __LINE__, "%s", err);
+}
+
