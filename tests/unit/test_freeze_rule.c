@@ -1,5 +1,5 @@
 /* The freeze controller and policies on crafted score sequences. Every expected depth below
- * is worked out by hand from the rule in ../shared/autofreeze-algorithm.md:
+ * is worked out by hand from the rule in docs/algorithm.md:
  *   r_l = |s_prev - s| / s_prev;  pct = numpy.percentile({r_j : j >= F}, N);
  *   new depth = first l >= F with r_l >= pct (layers F..l-1 freeze), capped at max depth.
  * Scores use powers of two where a tie must be exact. */
