@@ -254,8 +254,7 @@ static int plot(lua_State *L) {
   } else {
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_Integer len = luaL_len(L, 1);
-    files = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *files, 0);
-    int ud = lua_gettop(L);
+    files = lua_newuserdatauv(L, (size_t)(len > 0 ? len : 1) * sizeof *files, 0);  /* freed by Lua */
     lua_newtable(L);  /* keeps strings alive */
     int keep = lua_gettop(L);
     for (lua_Integer i = 1; i <= len; i++) {
@@ -270,7 +269,6 @@ static int plot(lua_State *L) {
       files[n++] = lua_tostring(L, -1);
       lua_rawseti(L, keep, i);
     }
-    (void)ud;
   }
   if (n == 0) return luaL_error(L, "af.plot: expected at least one results file");
   if (af_plot_files(files, n, outdir, quiet) != AF_OK) return af_lua_core_error(L, "af.plot");

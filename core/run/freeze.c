@@ -100,10 +100,10 @@ static af_status adaptive_decide(af_policy *p, const af_interval_stats *st, int 
     if (!isnan(st->ratio[j])) vals[n++] = st->ratio[j];
   if (n == 0) return AF_OK;
   double pct = af_percentile_linear(vals, n, a->percentile);
+  if (isnan(pct)) return AF_OK;  /* an overflowed (infinite) ratio makes the interpolation NaN */
   int l = F;
   for (; l < st->L; l++)
     if (isnan(st->ratio[l]) || st->ratio[l] >= pct) break;
-  if (l >= st->L) l = F;   /* unreachable (max >= pct), kept as a safe no-op */
   *new_depth = l < cap ? l : cap;
   return AF_OK;
 }

@@ -252,8 +252,6 @@ static af_status end_interval(af_run *r) {
 
 static af_status evaluate(af_run *r, af_metrics *out0) {
   double a = af_now();
-  af_backend *be = r->be;
-  (void)be;
   char line[512] = "";
   size_t used = 0;
   const char *names[2 * AF_METRIC_COUNT];
@@ -330,7 +328,7 @@ static void progress_line(af_run *r) {
 
 /* ---- the run ---- */
 
-static af_status loop(af_run *r, af_train_summary *sum) {
+static af_status loop(af_run *r) {
   const af_train_opts *o = r->o;
   long max_steps = o->max_steps > 0 && o->max_steps < r->total_steps ? o->max_steps : r->total_steps;
   /* evaluations every eval_every steps, or at each interval boundary */
@@ -388,7 +386,6 @@ static af_status loop(af_run *r, af_train_summary *sum) {
     AF_TRY(evaluate(r, &m));
     AF_TRY(af_run_save_ckpt(r));  /* so resuming a finished run does not evaluate it again */
   }
-  (void)sum;
   return AF_OK;
 }
 
@@ -445,7 +442,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   af_stop_guard guard;
   af_stop_begin(&guard);
   r.t0 = af_now();
-  s = loop(&r, sum);
+  s = loop(&r);
   const char *status = s == AF_OK ? "complete" : s == AF_ERR_INTERRUPTED ? "interrupted" : "failed";
   af_run_summarize(&r, sum, status);
   af_run_finish_results(&r, status, sum);

@@ -367,8 +367,24 @@ static void test_restore(void) {
   af_policy_free(p);
 }
 
+/* An overflowed ratio (a previous score of 1e-310 against 1e10) is +inf; the percentile's
+ * interpolation with it is NaN past the middle of its last gap, and the rule then
+ * freezes nothing rather than everything. */
+static void test_infinite_ratio(void) {
+  af_policy *p = NULL;
+  CHECK_OK(af_policy_adaptive(90, -1, &p));  /* between 0.3 and inf, past the middle: inf - inf */
+  double ratio[4] = {0.1, 0.2, INFINITY, 0.3}, l1[4] = {1, 1, 1, 1};
+  af_interval_stats st = {.interval = 3, .L = 4, .depth = 0, .max_depth = 3, .l1 = l1, .l2 = l1, .ratio = ratio};
+  int nd = 0;
+  CHECK_OK(p->decide(p, &st, &nd));
+  printf("infinite ratio at percentile 90: depth %d\n", nd);
+  CHECK(nd == 0);
+  af_policy_free(p);
+}
+
 int main(void) {
   af_set_quiet(1);
+  test_infinite_ratio();
   test_percentile();
   test_adaptive_sequence();
   test_percentile_extremes();
