@@ -18,7 +18,7 @@ int af_backend_cuda_built(void) {
 #endif
 }
 
-void af_backend_preinit(int argc, char **argv) { af_gemm_preinit(argc, argv); }
+void af_backend_preinit(char **argv) { af_gemm_preinit(argv); }
 
 static int cuda_devices(void) {
 #ifdef AF_HAVE_CUDA
@@ -40,12 +40,12 @@ af_status af_backend_open(const char *name, int threads, af_backend **be) {
       return AF_FAIL(AF_ERR_UNSUPPORTED, "backend 'cuda': no CUDA device is visible (driver missing or "
                      "CUDA_VISIBLE_DEVICES empty); use --device cpu");
 #ifdef AF_HAVE_CUDA
-    return af_cuda_backend_create(threads, be);
+    return af_cuda_backend_create(be);
 #endif
   }
   if (!strcmp(name, "auto")) {
 #ifdef AF_HAVE_CUDA
-    if (cuda_devices() > 0) return af_cuda_backend_create(threads, be);
+    if (cuda_devices() > 0) return af_cuda_backend_create(be);
 #endif
     return af_cpu_backend_create(threads, be);
   }

@@ -30,7 +30,6 @@ struct af_backend {
   void (*free)(af_backend *be, void *p);                      /* NULL is fine */
   af_status (*to_device)(af_backend *be, void *dst, const void *host_src, size_t bytes);
   af_status (*to_host)(af_backend *be, void *host_dst, const void *src, size_t bytes);
-  void (*copy)(af_backend *be, void *dst, const void *src, size_t bytes);
   void (*zero)(af_backend *be, void *p, size_t bytes);
   af_status (*sync)(af_backend *be);  /* waits for queued work, reports async errors */
   void (*destroy)(af_backend *be);
@@ -40,6 +39,14 @@ struct af_backend {
   void (*gemm)(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
                float beta, float *C, int ldc, long strideC, int batch);
+  /* The GEMM implementations built in, for benchmarks and tests: gemm_impls returns their
+   * count, writes up to cap names into names (the form of gemm_name; valid while the
+   * backend is open) and, when current is not NULL, the index of the one in use into
+   * *current. gemm_use(i), 0 <= i < count, makes implementation i run every later GEMM of
+   * the backend (gemm and the ops built on it) and updates gemm_name; AF_ERR_ARG for any
+   * other i. On cpu the choice is process-wide (oneDNN, OpenBLAS); cuda has one (cuBLAS). */
+  int (*gemm_impls)(af_backend *be, const char **names, int cap, int *current);
+  af_status (*gemm_use)(af_backend *be, int i);
 
   /* ---- linear: out[N,OC] = inp[N,C] @ w[OC,C]^T + b[OC]  (b may be NULL) ---- */
   void (*linear_forward)(af_backend *be, float *out, const float *inp, const float *w,
@@ -138,13 +145,13 @@ static inline int af_dropout_keep(uint64_t seed, uint64_t ctr, float p) {
 }
 
 /* Open a backend by name: "cpu", "cuda" or "auto" (cuda when built and a GPU is present).
- * threads <= 0 keeps the OpenMP default. */
+ * threads (cpu only) <= 0 keeps the OpenMP default. */
 af_status af_backend_open(const char *name, int threads, af_backend **be);
 void af_backend_close(af_backend *be);  /* NULL is fine */
 int af_backend_cuda_built(void);
 /* First thing in main(), before any thread or library starts: the CPU backend may re-exec
  * the process to give OpenBLAS the right kernel set (kernels/cpu/gemm.h says why). */
-void af_backend_preinit(int argc, char **argv);
+void af_backend_preinit(char **argv);
 
 /* pthread_sigmask(how, set) on the calling thread and on every thread of the compute pool
  * (OpenMP's team, which later threads inherit from). A caller that handles a signal and

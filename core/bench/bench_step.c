@@ -70,9 +70,14 @@ static int run_torch(const af_config *c, int B, int T, int steps, int threads, d
   return ok;
 }
 
-int af_bench_step(int argc, char **argv) {
-  const char *model = NULL, *cfgname = NULL, *device = "cpu", *frozen = "0";
-  int B = 32, T = 128, steps = 5, warmup = 2, threads = 0, cached = 0, torch = 0;
+typedef struct {
+  const char *model, *cfgname, *device, *frozen;
+  int B, T, steps, warmup, threads, cached, torch;
+} step_opts;
+
+/* -1 to go on, else the exit code (help, usage error). */
+static int parse_opts(int argc, char **argv, step_opts *o) {
+  *o = (step_opts){NULL, NULL, "cpu", "0", 32, 128, 5, 2, 0, 0, 0};
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"config", 1, 0, 'c'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
       {"frozen", 1, 0, 'k'}, {"cached", 0, 0, 'C'}, {"steps", 1, 0, 'n'}, {"warmup", 1, 0, 'w'},
@@ -80,104 +85,105 @@ int af_bench_step(int argc, char **argv) {
   optind = 1;
   for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
     switch (ch) {
-    case 'm': model = optarg; break;
-    case 'c': cfgname = optarg; break;
-    case 'b': B = atoi(optarg); break;
-    case 's': T = atoi(optarg); break;
-    case 'k': frozen = optarg; break;
-    case 'C': cached = 1; break;
-    case 'n': steps = atoi(optarg); break;
-    case 'w': warmup = atoi(optarg); break;
-    case 't': threads = atoi(optarg); break;
-    case 'd': device = optarg; break;
-    case 'P': torch = 1; break;
+    case 'm': o->model = optarg; break;
+    case 'c': o->cfgname = optarg; break;
+    case 'b': o->B = atoi(optarg); break;
+    case 's': o->T = atoi(optarg); break;
+    case 'k': o->frozen = optarg; break;
+    case 'C': o->cached = 1; break;
+    case 'n': o->steps = atoi(optarg); break;
+    case 'w': o->warmup = atoi(optarg); break;
+    case 't': o->threads = atoi(optarg); break;
+    case 'd': o->device = optarg; break;
+    case 'P': o->torch = 1; break;
     case 'h': usage(stdout); return AF_EXIT_OK;
     default: usage(stderr); return AF_EXIT_USAGE;
     }
   }
-  if ((!model) == (!cfgname) || B < 1 || T < 1 || steps < 1 || warmup < 0) {
+  if ((!o->model) == (!o->cfgname) || o->B < 1 || o->T < 1 || o->steps < 1 || o->warmup < 0) {
     fprintf(stderr, "autofreeze bench step: give exactly one of --model or --config, and positive sizes\n");
     usage(stderr);
     return AF_EXIT_USAGE;
   }
-  af_config cfg;
-  if (af_bench_config(model, cfgname, &cfg) != AF_OK) return af_cli_report("bench step");
-  const int L = cfg.num_hidden_layers;
-  int k_lo, k_hi;
-  if (!strcmp(frozen, "all")) k_lo = 0, k_hi = L - 1;
-  else k_lo = k_hi = atoi(frozen);
-  if (k_lo < 0 || k_hi > L - 1) {
-    fprintf(stderr, "autofreeze bench step: --frozen must be in 0..%d or 'all'\n", L - 1);
-    return AF_EXIT_USAGE;
-  }
-  af_backend *be = NULL;
-  if (af_backend_open(device, threads, &be) != AF_OK) return af_cli_report("bench step");
-  af_bert m;
-  const int NL = 2;
-  float *host = NULL, *hid = NULL;
-  int32_t *ids = NULL, *tt = NULL;
-  float *mask = NULL, *tgt = NULL;
-  int rc = AF_EXIT_RUNTIME;
-  if (af_bert_init(&m, be, &cfg, NL, B, T, 0) != AF_OK) goto out;
-  host = malloc(m.lay.total * sizeof(float));
-  hid = malloc((size_t)B * T * cfg.hidden_size * sizeof(float));
-  ids = malloc((size_t)B * T * sizeof *ids);
-  tt = malloc((size_t)B * T * sizeof *tt);
-  mask = malloc((size_t)B * T * sizeof *mask);
-  tgt = malloc((size_t)B * sizeof *tgt);
-  if (!host || !hid || !ids || !tt || !mask || !tgt) {
-    AF_FAIL(AF_ERR_NOMEM, "out of memory for benchmark buffers");
-    goto out;
-  }
-  if (af_bench_params(model, &cfg, &m.lay, host) != AF_OK) goto out;
-  if (af_bert_set_params(&m, host) != AF_OK) goto out;
-  for (int i = 0; i < B * T; i++) {
-    ids[i] = (int32_t)(af_rng_mix(7, (uint64_t)i) % (uint64_t)cfg.vocab_size);
-    tt[i] = (i % T) >= T / 2;
-    mask[i] = 1.f;
-  }
-  for (int i = 0; i < B * T * cfg.hidden_size; i++) hid[i] = (float)((af_rng_mix(9, (uint64_t)i) >> 40) / 16777216.0 - 0.5);
-  for (int i = 0; i < B; i++) tgt[i] = (float)(i % NL);
-  af_bert_input batch = {ids, tt, mask, tgt, B, T};
-  if (af_bert_load_batch(&m, &batch) != AF_OK) goto out;
+  return -1;
+}
 
+/* --frozen K|all as the depth range [*k_lo, *k_hi] of a model with L layers; -1 when out of range. */
+static int frozen_range(const char *frozen, int L, int *k_lo, int *k_hi) {
+  if (!strcmp(frozen, "all")) *k_lo = 0, *k_hi = L - 1;
+  else *k_lo = *k_hi = atoi(frozen);
+  if (*k_lo < 0 || *k_hi > L - 1) {
+    fprintf(stderr, "autofreeze bench step: --frozen must be in 0..%d or 'all'\n", L - 1);
+    return -1;
+  }
+  return 0;
+}
+
+enum { NL = 2 }; /* labels of the benchmark's classifier */
+
+/* The host side of one batch: parameters, a stored hidden state for --cached, the tokens. */
+typedef struct {
+  float *host, *hid;   /* [lay.total], [B,T,C] */
+  int32_t *ids, *tt;   /* [B,T] */
+  float *mask, *tgt;   /* [B,T], [B] */
+} step_inputs;
+
+static void inputs_free(step_inputs *in) {
+  free(in->host), free(in->hid), free(in->ids), free(in->tt), free(in->mask), free(in->tgt);
+}
+
+/* Sets the model's parameters and loads one seeded batch (every token real). */
+static af_status inputs_load(af_bert *m, const step_opts *o, const af_config *cfg, step_inputs *in) {
+  const int B = o->B, T = o->T;
+  in->host = malloc(m->lay.total * sizeof(float));
+  in->hid = malloc((size_t)B * T * cfg->hidden_size * sizeof(float));
+  in->ids = malloc((size_t)B * T * sizeof *in->ids);
+  in->tt = malloc((size_t)B * T * sizeof *in->tt);
+  in->mask = malloc((size_t)B * T * sizeof *in->mask);
+  in->tgt = malloc((size_t)B * sizeof *in->tgt);
+  if (!in->host || !in->hid || !in->ids || !in->tt || !in->mask || !in->tgt)
+    return AF_FAIL(AF_ERR_NOMEM, "out of memory for benchmark buffers");
+  AF_TRY(af_bench_params(o->model, cfg, &m->lay, in->host));
+  AF_TRY(af_bert_set_params(m, in->host));
+  for (int i = 0; i < B * T; i++) {
+    in->ids[i] = (int32_t)(af_rng_mix(7, (uint64_t)i) % (uint64_t)cfg->vocab_size);
+    in->tt[i] = (i % T) >= T / 2;
+    in->mask[i] = 1.f;
+  }
+  for (int i = 0; i < B * T * cfg->hidden_size; i++)
+    in->hid[i] = (float)((af_rng_mix(9, (uint64_t)i) >> 40) / 16777216.0 - 0.5);
+  for (int i = 0; i < B; i++) in->tgt[i] = (float)(i % NL);
+  af_bert_input batch = {in->ids, in->tt, in->mask, in->tgt, B, T};
+  return af_bert_load_batch(m, &batch);
+}
+
+/* Depths are interleaved (every repetition runs each depth once) so that load from other
+ * processes on a shared machine drifts over all depths alike and t/t(k=0) stays a fair
+ * ratio; ts holds, per depth, step/fwd/bwd/opt times of each timed repetition. */
+static af_status time_steps(af_bert *m, const step_opts *o, int k_lo, int k_hi, const float *hid, double *ts) {
+  af_backend *be = m->be;
+  const int B = o->B, T = o->T, steps = o->steps;
   af_optim_opts oo;
   af_optim_defaults_hf(&oo);
-  /* The yardstick is measured before and after the steps and the larger value is used, so
-   * a load burst during one measurement cannot inflate the %sgemm column. */
-  const double sgemm0 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, B * T);
-  double sgemm = sgemm0;
-  printf("bench step: %s, L=%d C=%d I=%d heads=%d, batch %d x seq %d, device %s, GEMM %s\n",
-         model ? model : cfgname, L, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, B, T, be->name,
-         be->gemm_name);
-  printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
-  print_load("start");
-  double t0_step = 0, full_tok_s = 0;
-  const int nk = k_hi - k_lo + 1;
-  /* Depths are interleaved (every repetition runs each depth once) so that load from other
-   * processes on a shared machine drifts over all depths alike and t/t(k=0) stays a fair
-   * ratio; ts holds, per depth, step/fwd/bwd/opt times of each timed repetition. */
-  double *ts = malloc(sizeof(double) * (size_t)steps * 4 * (size_t)nk);
-  if (!ts) goto out;
-  for (int it = 0; it < warmup + steps; it++) {
+  for (int it = 0; it < o->warmup + steps; it++) {
     for (int k = k_lo; k <= k_hi; k++) {
-      int start = cached ? k : 0;
+      int start = o->cached ? k : 0;
       float loss;
       double grad_norm, a = af_now();
-      if (cached && af_bert_load_hidden(&m, k, hid, B, T) != AF_OK) goto out_ts;
-      af_grads_zero(&m, k);
-      if (af_bert_forward(&m, B, T, start, k, 1, (uint64_t)it, &loss) != AF_OK) goto out_ts;
+      if (o->cached) AF_TRY(af_bert_load_hidden(m, k, hid, B, T));
+      af_grads_zero(m, k);
+      AF_TRY(af_bert_forward(m, B, T, start, k, 1, (uint64_t)it, &loss));
       be->sync(be);
       double b = af_now();
-      if (af_bert_backward(&m, B, T, k, (uint64_t)it, 1.0f / B) != AF_OK) goto out_ts;
+      AF_TRY(af_bert_backward(m, B, T, k, (uint64_t)it, 1.0f / B));
       be->sync(be);
       double c = af_now();
-      if (af_optim_step(&m, &oo, k, 1e-5f, it + 1, &grad_norm) != AF_OK) goto out_ts;
-      if (be->sync(be) != AF_OK) goto out_ts;
+      AF_TRY(af_optim_step(m, &oo, k, 1e-5f, it + 1, &grad_norm));
+      AF_TRY(be->sync(be));
       double d = af_now();
-      if (it >= warmup) {
+      if (it >= o->warmup) {
         double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
-        int j = it - warmup;
+        int j = it - o->warmup;
         tk[j] = d - a;
         tk[steps + j] = b - a;
         tk[2 * steps + j] = c - b;
@@ -185,9 +191,14 @@ int af_bench_step(int argc, char **argv) {
       }
     }
   }
-  const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, B * T);
-  if (sgemm1 > sgemm) sgemm = sgemm1;
-  printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
+  return AF_OK;
+}
+
+/* The table, one row per depth (medians of ts); returns the full step's tokens/s (k = 0,
+ * not cached), 0 when that depth was not run. */
+static double report(const af_config *cfg, const step_opts *o, int k_lo, int k_hi, double *ts, double sgemm) {
+  const int B = o->B, T = o->T, steps = o->steps, cached = o->cached;
+  double t0_step = 0, full_tok_s = 0;
   printf("%-6s %-7s %10s %10s %10s %10s %10s %9s %9s %9s\n", "frozen", "cached", "step_ms", "fwd_ms", "bwd_ms", "opt_ms",
          "tokens/s", "GFLOP/s", "%sgemm", "t/t(k=0)");
   for (int k = k_lo; k <= k_hi; k++) {
@@ -195,37 +206,67 @@ int af_bench_step(int argc, char **argv) {
     double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
     double st = af_median(tk, steps), fw = af_median(tk + steps, steps), bw = af_median(tk + 2 * steps, steps),
            op = af_median(tk + 3 * steps, steps);
-    double gf = step_flops(&cfg, B, T, k, start) / st * 1e-9;
+    double gf = step_flops(cfg, B, T, k, start) / st * 1e-9;
     if (k == k_lo) t0_step = st;
     if (k == 0 && !cached) full_tok_s = B * T / st;
     printf("%-6d %-7s %10.1f %10.1f %10.1f %10.1f %10.0f %9.1f %8.0f%% %9.2f\n", k, cached ? "yes" : "no", st * 1e3,
            fw * 1e3, bw * 1e3, op * 1e3, B * T / st, gf, sgemm > 0 ? 100 * gf / sgemm : 0, st / t0_step);
     printf("       work ratio vs k=%d: %.2f\n", k_lo,
-           step_flops(&cfg, B, T, k, start) / step_flops(&cfg, B, T, k_lo, cached ? k_lo : 0));
+           step_flops(cfg, B, T, k, start) / step_flops(cfg, B, T, k_lo, cached ? k_lo : 0));
   }
-  if (torch) {
-    double tok_s = 0;
-    int th = threads > 0 ? threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (run_torch(&cfg, B, T, steps, th, &tok_s) == 0) {
-      printf("pytorch full step (k=0): %.0f tokens/s", tok_s);
-      if (full_tok_s > 0) printf("; autofreeze/pytorch = %.2fx", full_tok_s / tok_s);
-      printf("\n");
-    } else {
-      printf("pytorch: not measured (no torch for /usr/bin/python3?)\n");
-    }
+  return full_tok_s;
+}
+
+static void report_torch(const af_config *cfg, const step_opts *o, double full_tok_s) {
+  double tok_s = 0;
+  int th = o->threads > 0 ? o->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (run_torch(cfg, o->B, o->T, o->steps, th, &tok_s) == 0) {
+    printf("pytorch full step (k=0): %.0f tokens/s", tok_s);
+    if (full_tok_s > 0) printf("; autofreeze/pytorch = %.2fx", full_tok_s / tok_s);
+    printf("\n");
+  } else {
+    printf("pytorch: not measured (no torch for /usr/bin/python3?)\n");
   }
+}
+
+int af_bench_step(int argc, char **argv) {
+  step_opts o;
+  int rc = parse_opts(argc, argv, &o);
+  if (rc >= 0) return rc;
+  af_config cfg;
+  if (af_bench_config(o.model, o.cfgname, &cfg) != AF_OK) return af_cli_report("bench step");
+  const int L = cfg.num_hidden_layers, BT = o.B * o.T;
+  int k_lo, k_hi;
+  if (frozen_range(o.frozen, L, &k_lo, &k_hi) != 0) return AF_EXIT_USAGE;
+  af_backend *be = NULL;
+  if (af_backend_open(o.device, o.threads, &be) != AF_OK) return af_cli_report("bench step");
+  af_bert m;
+  memset(&m, 0, sizeof m);
+  step_inputs in = {NULL, NULL, NULL, NULL, NULL, NULL};
+  double *ts = NULL;
+  rc = AF_EXIT_RUNTIME;
+  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK) goto out;
+  /* The yardstick is measured before and after the steps and the larger value is used, so
+   * a load burst during one measurement cannot inflate the %sgemm column. */
+  const double sgemm0 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
+  printf("bench step: %s, L=%d C=%d I=%d heads=%d, batch %d x seq %d, device %s, GEMM %s\n",
+         o.model ? o.model : o.cfgname, L, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, o.B, o.T,
+         be->name, be->gemm_name);
+  printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
+  print_load("start");
+  ts = malloc(sizeof(double) * (size_t)o.steps * 4 * (size_t)(k_hi - k_lo + 1));
+  if (!ts || time_steps(&m, &o, k_lo, k_hi, in.hid, ts) != AF_OK) goto out;
+  const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
+  const double sgemm = sgemm1 > sgemm0 ? sgemm1 : sgemm0;
+  printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
+  double full_tok_s = report(&cfg, &o, k_lo, k_hi, ts, sgemm);
+  if (o.torch) report_torch(&cfg, &o, full_tok_s);
   print_load("end");
   rc = AF_EXIT_OK;
-out_ts:
-  free(ts);
 out:
   if (rc != AF_EXIT_OK && af_last_error()[0]) af_cli_report("bench step");
-  free(host);
-  free(hid);
-  free(ids);
-  free(tt);
-  free(mask);
-  free(tgt);
+  free(ts);
+  inputs_free(&in);
   af_bert_free(&m);
   af_backend_close(be);
   return rc;

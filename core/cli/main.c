@@ -26,7 +26,7 @@ static void usage(FILE *f, const command *cmds, int n) {
 }
 
 int main(int argc, char **argv) {
-  af_backend_preinit(argc, argv);  /* before anything else: it may re-exec the process */
+  af_backend_preinit(argv);  /* before anything else: it may re-exec the process */
   const command cmds[] = {
       {"run", af_cli_run, "run a Lua experiment script (experiments/quickstart.lua is the default job)"},
       {"train", af_cli_train, "fine-tune a model on a task with a freeze policy, write an HDF5 results file"},

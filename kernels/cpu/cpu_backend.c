@@ -1,6 +1,7 @@
 /* The CPU backend table: host memory (64-byte aligned, zero-filled), the GEMM layer's
- * library choice, and the af_cpu_* ops from the neighbouring files. */
+ * library choice (gemm_impls/gemm_use), and the af_cpu_* ops from the neighbouring files. */
 #include "kernels/cpu/cpu_backend.h"
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <omp.h>
@@ -24,10 +25,6 @@ static af_status cpu_copy_in(af_backend *be, void *dst, const void *src, size_t 
   if (bytes) memmove(dst, src, bytes);
   return AF_OK;
 }
-static void cpu_copy(af_backend *be, void *dst, const void *src, size_t bytes) {
-  (void)be;
-  if (bytes && dst != src) memmove(dst, src, bytes);
-}
 static void cpu_zero(af_backend *be, void *p, size_t bytes) { (void)be; if (bytes) memset(p, 0, bytes); }
 static af_status cpu_sync(af_backend *be) { (void)be; return AF_OK; }
 static void cpu_destroy(af_backend *be) { free(be); }
@@ -38,6 +35,33 @@ void af_cpu_gemm(af_backend *be, int transA, int transB, int M, int N, int K, fl
   (void)be;
   af_sgemm_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
                    strideC, batch);
+}
+
+/* Implementation i is the i-th library built in, in af_gemm_lib order. */
+static int cpu_gemm_impls(af_backend *be, const char **names, int cap, int *current) {
+  (void)be;
+  af_gemm_lib cur = af_gemm_current();
+  int n = 0;
+  if (current) *current = -1;
+  for (int lib = 0; lib < AF_GEMM_NLIBS; lib++) {
+    if (!af_gemm_available((af_gemm_lib)lib)) continue;
+    if (names && n < cap) names[n] = af_gemm_lib_name((af_gemm_lib)lib);
+    if (current && lib == (int)cur) *current = n;
+    n++;
+  }
+  return n;
+}
+
+static af_status cpu_gemm_use(af_backend *be, int i) {
+  int n = 0;
+  for (int lib = 0; lib < AF_GEMM_NLIBS; lib++) {
+    if (!af_gemm_available((af_gemm_lib)lib)) continue;
+    if (n++ != i) continue;
+    AF_TRY(af_gemm_select((af_gemm_lib)lib));
+    snprintf(be->gemm_name, sizeof be->gemm_name, "%s", af_gemm_lib_name((af_gemm_lib)lib));
+    return AF_OK;
+  }
+  return AF_FAIL(AF_ERR_ARG, "cpu backend: GEMM implementation %d: expected 0..%d", i, n - 1);
 }
 
 af_status af_cpu_backend_create(int threads, af_backend **out) {
@@ -52,11 +76,12 @@ af_status af_cpu_backend_create(int threads, af_backend **out) {
   be->free = cpu_free;
   be->to_device = cpu_copy_in;
   be->to_host = cpu_copy_in;
-  be->copy = cpu_copy;
   be->zero = cpu_zero;
   be->sync = cpu_sync;
   be->destroy = cpu_destroy;
   be->gemm = af_cpu_gemm;
+  be->gemm_impls = cpu_gemm_impls;
+  be->gemm_use = cpu_gemm_use;
   be->linear_forward = af_cpu_linear_forward;
   be->linear_backward = af_cpu_linear_backward;
   be->embedding_forward = af_cpu_embedding_forward;

@@ -15,7 +15,6 @@
 
 static int g_init = 0;
 static af_gemm_lib g_lib = AF_GEMM_OPENBLAS;
-static af_gemm_compute g_compute = AF_GEMM_COMPUTE_F32;
 static int g_serial = 0;
 static int g_blas_threads = 0;  /* OpenBLAS pool size outside serial regions */
 static char g_names[AF_GEMM_NLIBS][128];
@@ -92,12 +91,6 @@ af_status af_gemm_select(af_gemm_lib lib) {
   return AF_OK;
 }
 
-af_status af_gemm_set_compute(af_gemm_compute ct) {
-  if (ct != AF_GEMM_COMPUTE_F32) return AF_FAIL(AF_ERR_UNSUPPORTED, "GEMM compute type %d: only fp32 is implemented", (int)ct);
-  g_compute = ct;
-  return AF_OK;
-}
-
 void af_gemm_set_threads(int threads) {
   if (threads <= 0) return;
   g_blas_threads = threads;
@@ -121,7 +114,6 @@ void af_gemm_serial_end(void) {
 void af_sgemm(int transA, int transB, int M, int N, int K, float alpha, const float *A, int lda,
               const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
-  (void)g_compute;  /* fp32 only; a bf16 path would branch here */
 #ifdef AF_HAVE_DNNL
   if (af_gemm_current() == AF_GEMM_ONEDNN) {
     /* dnnl_sgemm is row-major; inside an OpenMP region it runs on the calling thread. */
@@ -159,8 +151,7 @@ static int weak_core(const char *c) {
   return 0;
 }
 
-void af_gemm_preinit(int argc, char **argv) {
-  (void)argc;
+void af_gemm_preinit(char **argv) {
   if (getenv("OPENBLAS_CORETYPE") || getenv("AF_NO_REEXEC") || getenv("AF_GEMM_PREINIT_DONE")) return;
   if (af_gemm_current() != AF_GEMM_OPENBLAS) return;
   const char *core = openblas_get_corename();

@@ -1,14 +1,12 @@
-/* The CPU GEMM layer: one small row-major sgemm API over whichever BLAS is fastest here
- * (oneDNN's dnnl_sgemm when built with it, else OpenBLAS), so the ops and the benchmark
- * never name a library. The compute type is an explicit field so a bf16 mixed-precision
- * path (bf16 inputs, fp32 accumulate) can be added later without touching callers. */
+/* The CPU GEMM layer: one small row-major fp32 sgemm API over whichever BLAS is fastest
+ * here (oneDNN's dnnl_sgemm when built with it, else OpenBLAS), so the ops never name a
+ * library. Outside kernels/ the choice is reached through the backend table
+ * (gemm_impls/gemm_use in kernels/ops.h). */
 #ifndef AF_CPU_GEMM_H
 #define AF_CPU_GEMM_H
 #include "core/base/status.h"
 
 typedef enum { AF_GEMM_ONEDNN = 0, AF_GEMM_OPENBLAS = 1, AF_GEMM_NLIBS } af_gemm_lib;
-/* fp32 is the only compute type today; BF16 is reserved (af_gemm_set_compute refuses it). */
-typedef enum { AF_GEMM_COMPUTE_F32 = 0, AF_GEMM_COMPUTE_BF16 = 1 } af_gemm_compute;
 
 /* Choose the library once per process: env AF_GEMM=onednn|openblas overrides the default
  * (oneDNN when available). Safe to call many times; the first call decides. AF_ERR_ARG for
@@ -16,9 +14,8 @@ typedef enum { AF_GEMM_COMPUTE_F32 = 0, AF_GEMM_COMPUTE_BF16 = 1 } af_gemm_compu
 af_status af_gemm_init(void);
 int af_gemm_available(af_gemm_lib lib);
 af_gemm_lib af_gemm_current(void);
-/* Switch library (benchmarks); returns AF_ERR_UNSUPPORTED when not built. */
+/* Switch library (the CPU backend's gemm_use); AF_ERR_UNSUPPORTED when not built. */
 af_status af_gemm_select(af_gemm_lib lib);
-af_status af_gemm_set_compute(af_gemm_compute ct);
 /* "oneDNN 2.6.3 (avx512_core_vnni)" / "OpenBLAS 0.3.21 (SkylakeX)" for lib. */
 const char *af_gemm_lib_name(af_gemm_lib lib);
 /* Threads used by one threaded GEMM call (OpenMP for oneDNN, OpenBLAS's own pool). */
@@ -46,5 +43,5 @@ void af_gemm_serial_end(void);
  * with OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) when OpenBLAS is the chosen
  * library, its corename is Prescott/generic-class and CPUID shows better. A value the user
  * already set is respected; AF_NO_REEXEC=1 disables it. Call first thing in main(). */
-void af_gemm_preinit(int argc, char **argv);
+void af_gemm_preinit(char **argv);
 #endif

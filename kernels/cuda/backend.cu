@@ -98,14 +98,21 @@ static af_status af_cuda_to_host(af_backend *be, void *host_dst, const void *src
   return af_cuda_sync(be);
 }
 
-static void af_cuda_copy(af_backend *be, void *dst, const void *src, size_t bytes) {
-  if (bytes == 0 || dst == src) return;
-  AF_CUDA_CHECK(be, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, af_cuda_stream(be)));
-}
-
 static void af_cuda_zero(af_backend *be, void *p, size_t bytes) {
   if (bytes == 0) return;
   AF_CUDA_CHECK(be, cudaMemsetAsync(p, 0, bytes, af_cuda_stream(be)));
+}
+
+/* One implementation: cuBLAS, named by gemm_name. */
+static int af_cuda_gemm_impls(af_backend *be, const char **names, int cap, int *current) {
+  if (names && cap > 0) names[0] = be->gemm_name;
+  if (current) *current = 0;
+  return 1;
+}
+
+static af_status af_cuda_gemm_use(af_backend *be, int i) {
+  if (i != 0) return AF_FAIL(AF_ERR_ARG, "CUDA backend: GEMM implementation %d: expected 0 (%s)", i, be->gemm_name);
+  return AF_OK;
 }
 
 static void release(af_backend *be) {
@@ -169,8 +176,7 @@ static af_status setup(af_backend *be, af_cuda_ctx *ctx) {
   return AF_OK;
 }
 
-extern "C" af_status af_cuda_backend_create(int threads_unused, af_backend **out) {
-  (void)threads_unused;
+extern "C" af_status af_cuda_backend_create(af_backend **out) {
   *out = NULL;
   if (af_cuda_device_count() == 0)
     return AF_FAIL(AF_ERR_UNSUPPORTED, "CUDA backend: no CUDA device (or no driver) found");
@@ -193,11 +199,12 @@ extern "C" af_status af_cuda_backend_create(int threads_unused, af_backend **out
   be->free = af_cuda_free;
   be->to_device = af_cuda_to_device;
   be->to_host = af_cuda_to_host;
-  be->copy = af_cuda_copy;
   be->zero = af_cuda_zero;
   be->sync = af_cuda_sync;
   be->destroy = af_cuda_destroy;
   be->gemm = af_cuda_gemm;
+  be->gemm_impls = af_cuda_gemm_impls;
+  be->gemm_use = af_cuda_gemm_use;
   be->linear_forward = af_cuda_linear_forward;
   be->linear_backward = af_cuda_linear_backward;
   be->embedding_forward = af_cuda_embedding_forward;

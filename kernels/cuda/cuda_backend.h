@@ -9,11 +9,11 @@
 extern "C" {
 #endif
 
-/* Fill a new backend with the af_cuda_* ops on the current device. threads_unused keeps
- * the signature of the CPU constructor. AF_ERR_UNSUPPORTED when no device is present,
- * AF_ERR_BACKEND for any CUDA/cuBLAS failure. Set AF_CUDA_TF32=1 to let cuBLAS use TF32
- * tensor cores (off by default so results match the CPU backend). */
-af_status af_cuda_backend_create(int threads_unused, af_backend **be);
+/* Fill a new backend with the af_cuda_* ops on the current device. AF_ERR_UNSUPPORTED
+ * when no device is present, AF_ERR_BACKEND for any CUDA/cuBLAS failure. Set
+ * AF_CUDA_TF32=1 to let cuBLAS use TF32 tensor cores (off by default so results match the
+ * CPU backend). */
+af_status af_cuda_backend_create(af_backend **be);
 
 /* Number of visible CUDA devices; 0 when there is no driver or no device. */
 int af_cuda_device_count(void);

@@ -129,8 +129,4 @@ void af_cuda_adamw_update(af_backend *be, float *params, const float *grads, flo
 af_status af_cuda_segment_norms(af_backend *be, double *l1, double *l2sq, const float *x,
                                 const size_t *off, int nseg);
 
-/* Shared by linear_backward and layernorm_backward: db[c] += sum over rows of x[n,c]
- * (and dw[c] += sum of x[n,c] * y[n,c] when y != NULL), deterministic order. */
-void af_cuda_colsum_accumulate(af_backend *be, float *db, const float *x, int N, int C);
-
 #endif

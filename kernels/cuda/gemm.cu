@@ -43,7 +43,7 @@ __global__ void colsum_accumulate_kernel(float *db, const float *x, int N, int C
   }
 }
 
-void af_cuda_colsum_accumulate(af_backend *be, float *db, const float *x, int N, int C) {
+static void colsum_accumulate(af_backend *be, float *db, const float *x, int N, int C) {
   if (C <= 0 || N <= 0) return;
   colsum_accumulate_kernel<<<(C + 31) / 32, dim3(32, 8), 0, af_cuda_stream(be)>>>(db, x, N, C);
   AF_CUDA_CHECK_LAUNCH(be, "colsum_accumulate_kernel");
@@ -66,5 +66,5 @@ void af_cuda_linear_backward(af_backend *be, float *dinp, float *dw, float *db, 
                              const float *inp, const float *w, int N, int C, int OC) {
   if (dinp) af_cuda_gemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, 0, w, C, 0, 0.0f, dinp, C, 0, 1);
   if (dw) af_cuda_gemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dw, C, 0, 1);
-  if (db) af_cuda_colsum_accumulate(be, db, dout, N, OC);
+  if (db) colsum_accumulate(be, db, dout, N, OC);
 }

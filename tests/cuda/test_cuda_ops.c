@@ -435,6 +435,17 @@ static void test_segment_norms(void) {
   free(hx);
 }
 
+/* ---- CUDA only: one GEMM implementation (cuBLAS), named by gemm_name ---- */
+static void test_gemm_impls(void) {
+  af_backend *be = be2[1];
+  const char *names[4] = {NULL};
+  int cur = -1, n = be->gemm_impls(be, names, 4, &cur);
+  CHECK(n == 1 && cur == 0 && names[0] && !strcmp(names[0], be->gemm_name));
+  CHECK_OK(be->gemm_use(be, 0));
+  CHECK(be->gemm_use(be, 1) == AF_ERR_ARG);
+  printf("gemm implementations: %d (%s)\n", n, names[0] ? names[0] : "?");
+}
+
 /* ---- CUDA only: a cuBLAS error surfaces at sync as AF_ERR_BACKEND, then clears ---- */
 static void test_error_reporting(void) {
   af_backend *be = be2[1];
@@ -471,6 +482,7 @@ int main(void) {
   test_losses();
   test_adamw();
   test_segment_norms();
+  test_gemm_impls();
   test_error_reporting();
   CHECK_OK(be2[1]->sync(be2[1]));
   af_backend_close(be2[1]);

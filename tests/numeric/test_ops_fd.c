@@ -3,16 +3,15 @@
  * backward called with dout = R. Each comparison is followed by a negative control (the
  * negated gradient must fail the same tolerance), so a loose tolerance cannot pass a wrong
  * sign. Also: the accumulation rule (param grads +=, dinp overwritten), GEMM against a naive
- * loop for every transpose/stride/library, AdamW and segment norms against scalar references,
- * the attention forward (masking, dropout counter layout) against a naive double reference,
- * and dropout's keep rate and determinism. */
+ * loop for every transpose/stride/implementation (gemm_impls/gemm_use), AdamW and segment
+ * norms against scalar references, the attention forward (masking, dropout counter layout)
+ * against a naive double reference, and dropout's keep rate and determinism. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "kernels/ops.h"
-#include "kernels/cpu/gemm.h"
 #include "tests/testutil.h"
 
 static af_backend *be;
@@ -387,11 +386,28 @@ static void naive_gemm(int tA, int tB, int M, int N, int K, float alpha, const f
       C[(size_t)i * ldc + j] = (float)(alpha * s + beta * C[(size_t)i * ldc + j]);
     }
 }
+/* The implementation list: at least one, names as gemm_name, gemm_use switches gemm_name
+ * and refuses an index out of range. */
+static int gemm_impl_list(const char **names, int cap, int *prev) {
+  int n = be->gemm_impls(be, names, cap, prev);
+  CHECK(n >= 1 && n <= cap && *prev >= 0 && *prev < n);
+  if (n < 1 || n > cap || *prev < 0 || *prev >= n) return 0;
+  CHECK(!strcmp(names[*prev], be->gemm_name));
+  CHECK(be->gemm_impls(be, NULL, 0, NULL) == n);
+  CHECK(be->gemm_use(be, n) == AF_ERR_ARG);
+  CHECK(be->gemm_use(be, -1) == AF_ERR_ARG);
+  printf("%-48s %d (%s in use)\n", "gemm implementations", n, names[*prev]);
+  return n;
+}
+
 static void test_gemm(void) {
-  for (int lib = 0; lib < AF_GEMM_NLIBS; lib++) {
-    if (!af_gemm_available((af_gemm_lib)lib)) { printf("gemm: %d not built, skipped\n", lib); continue; }
-    af_gemm_lib prev = af_gemm_current();
-    CHECK_OK(af_gemm_select((af_gemm_lib)lib));
+  const char *names[8];
+  int prev = -1, n = gemm_impl_list(names, 8, &prev);
+  for (int li = 0; li < n; li++) {
+    CHECK_OK(be->gemm_use(be, li));
+    int cur = -1;
+    be->gemm_impls(be, NULL, 0, &cur);
+    CHECK(cur == li && !strcmp(be->gemm_name, names[li]));
     for (int t = 0; t < 4; t++) {
       int tA = t & 1, tB = t >> 1, M = 37, N = 29, K = 45, batch = 3;
       int lda = (tA ? M : K) + 3, ldb = (tB ? K : N) + 5, ldc = N + 2;
@@ -402,18 +418,18 @@ static void test_gemm(void) {
       for (int bi = 0; bi < batch; bi++)
         naive_gemm(tA, tB, M, N, K, 0.75f, A + bi * sA, lda, Bm + bi * sB, ldb, -0.5f, Cr + bi * sC, ldc);
       char lab[96];
-      snprintf(lab, sizeof lab, "gemm %s tA=%d tB=%d batch=3", lib == AF_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS", tA, tB);
+      snprintf(lab, sizeof lab, "gemm %.*s tA=%d tB=%d batch=3", (int)strcspn(names[li], " "), names[li], tA, tB);
       af_test_close(lab, C, Cr, sC * batch, 1e-5, 1e-4);  /* includes the untouched padding */
       float *C1 = dup(Cr, sC);
       naive_gemm(tA, tB, M, N, K, 1.0f, A, lda, Bm, ldb, 0.0f, C1, ldc);
       float *C2 = dup(Cr, sC);
       be->gemm(be, tA, tB, M, N, K, 1.0f, A, lda, 0, Bm, ldb, 0, 0.0f, C2, ldc, 0, 1);
-      snprintf(lab, sizeof lab, "gemm %s tA=%d tB=%d single", lib == AF_GEMM_ONEDNN ? "oneDNN" : "OpenBLAS", tA, tB);
+      snprintf(lab, sizeof lab, "gemm %.*s tA=%d tB=%d single", (int)strcspn(names[li], " "), names[li], tA, tB);
       af_test_close(lab, C2, C1, sC, 1e-5, 1e-4);
       free(A); free(Bm); free(C); free(Cr); free(C1); free(C2);
     }
-    CHECK_OK(af_gemm_select(prev));
   }
+  if (n > 0) CHECK_OK(be->gemm_use(be, prev));
 }
 
 /* ---- AdamW vs a double scalar reference ---- */
