@@ -42,6 +42,7 @@ typedef struct {
   long long seed;
   int L;
   double best, final, train_time, total_time, time_to_best, eval_time;
+  double wall_time, setup_time, ckpt_time;  /* the wall-time split (NAN in files from before it) */
   long long best_step, final_depth, train_examples;
   double speedup, speedup_ttb;  /* vs the 'none' run of the same task and seed; NAN without one */
   /* steps */
@@ -151,6 +152,9 @@ static void run_attrs(run_t *r, const af_attr *cfg, int nc, const af_attr *sm, i
   r->total_time = attr_d(sm, nsm, "total_time");
   r->train_time = attr_d(sm, nsm, "train_time");
   r->eval_time = attr_d(sm, nsm, "eval_time");
+  r->wall_time = attr_d(sm, nsm, "wall_time");
+  r->setup_time = attr_d(sm, nsm, "setup_time");
+  r->ckpt_time = attr_d(sm, nsm, "checkpoint_time");
   r->final_depth = isfinite(attr_d(sm, nsm, "final_depth")) ? (long long)attr_d(sm, nsm, "final_depth") : -1;
   char key[64];
   snprintf(key, sizeof key, "final_%s", r->metric);
@@ -583,10 +587,11 @@ static af_status phases(plotter *p, run_t *runs, int n, const char *task, const 
   snprintf(nm, sizeof nm, "phases_%s.dat", task);
   FILE *f = open_data(p->outdir, nm, path, sizeof path);
   if (!f) return AF_ERR_IO;
-  fprintf(f, "\"configuration\" \"data\" \"forward\" \"backward\" \"optimizer\" \"step other\" \"evaluation\" \"setup\"\n");
+  fprintf(f, "\"configuration\" \"data\" \"forward\" \"backward\" \"optimizer\" \"step other\" \"evaluation\" "
+             "\"checkpoints\" \"setup and rest\"\n");
   int rows = 0;
   for (int gi = 0; gi < lg->ngroups; gi++) {
-    double acc[7] = {0};
+    double acc[8] = {0};
     int cnt = 0;
     const char *shortg = lg->groups[gi];
     for (int i = 0; i < n; i++) {
@@ -594,9 +599,12 @@ static af_status phases(plotter *p, run_t *runs, int n, const char *task, const 
       if (strcmp(r->task, task) || strcmp(r->group, lg->groups[gi]) || r->ns == 0) continue;
       double other = r->sum_total - (r->sum_data + r->sum_fwd + r->sum_bwd + r->sum_opt);
       double ev = isfinite(r->eval_time) ? r->eval_time : 0;
-      double setup = isfinite(r->total_time) ? r->total_time - r->sum_total - ev : 0;
-      double v[7] = {r->sum_data, r->sum_fwd, r->sum_bwd, r->sum_opt, other > 0 ? other : 0, ev, setup > 0 ? setup : 0};
-      for (int c = 0; c < 7; c++) acc[c] += v[c];
+      double ck = isfinite(r->ckpt_time) ? r->ckpt_time : 0;
+      /* the rest of the wall time: set-up, decisions, results writes (older files: no set-up) */
+      double whole = isfinite(r->wall_time) ? r->wall_time : isfinite(r->total_time) ? r->total_time : 0;
+      double setup = whole - r->sum_total - ev - ck;
+      double v[8] = {r->sum_data, r->sum_fwd, r->sum_bwd, r->sum_opt, other > 0 ? other : 0, ev, ck, setup > 0 ? setup : 0};
+      for (int c = 0; c < 8; c++) acc[c] += v[c];
       shortg = r->shortg;
       cnt++;
     }
@@ -605,7 +613,7 @@ static af_status phases(plotter *p, run_t *runs, int n, const char *task, const 
     for (const char *c = shortg; *c; c++) fputc(*c == '"' ? '\'' : *c, f);
     if (cnt > 1) fprintf(f, " (n=%d)", cnt);
     fputc('"', f);
-    for (int c = 0; c < 7; c++) {
+    for (int c = 0; c < 8; c++) {
       fputc(' ', f);
       put_num(f, acc[c] / cnt);
     }
@@ -619,7 +627,7 @@ static af_status phases(plotter *p, run_t *runs, int n, const char *task, const 
   gp_set_str(v, "datafile", path);
   fprintf(v, "nbars = %d\n", rows);
   char title[256];
-  snprintf(title, sizeof title, "%s: where the time of a run goes (seconds; n=K: mean of K seeds)", task);
+  snprintf(title, sizeof title, "%s: where the wall time of a run goes (seconds; n=K: mean of K seeds)", task);
   gp_set_str(v, "fig_title", title);
   char stem[128];
   snprintf(stem, sizeof stem, "phases_%s", task);

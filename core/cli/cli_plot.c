@@ -19,7 +19,7 @@ static void usage(FILE *f) {
           "  metric_time_TASK     dev metric vs wall time, one line per run\n"
           "  depth_step_TASK      frozen depth vs optimizer step, one line per run\n"
           "  heatmap_RUN          per-layer gradient L2 norm over the decision intervals\n"
-          "  phases_TASK          time per phase (data, forward, backward, optimizer, eval, setup)\n"
+          "  phases_TASK          wall time per phase (step parts, eval, checkpoints, set-up and rest)\n"
           "  metric_bars          best dev metric per task and configuration, min..max over seeds\n"
           "  speedup_bars         training-time speedup vs the 'none' run of the same task and seed\n"
           "tables: summary.md, summary.csv; gnuplot's data files and log: DIR/data/\n"

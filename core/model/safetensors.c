@@ -460,16 +460,14 @@ static af_status build_header(const char *path, const af_st_write_tensor *ts, in
   return s;
 }
 
-af_status af_st_write(const char *path, const af_st_write_tensor *ts, int n, const char *metadata_json) {
+af_status af_st_write_file(const char *tmp, const af_st_write_tensor *ts, int n, const char *metadata_json) {
+  const char *path = tmp;  /* the name errors give */
   if (n < 0 || (n > 0 && !ts)) return AF_FAIL(AF_ERR_ARG, "%s: bad tensor list (n=%d)", path, n);
   size_t *numel = NULL;
   int *order = NULL;
   char *header = NULL;
   FILE *f = NULL;
-  char tmp[4096];
   af_status s = AF_OK;
-  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
-    return AF_FAIL(AF_ERR_ARG, "%s: path too long", path);
   if ((s = af_calloc((void **)&numel, (size_t)n + 1, sizeof *numel, "safetensors writer")) != AF_OK) goto out;
   if ((s = af_calloc((void **)&order, (size_t)n + 1, sizeof *order, "safetensors writer")) != AF_OK) goto out;
   for (int i = 0; i < n; i++) {
@@ -536,10 +534,6 @@ af_status af_st_write(const char *path, const af_st_write_tensor *ts, int n, con
     s = AF_FAIL(AF_ERR_IO, "%s: write failed: %s", tmp, strerror(errno));
     goto out;
   }
-  if (rename(tmp, path) != 0) {
-    s = AF_FAIL(AF_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
-    goto out;
-  }
 out:
   if (f) fclose(f);
   if (s != AF_OK) remove(tmp);
@@ -547,4 +541,17 @@ out:
   free(order);
   free(numel);
   return s;
+}
+
+af_status af_st_write(const char *path, const af_st_write_tensor *ts, int n, const char *metadata_json) {
+  char tmp[4096];
+  if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp", path) >= sizeof tmp)
+    return AF_FAIL(AF_ERR_ARG, "%s: path too long", path);
+  AF_TRY(af_st_write_file(tmp, ts, n, metadata_json));
+  if (rename(tmp, path) != 0) {
+    af_status s = AF_FAIL(AF_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
+    remove(tmp);
+    return s;
+  }
+  return AF_OK;
 }

@@ -69,5 +69,8 @@ typedef struct {
  * The header is padded with spaces to a multiple of 8 bytes, as the reference writer does,
  * and tensors are stored widest dtype first so F32 data stays 4-byte aligned. */
 af_status af_st_write(const char *path, const af_st_write_tensor *tensors, int n, const char *metadata_json);
+/* The same written to exactly `path` (flushed and fsynced), with no rename: for a caller
+ * that renames it into place itself (the run checkpoint writer). */
+af_status af_st_write_file(const char *path, const af_st_write_tensor *tensors, int n, const char *metadata_json);
 
 #endif

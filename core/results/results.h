@@ -28,6 +28,11 @@ typedef struct {
   double io_time;               /* seconds spent in cache I/O */
   const char *tier;             /* "memory", "disk", "memory+disk", or NULL */
   const char *disabled_reason;  /* NULL or "" when the cache is enabled */
+  /* What was asked for and what each tier did (NULL or "" written as ""): requested is
+   * "off", "memory", "disk" or "auto"; a tier's state is "on", "off: <why>" or
+   * "not asked for". Held here, so a record outlives the cache it came from. */
+  const char *requested;
+  char memory_tier[600], disk_tier[600];
 } af_cache_record;
 
 typedef struct af_results af_results;

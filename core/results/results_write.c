@@ -209,6 +209,9 @@ af_status af_results_set_cache(af_results *r, const af_cache_record *c) {
   long long q = c->hits + c->misses;
   AF_TRY(af_results_group_attr_double(r, "cache", "hit_rate", q > 0 ? (double)c->hits / (double)q : NAN));
   AF_TRY(af_results_group_attr_str(r, "cache", "tier", c->tier ? c->tier : ""));
+  AF_TRY(af_results_group_attr_str(r, "cache", "requested", c->requested ? c->requested : ""));
+  AF_TRY(af_results_group_attr_str(r, "cache", "memory_tier", c->memory_tier));
+  AF_TRY(af_results_group_attr_str(r, "cache", "disk_tier", c->disk_tier));
   return af_results_group_attr_str(r, "cache", "disabled_reason", c->disabled_reason ? c->disabled_reason : "");
 }
 
@@ -642,7 +645,8 @@ static af_status create_layout(af_results *r) {
   gmtime_r(&now, &tm);
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   AF_TRY(af_results_attr_str(r, "created", buf));
-  AF_TRY(af_results_set_cache(r, &(af_cache_record){.disabled_reason = "not configured"}));
+  AF_TRY(af_results_set_cache(r, &(af_cache_record){.disabled_reason = "not configured", .requested = "off",
+                                                     .memory_tier = "not asked for", .disk_tier = "not asked for"}));
   AF_TRY(af_results_set_summary_str(r, "status", "running"));
   /* The summary's usual keys exist from the start, so setting them later rewrites values in
    * place instead of growing the object header during a run (see the crash notes in

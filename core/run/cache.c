@@ -4,6 +4,7 @@
  * Locking: `mu` guards the index, the staging slots, the stats and the disabled state; the
  * disk file has its own (process-wide) HDF5 lock, never taken while holding `mu`. */
 #include "core/run/cache.h"
+#include "core/base/fsutil.h"
 #include "core/base/timing.h"
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +63,8 @@ struct af_act_cache {
 
   int disabled, released, warned_budget;
   char reason[512];
+  int disk_off;                /* AUTO: the disk tier could not be set up; memory only (under mu) */
+  char disk_reason[512];
 
   long long mem_entries, disk_entries, mem_bytes, disk_bytes;
   long long hits, misses, bytes_read, bytes_written;
@@ -231,15 +234,31 @@ static void *reader_main(void *arg) {
   return NULL;
 }
 
+/* The disk tier could not be set up (folder or file; the message is af_last_error()). AUTO
+ * goes on in memory only; DISK fails the open when strict (the user asked for a disk cache
+ * and would get none), else the whole cache turns off. */
+static af_status disk_setup_failed(af_act_cache *c) {
+  if (c->o.mode == AF_CACHE_AUTO) {
+    pthread_mutex_lock(&c->mu);
+    c->disk_off = 1;
+    snprintf(c->disk_reason, sizeof c->disk_reason, "%s", af_last_error());
+    pthread_mutex_unlock(&c->mu);
+    af_warn("activation cache: the disk tier is off (%s); caching in memory only, up to the budget", c->disk_reason);
+    return AF_OK;
+  }
+  if (c->o.strict) {
+    af_error_prefix("activation cache: ");
+    return AF_ERR_IO;
+  }
+  disable(c, af_last_error());
+  release(c);
+  return AF_OK;
+}
+
 /* Create the disk file and start the reader (DISK at open, AUTO at the first spill). */
 static af_status start_disk(af_act_cache *c) {
   af_status st = af_cache_file_create(c->dir, c->run_key, c->o.hidden, c->o.dtype, c->o.compress, &c->file);
-  if (st != AF_OK) {
-    if (st == AF_ERR_NOMEM) return st;
-    disable(c, af_last_error());
-    release(c);
-    return AF_OK;
-  }
+  if (st != AF_OK) return st == AF_ERR_NOMEM ? st : disk_setup_failed(c);
   c->stop = 0;
   if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
     /* Without the reader, get() still reads synchronously: slower, still correct. */
@@ -248,6 +267,19 @@ static af_status start_disk(af_act_cache *c) {
     c->reader_on = 1;
   }
   return AF_OK;
+}
+
+/* The disk tier at open: its folder, like mkdir -p (DISK and AUTO), then for DISK the file
+ * and the reader. A folder left by a failed attempt half-way stays, as with mkdir -p. */
+static af_status open_disk_tier(af_act_cache *c) {
+  if (c->dir && *c->dir && af_mkdirs(c->dir) != AF_OK) {
+    /* af_mkdirs names the level that failed; name the folder asked for too when it differs */
+    size_t n = strlen(c->dir);
+    const char *e = af_last_error();
+    if (strncmp(e, c->dir, n) != 0 || e[n] != ':') af_error_prefix("cannot create %s: ", c->dir);
+    return disk_setup_failed(c);
+  }
+  return c->o.mode == AF_CACHE_DISK ? start_disk(c) : AF_OK;
 }
 
 af_status af_act_cache_open(const af_act_cache_opts *o, af_act_cache **out) {
@@ -284,8 +316,8 @@ af_status af_act_cache_open(const af_act_cache_opts *o, af_act_cache **out) {
   if (o->mode == AF_CACHE_OFF) {
     c->disabled = c->released = 1;
     snprintf(c->reason, sizeof c->reason, "cache off");
-  } else if (o->mode == AF_CACHE_DISK) {
-    af_status st = start_disk(c);
+  } else if (o->mode == AF_CACHE_DISK || o->mode == AF_CACHE_AUTO) {
+    af_status st = open_disk_tier(c);
     if (st != AF_OK) {
       af_act_cache_close(c);
       return st;
@@ -483,14 +515,17 @@ af_status af_act_cache_put(af_act_cache *c, size_t i, int depth, const float *sr
     if (c->o.mode == AF_CACHE_MEMORY || c->o.mode == AF_CACHE_AUTO) {
       if (mem_alloc(c, bytes, &e.block, &e.off) == 0) tier = TIER_MEM;
     }
-    if (tier == TIER_NONE && (c->o.mode == AF_CACHE_DISK || c->o.mode == AF_CACHE_AUTO)) {
+    /* disk_off is written on this thread only (start_disk), so reading it here is safe */
+    if (tier == TIER_NONE && (c->o.mode == AF_CACHE_DISK || c->o.mode == AF_CACHE_AUTO) && !c->disk_off) {
       if (!c->file) {
         AF_TRY(start_disk(c));
         if (is_off(c)) return AF_OK;
       }
-      tier = TIER_DISK;
-      e.off = c->next_row;
-      c->next_row += (uint64_t)len;
+      if (c->file) {  /* else AUTO's disk tier just failed to start: dropped below */
+        tier = TIER_DISK;
+        e.off = c->next_row;
+        c->next_row += (uint64_t)len;
+      }
     }
     if (tier == TIER_NONE) {
       pthread_mutex_lock(&c->mu);
@@ -498,9 +533,9 @@ af_status af_act_cache_put(af_act_cache *c, size_t i, int depth, const float *sr
       pthread_mutex_unlock(&c->mu);
       if (!c->warned_budget) {
         c->warned_budget = 1;
-        af_warn("activation cache: the memory budget of %.1f MiB is full; further entries are not cached "
-                "(a larger --cache-budget, or --cache auto to spill to disk)",
-                (double)c->o.budget_bytes / 1048576.0);
+        af_warn("activation cache: the memory budget of %.1f MiB is full; further entries are not cached (%s)",
+                (double)c->o.budget_bytes / 1048576.0,
+                c->disk_off ? "the disk tier is off" : "a larger --cache-budget, or --cache auto to spill to disk");
       }
       return AF_OK;
     }
@@ -613,11 +648,42 @@ static const char *tier_name(const af_act_cache *c) {
   }
 }
 
+/* "on", "off: <why>" or "not asked for" into buf. */
+static void tier_state(char *buf, size_t cap, int asked, const char *why) {
+  if (!asked) snprintf(buf, cap, "not asked for");
+  else if (why) snprintf(buf, cap, "off: %s", why);
+  else snprintf(buf, cap, "on");
+}
+
+/* Under mu: what was asked for and what each tier did. */
+static void tier_states(const af_act_cache *c, af_cache_record *out) {
+  const af_cache_mode m = c->o.mode;
+  const char *off = c->disabled ? c->reason : NULL, *disk_off = off;
+  if (!disk_off && m == AF_CACHE_AUTO) {
+    if (c->disk_off) disk_off = c->disk_reason;
+    else if (!c->file && !c->disk_entries) disk_off = "the memory budget sufficed";
+  }
+  out->requested = af_cache_mode_names[m];
+  tier_state(out->memory_tier, sizeof out->memory_tier, m == AF_CACHE_MEMORY || m == AF_CACHE_AUTO, off);
+  tier_state(out->disk_tier, sizeof out->disk_tier, m == AF_CACHE_DISK || m == AF_CACHE_AUTO, disk_off);
+}
+
+void af_act_cache_record_unopened(af_cache_mode mode, const char *why, af_cache_record *out) {
+  memset(out, 0, sizeof *out);
+  if ((int)mode < 0 || mode > AF_CACHE_AUTO) mode = AF_CACHE_OFF;
+  if (!why || !*why) why = "not opened";
+  out->disabled_reason = why;
+  out->requested = af_cache_mode_names[mode];
+  tier_state(out->memory_tier, sizeof out->memory_tier, mode == AF_CACHE_MEMORY || mode == AF_CACHE_AUTO, why);
+  tier_state(out->disk_tier, sizeof out->disk_tier, mode == AF_CACHE_DISK || mode == AF_CACHE_AUTO, why);
+}
+
 void af_act_cache_stats(const af_act_cache *c, af_cache_record *out) {
   memset(out, 0, sizeof *out);
   if (!c) return;
   af_act_cache *m = (af_act_cache *)c;
   pthread_mutex_lock(&m->mu);
+  tier_states(c, out);
   out->entries = c->mem_entries + c->disk_entries;
   out->bytes = c->mem_bytes + c->disk_bytes;
   out->hits = c->hits;
@@ -658,3 +724,49 @@ void af_act_cache_stats_detail(const af_act_cache *c, af_act_cache_detail *out) 
 }
 
 const char *af_act_cache_path(const af_act_cache *c) { return c ? af_cache_file_path(c->file) : NULL; }
+
+/* Appends ", " or "; " then a tier: its state, with entries and MiB when on. */
+static size_t describe_tier(char *buf, size_t cap, size_t n, const char *name, const char *state, long long entries,
+                            long long bytes, long long dropped) {
+  if (n >= cap || !strcmp(state, "not asked for")) return n;
+  int w = !strcmp(state, "on")
+              ? snprintf(buf + n, cap - n, "%s%s tier on (%lld entries, %.1f MiB", n ? "; " : "", name, entries,
+                         (double)bytes / 1048576.0)
+              : snprintf(buf + n, cap - n, "%s%s tier %s", n ? "; " : "", name, state);
+  if (w > 0) n += (size_t)w;
+  if (n < cap && !strcmp(state, "on")) {
+    w = dropped ? snprintf(buf + n, cap - n, "; budget full, %lld entries not stored)", dropped)
+                : snprintf(buf + n, cap - n, ")");
+    if (w > 0) n += (size_t)w;
+  }
+  return n;
+}
+
+void af_act_cache_describe(const af_act_cache *c, char *buf, size_t cap) {
+  if (!cap) return;
+  if (!c || c->o.mode == AF_CACHE_OFF) {
+    snprintf(buf, cap, "activation cache off (not asked for)");
+    return;
+  }
+  af_cache_record r;
+  af_act_cache_detail d;
+  af_act_cache_stats(c, &r);
+  af_act_cache_stats_detail(c, &d);
+  int w = snprintf(buf, cap, "activation cache (%s): ", r.requested);
+  size_t head = w > 0 ? (size_t)w : 0, n = 0;
+  if (head >= cap) return;
+  char *tiers = buf + head;
+  size_t tcap = cap - head;
+  tiers[0] = 0;
+  /* puts are dropped only when the memory budget is full and there is no disk tier to take them */
+  n = describe_tier(tiers, tcap, n, "memory", r.memory_tier, d.mem_entries, d.mem_bytes, d.dropped_puts);
+  n = describe_tier(tiers, tcap, n, "disk", r.disk_tier, d.disk_entries, d.disk_bytes, 0);
+  long long q = r.hits + r.misses;
+  if (n < tcap) {
+    if (q > 0)
+      snprintf(tiers + n, tcap - n, "; hit rate %.2f (%lld hits, %lld misses)", (double)r.hits / (double)q, r.hits,
+               r.misses);
+    else
+      snprintf(tiers + n, tcap - n, "; no lookups");
+  }
+}

@@ -1,8 +1,9 @@
 /* The activation cache: for each training example (by its stable index), the hidden state
  * leaving the last frozen layer for its real tokens only, in a memory tier (one arena) and
  * an HDF5 disk tier, stored as fp32, fp16 or bf16. A background reader prefetches disk
- * entries of the next batch. Any disk failure turns the cache off (misses), never the run.
- * How it works and what it costs: docs/cache.md. */
+ * entries of the next batch. A disk failure during a run turns the cache off (misses), never
+ * the run; at the start, a disk tier asked for that cannot be set up can fail the open
+ * (opts.strict). How it works and what it costs: docs/cache.md. */
 #ifndef AF_CACHE_H
 #define AF_CACHE_H
 #include <stddef.h>
@@ -23,19 +24,25 @@ typedef struct {
                              AF_CACHE_OFF opens a cache that is disabled ("cache off") */
   af_cache_dtype dtype;   /* storage: F32 (bytes exact), F16, BF16 (round to nearest even) */
   size_t budget_bytes;    /* memory tier budget; 0 = 25% of MemAvailable (/proc/meminfo) */
-  const char *dir;        /* folder for the disk tier file (NULL: $TMPDIR or /tmp) */
+  const char *dir;        /* folder for the disk tier file, created (mkdir -p) at open for DISK and
+                             AUTO (NULL: $TMPDIR or /tmp, not created) */
   int compress;           /* 0 off, 1-9 deflate level of the disk tier chunks */
   size_t n_examples;      /* examples in the training split (indices 0..n-1) */
   int hidden;             /* C */
   const char *run_key;    /* run + model state; written in the file header, checked on open */
+  int strict;             /* DISK only: 1 = a disk tier that cannot be set up at open (its folder
+                             cannot be created, is not writable, the file cannot be created) fails
+                             the open with AF_ERR_IO; 0 = the cache opens disabled with the reason */
 } af_act_cache_opts;
 
-/* Fails only for bad options (AF_ERR_ARG) or memory (AF_ERR_NOMEM). A disk tier that cannot
- * be created (unwritable dir, ...) gives a cache that is disabled with a reason and a
- * warning: every get is then a miss and every put is dropped, and the run goes on. The disk
- * file is <dir>/afcache-<16 hex of FNV-1a(run_key)>-<pid>.h5, always created fresh: an
- * existing file of that name is never read (one with our header is removed, anything else
- * disables the cache). */
+/* Fails for bad options (AF_ERR_ARG), memory (AF_ERR_NOMEM), and, with o->strict, a DISK tier
+ * that cannot be set up (AF_ERR_IO; the message names the folder or file and why). Otherwise a
+ * disk tier that cannot be set up gives, in DISK mode, a cache that is disabled with a reason
+ * and a warning (every get a miss, every put dropped; the run goes on) and, in AUTO mode, a
+ * cache whose disk tier is off (a warning; memory only, up to the budget). The folder is
+ * created at open; the file is <dir>/afcache-<16 hex of FNV-1a(run_key)>-<pid>.h5, created
+ * at open (DISK) or at the first spill (AUTO), always fresh: an existing file of that name is
+ * never read (one with our header is removed, anything else counts as a failure to set up). */
 af_status af_act_cache_open(const af_act_cache_opts *o, af_act_cache **c);
 /* Stops the reader, closes and removes the disk file, frees everything. NULL-safe. */
 void af_act_cache_close(af_act_cache *c);
@@ -66,8 +73,20 @@ af_status af_act_cache_flush(af_act_cache *c);
 
 /* get/put/prefetch/depth/stats are called from one thread (the training loop); the
  * reader thread is internal. */
-void af_act_cache_stats(const af_act_cache *c, af_cache_record *out);  /* strings live until close */
+/* The record's tier and disabled_reason point into the cache (they live until close); its
+ * requested, memory_tier and disk_tier say what was asked for and what each tier did: "on",
+ * "off: <why>" (turned off, could not be set up, or for AUTO's disk tier "the memory budget
+ * sufficed") or "not asked for". */
+void af_act_cache_stats(const af_act_cache *c, af_cache_record *out);
 const char *af_act_cache_disabled_reason(const af_act_cache *c);     /* NULL while enabled */
+/* One line (no newline) for the end of a run: the mode asked for, each tier asked for with
+ * its entries and MiB when on or its reason when off, and the hit rate, e.g.
+ * "activation cache (auto): memory tier on (192 entries, 0.2 MiB); disk tier off: the memory
+ * budget sufficed; hit rate 0.67 (384 hits, 192 misses)". Cut to cap - 1 bytes. */
+void af_act_cache_describe(const af_act_cache *c, char *buf, size_t cap);
+/* The record of a cache asked for (mode) but never opened, because why (e.g. "the activation
+ * cache needs --accum 1"): disabled_reason = why, requested, each tier asked for "off: why". */
+void af_act_cache_record_unopened(af_cache_mode mode, const char *why, af_cache_record *out);
 
 /* More detail than af_cache_record (benchmarks, docs). */
 typedef struct {

@@ -47,6 +47,8 @@ const af_opt af_opts[] = {
    "examples", "run", "likewise for each evaluation split", NULL, "max_eval_rows", AF_OPT_TRAJECTORY},
   {"seed", NULL, AF_OPT_INT, AF_CT_U64, F(seed), "1", NULL, 0, 9.2e18, NULL, NULL, "N", NULL, "run",
    "shuffling, dropout and head initialisation", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"eval_batch", NULL, AF_OPT_INT, AF_CT_INT, F(eval_batch), "0", "the training micro-batch", 0, 1 << 20, NULL,
+   NULL, "N", "examples", "run", "examples per evaluation forward (more memory, fewer passes)", NULL, NULL, 0},
   {"eval_every", NULL, AF_OPT_INT, AF_CT_LONG, F(eval_every), "0", "each interval boundary", 0, BIG, NULL, NULL,
    "STEPS", "steps", "run", "dev evaluation period", NULL, NULL, 0},
   {"max_steps", NULL, AF_OPT_INT, AF_CT_LONG, F(max_steps), "0", "no limit", 0, BIG, NULL, NULL, "N", "steps",
@@ -136,6 +138,9 @@ const af_opt af_opts[] = {
    NULL, "checkpoints", "run checkpoint folder", NULL, NULL, 0},
   {"checkpoints", NULL, AF_OPT_BOOL, AF_CT_INT, F(checkpoints), "true", NULL, 0, 0, NULL, NULL, NULL, NULL,
    "checkpoints", "write run checkpoints (--no-checkpoints: none, no resume)", NULL, NULL, 0},
+  {"checkpoint_every", NULL, AF_OPT_PERIOD, AF_CT_PERIOD, F(checkpoint_every), "10m", NULL, 0, 0, NULL, NULL,
+   "EVERY", NULL, "checkpoints", "checkpoint period: N steps, Ns/Nm/Nh of training time, or intervals (each "
+   "boundary); a run also checkpoints at its end and on SIGINT/SIGTERM", NULL, NULL, 0},
   {"resume", NULL, AF_OPT_BOOL, AF_CT_INT, F(resume), "false", NULL, 0, 0, NULL, NULL, NULL, NULL, "checkpoints",
    "continue from the checkpoint folder's last checkpoint", NULL, NULL, 0},
   {"progress", NULL, AF_OPT_BOOL, AF_CT_INT, F(progress), "auto", "when stderr is a terminal", 0, 0, NULL, NULL,
@@ -271,6 +276,32 @@ static af_status set_choice(const af_opt *opt, af_train_opts *o, const char *tex
   return bad("expects one of %s%s, got '%s'", list, "", text);
 }
 
+/* "intervals", N (steps: an integer >= 1), or a positive number of seconds, minutes or hours
+ * ("90s", "10m", "1.5h") */
+static af_status set_period(const af_opt *opt, af_train_opts *o, const char *text) {
+  af_period *p = field(opt, o);
+  if (!strcmp(text, "intervals")) return *p = (af_period){AF_PERIOD_INTERVALS, 0}, AF_OK;
+  char *end;
+  errno = 0;
+  long long n = strtoll(text, &end, 10);
+  if (isdigit((unsigned char)text[0]) && !*end && !errno && n >= 1 && (double)n < BIG)
+    return *p = (af_period){AF_PERIOD_STEPS, (double)n}, AF_OK;
+  double v = strtod(text, &end), unit = 0;
+  if (end != text && end[0] && !end[1]) unit = end[0] == 's' ? 1 : end[0] == 'm' ? 60 : end[0] == 'h' ? 3600 : 0;
+  if ((isdigit((unsigned char)text[0]) || text[0] == '.') && unit > 0 && v > 0 && isfinite(v * unit))
+    return *p = (af_period){AF_PERIOD_SECONDS, v * unit}, AF_OK;
+  return bad("expects a period like 500 (steps), 10m or intervals%s%s, got '%s'", "", "", text);
+}
+
+/* as set_period reads it: the largest unit that divides the seconds */
+static void period_text(const af_period *p, char *buf, size_t cap) {
+  if (p->kind == AF_PERIOD_INTERVALS) snprintf(buf, cap, "intervals");
+  else if (p->kind == AF_PERIOD_STEPS) snprintf(buf, cap, "%.0f", p->every);
+  else if (fmod(p->every, 3600) == 0) snprintf(buf, cap, "%.15gh", p->every / 3600);
+  else if (fmod(p->every, 60) == 0) snprintf(buf, cap, "%.15gm", p->every / 60);
+  else snprintf(buf, cap, "%.15gs", p->every);
+}
+
 af_status af_opt_set(const af_opt *opt, af_train_opts *o, const char *text) {
   switch (opt->kind) {
   case AF_OPT_STR: *(const char **)field(opt, o) = text; return AF_OK;
@@ -279,6 +310,7 @@ af_status af_opt_set(const af_opt *opt, af_train_opts *o, const char *text) {
   case AF_OPT_BOOL: return set_bool(opt, o, text);
   case AF_OPT_CHOICE: return set_choice(opt, o, text);
   case AF_OPT_SIZE: return set_size(opt, o, text);
+  case AF_OPT_PERIOD: return set_period(opt, o, text);
   }
   return AF_FAIL(AF_ERR_ARG, "unknown option kind");
 }
@@ -312,6 +344,7 @@ void af_opt_get(const af_opt *opt, const af_train_opts *o, char *buf, size_t cap
     snprintf(buf, cap, "%.9g", opt->ctype == AF_CT_FLOAT ? (double)*(const float *)p : *(const double *)p);
     break;
   case AF_OPT_BOOL: snprintf(buf, cap, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "true" : "false"); break;
+  case AF_OPT_PERIOD: period_text(p, buf, cap); break;
   case AF_OPT_CHOICE: {
     int i = *(const int *)p, n = 0;
     while (opt->choices[n]) n++;

@@ -18,11 +18,20 @@ typedef enum {
   AF_OPT_NUM,     /* a real number in [lo, hi] */
   AF_OPT_BOOL,    /* true/false (CLI: --name / --no-name) */
   AF_OPT_CHOICE,  /* one of choices[], stored as its index */
-  AF_OPT_SIZE     /* bytes, "512M", "4G" */
+  AF_OPT_SIZE,    /* bytes, "512M", "4G" */
+  AF_OPT_PERIOD   /* how often: N (steps), Ns/Nm/Nh (training time) or "intervals" (af_period) */
 } af_opt_kind;
 
 /* how the value is stored in af_train_opts */
-typedef enum { AF_CT_INT, AF_CT_LONG, AF_CT_U64, AF_CT_SIZE, AF_CT_FLOAT, AF_CT_DOUBLE, AF_CT_STR } af_opt_ctype;
+typedef enum { AF_CT_INT, AF_CT_LONG, AF_CT_U64, AF_CT_SIZE, AF_CT_FLOAT, AF_CT_DOUBLE, AF_CT_STR, AF_CT_PERIOD } af_opt_ctype;
+
+/* A period (AF_OPT_PERIOD): every `every` optimizer steps, every `every` seconds of training
+ * time (af_run_train_time), or at every interval boundary. */
+typedef enum { AF_PERIOD_STEPS = 0, AF_PERIOD_SECONDS, AF_PERIOD_INTERVALS } af_period_kind;
+typedef struct {
+  int kind;      /* af_period_kind */
+  double every;  /* steps (a whole number >= 1) or seconds (> 0); unused for intervals */
+} af_period;
 
 enum {
   AF_OPT_TRAJECTORY = 1 << 0,  /* changes what the run computes: a resume must agree on it */

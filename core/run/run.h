@@ -13,6 +13,7 @@
 #include "core/results/results.h"
 #include "core/run/cache.h"
 #include "core/run/train.h"
+#include "core/run/train_ckpt_writer.h"
 
 typedef struct af_run af_run;
 struct af_run {
@@ -31,12 +32,16 @@ struct af_run {
   af_freeze_ctl *ctl;
   af_results *res;
   af_act_cache *cache;
+  af_act_cache *eval_cache[2];   /* per evaluation split: h[depth] of dev rows (train_eval.c) */
   const char *cache_off_reason;  /* a cache was asked for but not opened: why */
   af_batcher *bt;
   long total_steps, step, examples;
   int epoch, depth;
   size_t batch_in_epoch;
   double t0, eval_time, train_time_offset;
+  /* wall-time split of this process (the results' /summary): set-up until t0, steps, the rest */
+  double t_start, step_time;
+  double ckpt_time;          /* checkpointing on the critical path (snapshot, waiting for the writer) */
   /* interval statistics */
   size_t *seg_off;        /* [L*AF_LP_COUNT + 1] offsets of encoder tensors in m.acc */
   double *seg_l1, *seg_sq, *l1, *l2;
@@ -58,6 +63,13 @@ struct af_run {
   char ckpt_dir[4096];
   char *labels;           /* the task's label names joined by '\n', for checkpoints and export */
   int progress;
+  /* checkpoint writer */
+  af_ckpt_writer *ckw;    /* NULL: no checkpoints */
+  int ckpt_have;          /* a checkpoint of this run exists (written, or resumed from) */
+  long ckpt_step, ckpt_eval_step;  /* the step and last_eval_step it holds */
+  double ckpt_train_time; /* af_run_train_time when it was taken (for a period in time) */
+  int ckpt_prefix_depth;  /* resumed: the prefix file the checkpoint names (-1: none) */
+  uint64_t ckpt_prefix_id;
 };
 
 static inline double af_run_train_time(const af_run *r) {
@@ -67,10 +79,18 @@ static inline double af_run_train_time(const af_run *r) {
 /* run_record.c */
 af_status af_run_resolve(af_run *r);            /* r->ro from r->o, the task, the controller, the backend */
 af_status af_run_write_config(af_run *r);       /* /config attributes: every option, resolved */
-af_status af_run_save_ckpt(af_run *r);
 af_status af_run_load_ckpt(af_run *r);          /* refuses a checkpoint of another run, naming the setting */
+af_status af_run_ckpt_open(af_run *r);          /* the checkpoint writer (none with checkpoints off), after a load */
+int af_run_ckpt_due(const af_run *r, int boundary);  /* checkpoint_every says: now (boundary: at one) */
+af_status af_run_save_ckpt(af_run *r);          /* snapshot + hand-off; nothing when the latest holds this state */
+af_status af_run_ckpt_wait(af_run *r);          /* the write in flight; its error */
+af_status af_run_ckpt_end(af_run *r, af_status s);  /* after the loop: waits; a failed run keeps its error */
 void af_run_summarize(af_run *r, af_train_summary *sum, const char *status);
 void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum);
+
+/* train_eval.c */
+af_status af_run_evaluate(af_run *r, af_metrics *out0);  /* every eval split; results rows, best */
+void af_run_eval_cache_record(af_run *r);                /* /cache@eval_*: the dev rows' cache */
 
 /* train_cache.c */
 af_status af_run_open_cache(af_run *r);
@@ -80,5 +100,9 @@ void af_run_cache_prefetch_next(af_run *r);
 
 /* test hook (tests/): the next run to finish this step behaves as if SIGINT arrived during it */
 void af_run_test_interrupt_at(long step);
+/* test hook (tests/): the checkpoint of this step (0: off) ends the process with SIGKILL after
+ * its temporary file is written, before the rename, once the training thread waits for it
+ * (so the kill cuts no results-file write in half). Read when a run starts. */
+void af_run_test_kill_in_ckpt_write(long step);
 
 #endif

@@ -71,8 +71,11 @@ af_status af_run_write_config(af_run *r) {
   AF_TRY(af_results_attr_int(res, "train_bad_rows", (long long)r->train->bad_rows));
   AF_TRY(af_results_attr_int(res, "train_truncated", (long long)r->train->n_truncated));
   if (r->n_eval > 0) AF_TRY(af_results_attr_int(res, "eval_examples", (long long)r->evals[0]->n));
-  if (r->cache_off_reason)  /* asked for but not opened: say why in the file too */
-    AF_TRY(af_results_set_cache(res, &(af_cache_record){.disabled_reason = r->cache_off_reason}));
+  if (r->cache_off_reason) {  /* asked for but not opened: say why in the file too */
+    af_cache_record cr;
+    af_act_cache_record_unopened(r->o->cache, r->cache_off_reason, &cr);
+    AF_TRY(af_results_set_cache(res, &cr));
+  }
   AF_TRY(af_results_attr_str(res, "metric", af_metric_name(af_task_metrics(r->task)->primary)));
   return AF_OK;
 }
@@ -115,19 +118,61 @@ static int config_diff(const char *a, const char *b, char *pair, size_t cap, cha
   return 0;
 }
 
-af_status af_run_save_ckpt(af_run *r) {
+af_status af_run_ckpt_open(af_run *r) {
   if (!r->o->checkpoints) return AF_OK;
+  char cfg[2048];
+  run_config(r, cfg, sizeof cfg);
+  AF_TRY(af_ckpt_writer_open(r->ckpt_dir, &r->m, r->o->model_dir, r->labels, cfg, &r->ckw));
+  if (r->ckpt_have)
+    af_ckpt_writer_resumed(r->ckw, &(af_train_state){.prefix_depth = r->ckpt_prefix_depth,
+                                                     .prefix_id = r->ckpt_prefix_id});
+  return AF_OK;
+}
+
+int af_run_ckpt_due(const af_run *r, int boundary) {
+  const af_period *p = &r->o->checkpoint_every;
+  if (!r->ckw) return 0;
+  switch (p->kind) {
+  case AF_PERIOD_INTERVALS: return boundary;
+  case AF_PERIOD_STEPS: return r->step % (long)p->every == 0;  /* the same steps after a resume */
+  default: return af_run_train_time(r) - r->ckpt_train_time >= p->every;
+  }
+}
+
+af_status af_run_save_ckpt(af_run *r) {
+  if (!r->ckw || (r->ckpt_have && r->ckpt_step == r->step && r->ckpt_eval_step == r->last_eval_step)) return AF_OK;
+  double a = af_now();
   af_train_state st = {.step = r->step, .epoch = r->epoch, .batch_in_epoch = r->batch_in_epoch,
                        .depth = r->depth, .examples = r->examples,
                        .intervals_done = af_freeze_ctl_intervals(r->ctl),
                        .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
                        .train_time = af_run_train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
-                       .last_eval_step = r->last_eval_step, .labels = r->labels};
-  char cfg[2048];
-  run_config(r, cfg, sizeof cfg);
-  st.run_config = cfg;
-  return af_train_ckpt_save(r->ckpt_dir, &r->m, &st, r->o->model_dir);
+                       .last_eval_step = r->last_eval_step};
+  af_status s = af_ckpt_writer_submit(r->ckw, &r->m, &st);  /* the strings: the writer's copies */
+  r->ckpt_time += af_now() - a;
+  if (s != AF_OK) return s;
+  r->ckpt_have = 1;
+  r->ckpt_step = r->step;
+  r->ckpt_eval_step = r->last_eval_step;
+  r->ckpt_train_time = st.train_time;
+  return AF_OK;
+}
+
+af_status af_run_ckpt_wait(af_run *r) {
+  double a = af_now();
+  af_status s = af_ckpt_writer_wait(r->ckw);
+  r->ckpt_time += af_now() - a;
+  return s;
+}
+
+af_status af_run_ckpt_end(af_run *r, af_status s) {
+  if (s == AF_OK) return af_run_ckpt_wait(r);
+  char keep[2048];
+  snprintf(keep, sizeof keep, "%s", af_last_error());
+  if (af_run_ckpt_wait(r) != AF_OK) af_warn("%s", af_last_error());
+  af_fail(s, __FILE__, __LINE__, "%s", keep);
+  return s;
 }
 
 af_status af_run_load_ckpt(af_run *r) {
@@ -157,6 +202,12 @@ af_status af_run_load_ckpt(af_run *r) {
   r->best_train_time = st.best_train_time;
   r->train_time_offset = st.train_time;
   r->last_eval_step = st.last_eval_step;
+  r->ckpt_have = 1;  /* what the loaded checkpoint holds is not written again */
+  r->ckpt_step = st.step;
+  r->ckpt_eval_step = st.last_eval_step;
+  r->ckpt_train_time = st.train_time;
+  r->ckpt_prefix_depth = st.prefix_depth;
+  r->ckpt_prefix_id = st.prefix_id;
   if (!r->o->quiet)
     fprintf(stderr, "autofreeze: resuming %s at step %ld (epoch %d, frozen depth %d)\n", r->ckpt_dir, r->step,
             r->epoch + 1, r->depth);
@@ -185,6 +236,20 @@ void af_run_summarize(af_run *r, af_train_summary *sum, const char *status) {
   }
 }
 
+/* Where this process's wall time went: set-up (loading, tokenizing), the steps, the
+ * evaluations, the checkpoints' share of the critical path, and the rest (decisions,
+ * results writes, waiting). */
+static void record_wall_time(af_run *r) {
+  double wall = af_now() - r->t_start, setup = (r->t0 > 0 ? r->t0 : af_now()) - r->t_start;
+  double other = wall - setup - r->step_time - r->eval_time - r->ckpt_time;
+  af_results_set_summary_double(r->res, "wall_time", wall);
+  af_results_set_summary_double(r->res, "setup_time", setup);
+  af_results_set_summary_double(r->res, "step_time", r->step_time);
+  af_results_set_summary_double(r->res, "checkpoint_time", r->ckpt_time);
+  af_results_set_summary_double(r->res, "other_time", other > 0 ? other : 0);
+  af_run_eval_cache_record(r);
+}
+
 void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum) {
   if (!r->res) return;
   char err[2048];
@@ -192,6 +257,8 @@ void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum)
   af_results_set_summary_double(r->res, "total_time", sum->total_time);
   af_results_set_summary_double(r->res, "train_time", r->t0 > 0 ? af_run_train_time(r) : 0);
   af_results_set_summary_double(r->res, "eval_time", r->eval_time);
+  record_wall_time(r);
+  af_results_set_summary_int(r->res, "checkpoints_written", af_ckpt_writer_count(r->ckw));
   af_results_set_summary_int(r->res, "steps", r->step);
   af_results_set_summary_int(r->res, "final_depth", r->depth);
   af_results_set_summary_double(r->res, "final_loss", r->last_loss);
@@ -212,6 +279,12 @@ void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum)
     af_cache_record cr;
     af_act_cache_stats(r->cache, &cr);
     af_results_set_cache(r->res, &cr);
+  }
+  if (!r->o->quiet && (r->cache || r->cache_off_reason)) {  /* what the cache did, each tier asked for */
+    char line[2048];
+    if (r->cache) af_act_cache_describe(r->cache, line, sizeof line);
+    else snprintf(line, sizeof line, "activation cache off: %s", r->cache_off_reason);
+    fprintf(stderr, "autofreeze: %s\n", line);
   }
   af_results_close(&r->res, status);
   af_fail(AF_OK, __FILE__, __LINE__, "%s", err);

@@ -94,8 +94,9 @@ static af_status setup(af_run *r) {
   r->depth = af_freeze_ctl_depth(r->ctl);
   AF_TRY(af_backend_open(af_device_names[o->device], o->threads, &r->be));
   const int micro = o->batch / o->accum;
-  /* activations for one micro-batch; evaluation uses batches of the same size */
-  AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, micro, o->max_len, r->depth));
+  /* activations for one micro-batch, or an evaluation batch when --eval-batch asks for more */
+  const int rows = o->eval_batch > micro ? o->eval_batch : micro;  /* evaluation batches may be larger */
+  AF_TRY(af_bert_init(&r->m, r->be, &r->cfg, r->NL, rows, o->max_len, r->depth));
   r->m.frozen_dropout = o->frozen_dropout != 0;
   AF_TRY(af_malloc((void **)&r->host_params, r->m.lay.total * sizeof(float), "parameters"));
   char report[1024] = "";
@@ -124,7 +125,7 @@ static af_status setup(af_run *r) {
   for (int s = 0; s < nseg; s++) r->seg_off[s] = r->m.lay.t[AF_EP_COUNT + s].offset - r->m.enc_begin;
   r->seg_off[nseg] = r->m.enc_end - r->m.enc_begin;
 
-  const size_t BT = (size_t)o->batch * o->max_len;
+  const size_t BT = (size_t)(o->batch > o->eval_batch ? o->batch : o->eval_batch) * o->max_len;
   AF_TRY(af_malloc((void **)&r->hbuf, BT * r->C * sizeof(float), "cache staging"));
   if (o->cache != AF_CACHE_OFF) {
     AF_TRY(af_malloc((void **)&r->hsub, BT * r->C * sizeof(float), "cache staging"));
@@ -248,73 +249,6 @@ static af_status end_interval(af_run *r) {
   return AF_OK;
 }
 
-/* ---- evaluation ---- */
-
-static af_status evaluate(af_run *r, af_metrics *out0) {
-  double a = af_now();
-  char line[512] = "";
-  size_t used = 0;
-  const char *names[2 * AF_METRIC_COUNT];
-  double values[2 * AF_METRIC_COUNT];
-  char namebuf[2 * AF_METRIC_COUNT][48];
-  int nv = 0;
-  for (int e = 0; e < r->n_eval; e++) {
-    af_split *s = r->evals[e];
-    af_batcher *eb = NULL;
-    af_batcher_opts bo;
-    af_batcher_opts_default(&bo);
-    bo.batch = r->m.max_B;
-    bo.shuffle = 0;
-    AF_TRY(af_batcher_init(&eb, s, &bo));
-    af_status st = af_batcher_begin(eb, 0);
-    af_batch b;
-    while (st == AF_OK && af_batcher_next(eb, &b)) {
-      af_bert_input in = rows(&b, 0, b.B);
-      float loss;
-      if ((st = af_bert_load_batch(&r->m, &in)) != AF_OK) break;
-      if ((st = af_bert_forward(&r->m, b.B, b.T, 0, r->depth, 0, 0, &loss)) != AF_OK) break;
-      float *lg = r->logits;
-      if ((st = af_bert_logits(&r->m, b.B, lg)) != AF_OK) break;
-      for (int i = 0; i < b.B; i++)
-        memcpy(r->scores + (size_t)b.index[i] * r->NL, lg + (size_t)i * r->NL, (size_t)r->NL * sizeof(float));
-    }
-    af_batcher_free(eb);
-    AF_TRY(st);
-    af_metrics m;
-    AF_TRY(af_task_score(r->task, s, r->scores, &m));
-    if (e == 0) *out0 = m;
-    const af_metric_set *set = af_task_metrics(r->task);
-    for (int i = 0; i < set->n && nv < 2 * AF_METRIC_COUNT; i++) {
-      af_metric k = set->list[i];
-      if (!m.have[k]) continue;
-      if (r->n_eval > 1) snprintf(namebuf[nv], sizeof namebuf[nv], "%s_%s", s->name, af_metric_name(k));
-      else snprintf(namebuf[nv], sizeof namebuf[nv], "%s", af_metric_name(k));
-      names[nv] = namebuf[nv];
-      values[nv] = m.value[k];
-      nv++;
-    }
-    char buf[256];
-    af_metrics_format(set, &m, buf, sizeof buf);
-    used += (size_t)snprintf(line + used, used < sizeof line ? sizeof line - used : 0, "%s%s: %s", e ? "; " : "",
-                             s->name, buf);
-  }
-  r->eval_time += af_now() - a;
-  r->last_eval_step = r->step;
-  AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, af_now() - r->t0, nv, names, values));
-  if (!r->o->quiet)
-    fprintf(stderr, "%sautofreeze: step %ld: eval %s\n", r->progress ? "\r\033[K" : "", r->step, line);
-  r->last_metrics = *out0;
-  if (!r->have_best || out0->primary_value > r->best) {
-    r->have_best = 1;
-    r->best = out0->primary_value;
-    r->best_step = r->step;
-    r->best_train_time = af_run_train_time(r);
-    AF_TRY(af_results_set_summary_best(r->res, af_metric_name(out0->primary), r->best, r->best_step,
-                                       r->best_train_time));
-  }
-  return AF_OK;
-}
-
 static void progress_line(af_run *r) {
   if (!r->progress) return;
   double el = af_run_train_time(r);
@@ -352,13 +286,15 @@ static af_status loop(af_run *r) {
       }
       rec.t_data += t_batch;
       rec.t_total += t_batch;
+      r->step_time += rec.t_total;
       AF_TRY(af_results_append_step(r->res, &rec));
       int boundary = at_boundary(r, r->step);
       if (boundary) AF_TRY(end_interval(r));
       int eval_due = o->eval_every > 0 ? r->step % o->eval_every == 0 : boundary;
       int evaluated = r->n_eval > 0 && eval_due && r->step < max_steps;
-      if (evaluated) AF_TRY(evaluate(r, &m));
-      if (boundary) AF_TRY(af_run_save_ckpt(r));
+      if (evaluated) AF_TRY(af_run_evaluate(r, &m));
+      /* checkpoint_every; the last step's checkpoint is the end of the run's, below */
+      if (r->step < max_steps && af_run_ckpt_due(r, boundary)) AF_TRY(af_run_save_ckpt(r));
       if (boundary || evaluated) {  /* a reader of a running file sees every evaluation */
         if (r->cache) {
           af_cache_record cr;
@@ -375,6 +311,7 @@ static af_status loop(af_run *r) {
       int sig = af_stop_requested();
       if (sig) {
         AF_TRY(af_run_save_ckpt(r));
+        AF_TRY(af_run_ckpt_wait(r));  /* in place before the run says it can be resumed */
         return AF_FAIL(AF_ERR_INTERRUPTED, "interrupted by signal %d at step %ld; resume with --resume",
                        sig, r->step);
       }
@@ -382,16 +319,16 @@ static af_status loop(af_run *r) {
     if (r->batch_in_epoch < af_batcher_num_batches(r->bt)) break;  /* stopped mid-epoch */
   }
   if (r->progress) fputs("\r\033[K", stderr);
-  if (r->n_eval > 0 && r->last_eval_step != r->step) {
-    AF_TRY(evaluate(r, &m));
-    AF_TRY(af_run_save_ckpt(r));  /* so resuming a finished run does not evaluate it again */
-  }
-  return AF_OK;
+  if (r->n_eval > 0 && r->last_eval_step != r->step) AF_TRY(af_run_evaluate(r, &m));
+  AF_TRY(af_run_save_ckpt(r));  /* the end's, evaluated: resuming a finished run does not evaluate it again */
+  return af_run_ckpt_wait(r);
 }
 
 static void cleanup(af_run *r) {
+  af_ckpt_writer_close(r->ckw);  /* joins a write still in flight */
   af_results_close(&r->res, "failed");  /* no-op when already closed */
   af_act_cache_close(r->cache);
+  for (int e = 0; e < 2; e++) af_act_cache_close(r->eval_cache[e]);
   af_batcher_free(r->bt);
   af_bert_free(&r->m);
   af_backend_close(r->be);
@@ -421,6 +358,7 @@ static void cleanup(af_run *r) {
 af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   af_run r;
   memset(&r, 0, sizeof r);
+  r.t_start = af_now();
   memset(sum, 0, sizeof *sum);
   snprintf(sum->status, sizeof sum->status, "failed");
   r.o = o;
@@ -433,6 +371,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   if (s == AF_OK) s = af_train_results_open(o->out, r.L, o->resume ? r.step : -1, &r.res);
   if (s == AF_OK) s = af_run_write_config(&r);
   if (s == AF_OK) s = af_results_flush(r.res);
+  if (s == AF_OK) s = af_run_ckpt_open(&r);
   if (s != AF_OK) {
     af_run_summarize(&r, sum, "failed");
     af_run_finish_results(&r, "failed", sum);
@@ -443,6 +382,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   af_stop_begin(&guard);
   r.t0 = af_now();
   s = loop(&r);
+  s = af_run_ckpt_end(&r, s);  /* no write in flight past here */
   const char *status = s == AF_OK ? "complete" : s == AF_ERR_INTERRUPTED ? "interrupted" : "failed";
   af_run_summarize(&r, sum, status);
   af_run_finish_results(&r, status, sum);

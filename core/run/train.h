@@ -24,6 +24,7 @@ typedef struct af_train_opts {
   int epochs, batch, accum, max_len, bucket;
   size_t max_train_rows, max_eval_rows;
   uint64_t seed;
+  int eval_batch;            /* 0: the training micro-batch */
   long eval_every, max_steps;
   int skip_bad_rows;
   int device;                /* af_device */
@@ -53,6 +54,7 @@ typedef struct af_train_opts {
   /* checkpoints and output */
   const char *checkpoint_dir;
   int checkpoints, resume;
+  af_period checkpoint_every;  /* besides the end of the run and a stop */
   int progress;              /* -1 auto (stderr is a terminal) */
   int quiet;
 } af_train_opts;

@@ -20,8 +20,11 @@ af_status af_run_open_cache(af_run *r) {
   else af_path_dir(o->out, dir, sizeof dir);
   snprintf(key, sizeof key, "model=%s;task=%s;seed=%llu;max_len=%d;pid=%ld;t=%.6f", o->model_dir, o->task,
            (unsigned long long)o->seed, o->max_len, (long)getpid(), af_now());
+  /* strict: with --cache disk, a folder that cannot be created (or a file that cannot be
+   * made in it) fails the run here, before any training, rather than running uncached */
   af_act_cache_opts co = {.mode = o->cache, .dtype = o->cache_dtype, .budget_bytes = o->cache_budget, .dir = dir,
-                          .compress = o->cache_compress, .n_examples = r->train->n, .hidden = r->C, .run_key = key};
+                          .compress = o->cache_compress, .n_examples = r->train->n, .hidden = r->C, .run_key = key,
+                          .strict = 1};
   return af_act_cache_open(&co, &r->cache);
 }
 

@@ -1,12 +1,14 @@
-/* Checkpoints and results reopening for resumable runs; see train_ckpt.h. Counters travel
- * as safetensors __metadata__ strings (the format allows only string values). */
+/* Checkpoint files and results reopening for resumable runs; see train_ckpt.h for the
+ * layout. Counters travel as safetensors __metadata__ strings (the format allows only
+ * string values). The writers here run on the checkpoint writer's thread: they read only
+ * the snapshot they are given and report through the thread's own last-error line. */
 #include "core/run/train_ckpt.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "core/base/fsutil.h"
 #include "core/model/safetensors.h"
 
 /* JSON string escaping for the few free-form values (paths). */
@@ -21,37 +23,46 @@ static void json_str(char *out, size_t cap, const char *s) {
   out[j] = 0;
 }
 
-af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_state *st, const char *model_dir) {
-  AF_TRY(af_mkdirs(dir));
-  af_backend *be = m->be;
-  const size_t P = m->lay.total, E = m->enc_end - m->enc_begin;
-  float *buf = NULL;
-  AF_TRY(af_malloc((void **)&buf, (3 * P + E) * sizeof(float), "checkpoint"));
-  af_status s = be->to_host(be, buf, m->params, P * sizeof(float));
-  if (s == AF_OK) s = be->to_host(be, buf + P, m->m, P * sizeof(float));
-  if (s == AF_OK) s = be->to_host(be, buf + 2 * P, m->v, P * sizeof(float));
-  if (s == AF_OK) s = be->to_host(be, buf + 3 * P, m->acc, E * sizeof(float));
-  if (s != AF_OK) {
-    free(buf);
-    return s;
-  }
-  char prev[512 * 26] = "";
+/* "%.17g,%.17g,..." of the previous interval's scores */
+static void prev_text(const af_train_state *st, char *out, size_t cap) {
   size_t used = 0;
-  for (int l = 0; st->prev_scores && l < st->L && used + 26 < sizeof prev; l++)
-    used += (size_t)snprintf(prev + used, sizeof prev - used, "%s%.17g", l ? "," : "", st->prev_scores[l]);
-  /* absolute, so that `autofreeze export` finds the base model from any working folder */
-  char mdir[8192], *abs = realpath(model_dir, NULL);
-  json_str(mdir, sizeof mdir, abs ? abs : model_dir);
-  free(abs);
-  const char *lab = st->labels ? st->labels : "";
-  char rcfg[4096];
+  out[0] = 0;
+  for (int l = 0; st->prev_scores && l < st->L && used + 26 < cap; l++)
+    used += (size_t)snprintf(out + used, cap - used, "%s%.17g", l ? "," : "", st->prev_scores[l]);
+}
+
+static void prefix_name(int depth, char *out, size_t cap) { snprintf(out, cap, "prefix-%d.safetensors", depth); }
+
+af_status af_train_ckpt_write_prefix(const char *dir, const af_ckpt_snapshot *s) {
+  const size_t F = s->F;
+  char meta[512], name[64], path[4200];
+  snprintf(meta, sizeof meta,
+           "{\"format\":\"autofreeze-run-checkpoint-prefix-1\",\"depth\":\"%d\",\"prefix_end\":\"%zu\","
+           "\"prefix_id\":\"%llu\",\"total\":\"%zu\"}",
+           s->st.depth, F, (unsigned long long)s->prefix_id, s->P);
+  af_st_write_tensor t[3] = {
+      {"params", AF_ST_F32, 1, {(int64_t)F}, s->prefix},
+      {"adam_m", AF_ST_F32, 1, {(int64_t)F}, s->prefix + F},
+      {"adam_v", AF_ST_F32, 1, {(int64_t)F}, s->prefix + 2 * F},
+  };
+  prefix_name(s->st.depth, name, sizeof name);
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  return af_st_write(path, t, 3, meta);
+}
+
+af_status af_train_ckpt_write_last_tmp(const char *dir, const af_ckpt_snapshot *s) {
+  const af_train_state *st = &s->st;
+  char prev[512 * 26], mdir[8192], rcfg[4096], pfile[64] = "";
+  prev_text(st, prev, sizeof prev);
+  json_str(mdir, sizeof mdir, s->model_dir);
   json_str(rcfg, sizeof rcfg, st->run_config ? st->run_config : "");
+  if (s->F > 0) prefix_name(st->depth, pfile, sizeof pfile);
+  const char *lab = st->labels ? st->labels : "";
   const size_t lcap = 6 * strlen(lab) + 8, mcap = sizeof prev + sizeof mdir + sizeof rcfg + lcap + 2048;
   char *meta = malloc(mcap), *lesc = malloc(lcap);
   if (!meta || !lesc) {
     free(meta);
     free(lesc);
-    free(buf);
     return AF_FAIL(AF_ERR_NOMEM, "out of memory for checkpoint metadata");
   }
   json_str(lesc, lcap, lab);
@@ -61,24 +72,50 @@ af_status af_train_ckpt_save(const char *dir, const af_bert *m, const af_train_s
            "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
            "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\","
-           "\"run_config\":\"%s\"}",
-           mdir, m->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
+           "\"run_config\":\"%s\",\"prefix_file\":\"%s\",\"prefix_end\":\"%zu\",\"prefix_id\":\"%llu\"}",
+           mdir, s->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
            st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step,
-           lesc, rcfg);
+           lesc, rcfg, pfile, s->F, (unsigned long long)(s->F > 0 ? s->prefix_id : 0));
   free(lesc);
+  const size_t T = s->P - s->F;
   af_st_write_tensor t[4] = {
-      {"params", AF_ST_F32, 1, {(int64_t)P}, buf},
-      {"adam_m", AF_ST_F32, 1, {(int64_t)P}, buf + P},
-      {"adam_v", AF_ST_F32, 1, {(int64_t)P}, buf + 2 * P},
-      {"interval_grad_sum", AF_ST_F32, 1, {(int64_t)E}, buf + 3 * P},
+      {"params", AF_ST_F32, 1, {(int64_t)T}, s->tail},
+      {"adam_m", AF_ST_F32, 1, {(int64_t)T}, s->tail + T},
+      {"adam_v", AF_ST_F32, 1, {(int64_t)T}, s->tail + 2 * T},
+      {"interval_grad_sum", AF_ST_F32, 1, {(int64_t)s->E}, s->acc},
   };
-  char path[4096];
-  snprintf(path, sizeof path, "%s/last.safetensors", dir);
-  s = af_st_write(path, t, 4, meta);
+  char path[4200];
+  snprintf(path, sizeof path, "%s/last.safetensors.tmp", dir);
+  af_status r = af_st_write_file(path, t, 4, meta);
   free(meta);
-  free(buf);
-  return s;
+  return r;
+}
+
+af_status af_train_ckpt_commit(const char *dir) {
+  char tmp[4200], path[4200];
+  snprintf(tmp, sizeof tmp, "%s/last.safetensors.tmp", dir);
+  snprintf(path, sizeof path, "%s/last.safetensors", dir);
+  if (rename(tmp, path) != 0) return AF_FAIL(AF_ERR_IO, "%s: cannot rename from %s: %s", path, tmp, strerror(errno));
+  /* the rename on disk before older prefix files go (af_train_ckpt_remove_prefixes) */
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+  return AF_OK;
+}
+
+void af_train_ckpt_remove_prefixes(const char *dir, int keep, int L) {
+  for (int d = 1; d <= L; d++) {
+    if (d == keep) continue;
+    char name[64], path[4300];
+    prefix_name(d, name, sizeof name);
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/%s.tmp", dir, name);
+    unlink(path);
+  }
 }
 
 static af_status meta_long(const af_st *st, const char *key, long long *v) {
@@ -122,19 +159,66 @@ static af_status read_tensor(af_st *st, const char *name, size_t n, float *dst) 
   return af_st_read_f32(st, t, dst);
 }
 
+/* The prefix file last.safetensors names, opened and checked against it: *F floats of
+ * params/adam_m/adam_v are there, the rest in last.safetensors. A checkpoint in one file
+ * (depth 0, or written before the split) names none: *F = 0, *pre = NULL. */
+static af_status open_prefix(const char *dir, af_st *last, size_t P, size_t *F, af_st **pre, uint64_t *id) {
+  *F = 0;
+  *pre = NULL;
+  *id = 0;
+  const char *name = af_st_metadata(last, "prefix_file");
+  if (!name || !name[0]) return AF_OK;
+  long long end = 0, pid = 0;
+  AF_TRY(meta_long(last, "prefix_end", &end));
+  AF_TRY(meta_long(last, "prefix_id", &pid));
+  if (strchr(name, '/') || strncmp(name, "prefix-", 7) || end <= 0 || (size_t)end >= P)
+    return AF_FAIL(AF_ERR_FORMAT, "%s: bad prefix_file '%s' or prefix_end %lld (parameters: %zu floats)",
+                   af_st_name(last), name, end, P);
+  char path[4400];
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (access(path, R_OK) != 0)
+    return AF_FAIL(AF_ERR_IO, "%s: the frozen layers' part of the checkpoint is missing (%s names it)", path,
+                   af_st_name(last));
+  AF_TRY(af_st_open(path, pre));
+  const char *fmt = af_st_metadata(*pre, "format"), *pid_s = af_st_metadata(*pre, "prefix_id");
+  char want[32];
+  snprintf(want, sizeof want, "%llu", (unsigned long long)pid);
+  if (!fmt || strcmp(fmt, "autofreeze-run-checkpoint-prefix-1") || !pid_s || strcmp(pid_s, want)) {
+    af_st_close(*pre);
+    *pre = NULL;
+    return AF_FAIL(AF_ERR_FORMAT, "%s: not the frozen layers' part that %s names (prefix_id %s, expected %s)", path,
+                   af_st_name(last), pid_s ? pid_s : "absent", want);
+  }
+  *F = (size_t)end;
+  *id = (uint64_t)pid;
+  return AF_OK;
+}
+
+/* Tensor `name` ([P] floats) from its two parts, or from last alone. */
+static af_status read_whole(af_st *last, af_st *pre, size_t F, const char *name, size_t P, float *dst) {
+  if (pre) AF_TRY(read_tensor(pre, name, F, dst));
+  return read_tensor(last, name, P - F, dst + F);
+}
+
 af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
-  af_st *st = NULL;
+  af_st *st = NULL, *pre = NULL;
   AF_TRY(open_ckpt(dir, &st));
   const size_t P = m->lay.total, E = m->enc_end - m->enc_begin;
+  size_t F = 0;
   float *buf = NULL;
-  af_status s = af_malloc((void **)&buf, (P > E ? P : E) * sizeof(float), "checkpoint");
+  af_status s = open_prefix(dir, st, P, &F, &pre, &out->prefix_id);
+  if (s == AF_OK) s = af_malloc((void **)&buf, (P > E ? P : E) * sizeof(float), "checkpoint");
   af_backend *be = m->be;
-  if (s == AF_OK && (s = read_tensor(st, "params", P, buf)) == AF_OK) s = be->to_device(be, m->params, buf, P * sizeof(float));
-  if (s == AF_OK && (s = read_tensor(st, "adam_m", P, buf)) == AF_OK) s = be->to_device(be, m->m, buf, P * sizeof(float));
-  if (s == AF_OK && (s = read_tensor(st, "adam_v", P, buf)) == AF_OK) s = be->to_device(be, m->v, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_whole(st, pre, F, "params", P, buf)) == AF_OK)
+    s = be->to_device(be, m->params, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_whole(st, pre, F, "adam_m", P, buf)) == AF_OK)
+    s = be->to_device(be, m->m, buf, P * sizeof(float));
+  if (s == AF_OK && (s = read_whole(st, pre, F, "adam_v", P, buf)) == AF_OK)
+    s = be->to_device(be, m->v, buf, P * sizeof(float));
   if (s == AF_OK && (s = read_tensor(st, "interval_grad_sum", E, buf)) == AF_OK)
     s = be->to_device(be, m->acc, buf, E * sizeof(float));
   free(buf);
+  af_st_close(pre);
   long long v;
   double d;
 #define GETL(k, field, type) if (s == AF_OK && (s = meta_long(st, k, &v)) == AF_OK) out->field = (type)v
@@ -157,6 +241,10 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
   GETL("last_eval_step", last_eval_step, long);
 #undef GETL
 #undef GETD
+  out->prefix_depth = F > 0 ? out->depth : -1;
+  if (s == AF_OK && F > 0 && F != af_param_frozen_end(&m->lay, out->depth))
+    s = AF_FAIL(AF_ERR_FORMAT, "%s/last.safetensors: prefix_end %zu is not the frozen prefix of depth %d (%zu floats)",
+                dir, F, out->depth, af_param_frozen_end(&m->lay, out->depth));
   const char *rc = af_st_metadata(st, "run_config");
   snprintf(out->run_config_in, sizeof out->run_config_in, "%s", rc ? rc : "");
   if (s == AF_OK && out->has_prev) {
@@ -194,9 +282,13 @@ af_status af_train_ckpt_info(const char *dir, char *model_dir, size_t cap, int *
 }
 
 af_status af_train_ckpt_params(const char *dir, float *params, size_t total) {
-  af_st *st = NULL;
+  af_st *st = NULL, *pre = NULL;
   AF_TRY(open_ckpt(dir, &st));
-  af_status s = read_tensor(st, "params", total, params);
+  size_t F = 0;
+  uint64_t id;
+  af_status s = open_prefix(dir, st, total, &F, &pre, &id);
+  if (s == AF_OK) s = read_whole(st, pre, F, "params", total, params);
+  af_st_close(pre);
   af_st_close(st);
   return s;
 }

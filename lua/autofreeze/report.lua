@@ -17,22 +17,24 @@ local function cell(v, fmt)
 end
 M.cell = cell
 
--- Fill row.speedup (and row.ttb_speedup) for every row: the training time of the row whose
--- policy is `base` ("none" by default, without cache) that has the same values for the `match` keys
--- ({"task", "seed", "knob"} by default), divided by the row's own. time_key: "train_time"
--- (falls back to total_time).
+-- Fill row.speedup (and row.ttb_speedup, row.wall_speedup) for every row: the training time
+-- of the row whose policy is `base` ("none" by default, without cache) that has the same
+-- values for the `match` keys ({"task", "seed", "knob"} by default), divided by the row's own
+-- (train_time, falling back to total_time); wall_speedup the same for the whole run's wall
+-- time (evaluations, checkpoints and set-up included).
 function M.speedups(rows, opts)
   opts = opts or {}
   local base = opts.base or "none"
   local match = opts.match or {"task", "seed", "knob"}
   local function t(row) return row.train_time or row.total_time end
   for _, r in ipairs(rows) do
-    r.speedup, r.ttb_speedup = nil, nil
+    r.speedup, r.ttb_speedup, r.wall_speedup = nil, nil, nil
     for _, b in ipairs(rows) do
       local same = b.policy == base and (b.cache == nil or b.cache == "off")
       for _, k in ipairs(match) do same = same and b[k] == r[k] end
       if same then
         if t(b) and t(r) and t(r) > 0 then r.speedup = t(b) / t(r) end
+        if b.wall_time and r.wall_time and r.wall_time > 0 then r.wall_speedup = b.wall_time / r.wall_time end
         if b.time_to_best and r.time_to_best and r.time_to_best > 0 then
           r.ttb_speedup = b.time_to_best / r.time_to_best
         end

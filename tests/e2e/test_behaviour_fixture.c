@@ -8,7 +8,9 @@
  * Left out of the comparison, as they differ between two runs of the same code: wall-clock
  * timings (names with "time", the t_* step columns, evals' wall), host, version, git
  * revision and library names; paths are written relative to the test's temporary folder.
- * Attributes added after the fixture was made are listed but not failed on.
+ * Attributes added after the fixture was made are listed but not failed on. The checkpoint's
+ * params, adam_m and adam_v are hashed whole, reassembled from the frozen prefix's file and
+ * last.safetensors (the layout since checkpoints are split, core/run/train_ckpt.h).
  *   AF_UPDATE_FIXTURES=1 rewrites the fixture (only for a deliberate behaviour change). */
 #include <hdf5.h>
 #include <math.h>
@@ -165,16 +167,27 @@ static void dump_ckpt(const char *dir, lines *ls) {
     rel(v ? v : "(absent)", r, sizeof r);
     add(ls, "ckpt meta %s = %s", keys[i], r);
   }
+  /* params, adam_m and adam_v whole: the frozen layers' part from the prefix file that
+   * last.safetensors names (train_ckpt.h), the rest from last.safetensors */
+  const char *pname = af_st_metadata(st, "prefix_file");
+  af_st *pre = NULL;
+  if (pname && pname[0]) {
+    snprintf(path, sizeof path, "%s/%s", dir, pname);
+    CHECK_OK(af_st_open(path, &pre));
+  }
   for (int i = 0; i < af_st_count(st); i++) {
-    const af_st_tensor *t = af_st_get(st, i);
-    float *x = malloc(t->numel * sizeof *x);
-    CHECK_OK(af_st_read_f32(st, t, x));
+    const af_st_tensor *t = af_st_get(st, i), *h = pre ? af_st_find(pre, t->name) : NULL;
+    size_t nh = h ? h->numel : 0, n = nh + t->numel;
+    float *x = malloc(n * sizeof *x);
+    if (h) CHECK_OK(af_st_read_f32(pre, h, x));
+    CHECK_OK(af_st_read_f32(st, t, x + nh));
     double sum = 0, sq = 0;
-    for (size_t k = 0; k < t->numel; k++) sum += x[k], sq += (double)x[k] * x[k];
-    add(ls, "ckpt tensor %s n=%zu fnv=%016llx sum=%.17g l2=%.17g", t->name, t->numel,
-        (unsigned long long)fnv(x, t->numel * sizeof *x, 1469598103934665603ULL), sum, sqrt(sq));
+    for (size_t k = 0; k < n; k++) sum += x[k], sq += (double)x[k] * x[k];
+    add(ls, "ckpt tensor %s n=%zu fnv=%016llx sum=%.17g l2=%.17g", t->name, n,
+        (unsigned long long)fnv(x, n * sizeof *x, 1469598103934665603ULL), sum, sqrt(sq));
     free(x);
   }
+  af_st_close(pre);
   af_st_close(st);
 }
 
@@ -193,23 +206,31 @@ static void machine(char *out, size_t cap) {
   /* the vector units decide which GEMM kernels run, so they are part of "a CPU like it" */
   static const char *const units[] = {" avx2 ", " avx512f ", " avx512_bf16 ", " amx_bf16 ", NULL};
   f = fopen("/proc/cpuinfo", "r");
-  while (f && fgets(line, sizeof line, f))
-    if (!strncmp(line, "flags", 5)) {
-      line[strcspn(line, "\n")] = ' ';
+  char *flags = NULL;
+  size_t fcap = 0;
+  while (f && getline(&flags, &fcap, f) > 0)
+    if (!strncmp(flags, "flags", 5)) {  /* the whole line: AVX-512 flags sit past its first 500 bytes */
+      flags[strcspn(flags, "\n")] = ' ';
       for (int i = 0; units[i]; i++)
-        if (strstr(line, units[i])) snprintf(out + strlen(out), cap - strlen(out), " +%.*s", (int)strlen(units[i]) - 2, units[i] + 1);
+        if (strstr(flags, units[i])) snprintf(out + strlen(out), cap - strlen(out), " +%.*s", (int)strlen(units[i]) - 2, units[i] + 1);
       break;
     }
+  free(flags);
   if (f) fclose(f);
+#ifndef __OPTIMIZE__
+  /* an -O0 build (the ASan one) contracts and orders float operations differently: not a
+   * machine like the fixture's either */
+  snprintf(out + strlen(out), cap - strlen(out), " (unoptimized build)");
+#endif
 }
 
 /* Tolerant comparison of two lines: the same words, numbers within rtol 1e-4 (+1e-6),
- * hashes not compared. */
+ * hashes not compared. Words are separated by spaces or commas (prev_scores is a list). */
 static int close_lines(const char *a, const char *b) {
   char *x = strdup(a), *y = strdup(b), *sx, *sy;
   int ok = 1;
-  char *p = strtok_r(x, " ", &sx), *q = strtok_r(y, " ", &sy);
-  for (; p && q && ok; p = strtok_r(NULL, " ", &sx), q = strtok_r(NULL, " ", &sy)) {
+  char *p = strtok_r(x, " ,", &sx), *q = strtok_r(y, " ,", &sy);
+  for (; p && q && ok; p = strtok_r(NULL, " ,", &sx), q = strtok_r(NULL, " ,", &sy)) {
     if (!strncmp(p, "fnv=", 4) && !strncmp(q, "fnv=", 4)) continue;
     const char *pv = strchr(p, '=') && strchr(p, '=')[1] ? strchr(p, '=') + 1 : p;
     const char *qv = strchr(q, '=') && strchr(q, '=')[1] ? strchr(q, '=') + 1 : q;

@@ -7,9 +7,15 @@
  *    accuracy at every evaluation;
  *  - fp16 / bf16 storage: losses within 1e-2 relative, final accuracy within 0.05;
  *  - the advance of an entry from depth j to k equals recomputing it from the tokens;
- *  - a cache dir that cannot be written, and a cache file truncated mid-run, turn the cache
- *    off with the reason in the results file; the run completes with the cache-off numbers. */
+ *  - --cache disk with a cache dir that does not exist yet (nested) makes it and really
+ *    uses the disk tier (hits, bytes written, /cache says disk tier "on");
+ *  - --cache disk with a cache dir that cannot be created fails the run at the start (one
+ *    line naming the folder, no step, no results file); --cache auto with it runs memory
+ *    only, /cache and the run-end stderr line name the disk tier off and why;
+ *  - a cache file truncated mid-run turns the cache off with the reason in the results
+ *    file; the run completes with the cache-off numbers. */
 #include <dirent.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +24,7 @@
 #include "core/model/bert.h"
 #include "core/model/checkpoint.h"
 #include "core/results/results_read.h"
+#include "core/base/fsutil.h"
 #include "core/run/train.h"
 #include "tests/testutil.h"
 
@@ -64,8 +71,8 @@ static af_status late(af_policy *p, const af_interval_stats *st, int *new_depth)
 typedef struct {
   double *loss, *acc;
   size_t nl, na;
-  long long hits, misses;
-  char reason[256], tier[32];
+  long long hits, misses, bytes_written;
+  char reason[256], tier[32], requested[16], memory_tier[600], disk_tier[600];
 } run_out;
 
 static void read_run(const char *out, run_out *ro) {
@@ -83,6 +90,13 @@ static void read_run(const char *out, run_out *ro) {
   if ((a = af_results_find_attr(at, n, "misses"))) ro->misses = a->i;
   if ((a = af_results_find_attr(at, n, "disabled_reason")) && a->s) snprintf(ro->reason, sizeof ro->reason, "%s", a->s);
   if ((a = af_results_find_attr(at, n, "tier")) && a->s) snprintf(ro->tier, sizeof ro->tier, "%s", a->s);
+  if ((a = af_results_find_attr(at, n, "bytes_written"))) ro->bytes_written = a->i;
+  if ((a = af_results_find_attr(at, n, "requested")) && a->s)
+    snprintf(ro->requested, sizeof ro->requested, "%s", a->s);
+  if ((a = af_results_find_attr(at, n, "memory_tier")) && a->s)
+    snprintf(ro->memory_tier, sizeof ro->memory_tier, "%s", a->s);
+  if ((a = af_results_find_attr(at, n, "disk_tier")) && a->s)
+    snprintf(ro->disk_tier, sizeof ro->disk_tier, "%s", a->s);
   af_results_free_attrs(at, n);
   af_results_close_read(&rr);
 }
@@ -92,8 +106,10 @@ static void free_run(run_out *ro) {
   free(ro->acc);
 }
 
-static void train_with(const char *model, const char *data, const char *out, af_policy *p, af_cache_mode mode,
-                       af_cache_dtype dt, const char *cdir, size_t budget) {
+static int verbose;  /* 1: the next run is not quiet (its run-end line goes to stderr) */
+
+static void opts_with(af_train_opts *op, const char *model, const char *data, const char *out, af_policy *p,
+                      af_cache_mode mode, af_cache_dtype dt, const char *cdir, size_t budget) {
   af_train_opts o;
   af_train_opts_default(&o);
   o.model_dir = model;
@@ -107,13 +123,20 @@ static void train_with(const char *model, const char *data, const char *out, af_
   o.optim.lr = 3e-3f;
   o.intervals = 8;
   o.threads = 2;
-  o.quiet = 1;
+  o.quiet = !verbose;
   o.seed = 5;
   o.checkpoints = 0;
   o.cache = mode;
   o.cache_dtype = dt;
   o.cache_dir = cdir;
   o.cache_budget = budget;
+  *op = o;
+}
+
+static void train_with(const char *model, const char *data, const char *out, af_policy *p, af_cache_mode mode,
+                       af_cache_dtype dt, const char *cdir, size_t budget) {
+  af_train_opts o;
+  opts_with(&o, model, data, out, p, mode, dt, cdir, budget);
   af_train_summary sum;
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.final_depth == 2);
@@ -179,11 +202,13 @@ static void advance_check(const char *model) {
 }
 
 int main(void) {
-  char model[4200], data[4200], out[4400], cdir[4200];
+  char model[4200], data[4200], out[4400], cdir[4200], newdir[4300], errlog[4300];
   snprintf(model, sizeof model, "%s/tests/fixtures/bert_tiny/cls", af_test_source_dir());
   const char *tmp = af_test_tmpdir();
   snprintf(data, sizeof data, "%s/task", tmp);
   snprintf(cdir, sizeof cdir, "%s/cache", tmp);
+  snprintf(newdir, sizeof newdir, "%s/not/there/yet", tmp);  /* --cache disk makes it */
+  snprintf(errlog, sizeof errlog, "%s/stderr.txt", tmp);
   char cmd[9000];
   snprintf(cmd, sizeof cmd, "mkdir -p %s %s", data, cdir);
   if (system(cmd) != 0) return 1;
@@ -206,11 +231,37 @@ int main(void) {
 
   RUN("off", off, pol, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
   RUN("memory", mem, pol, AF_CACHE_MEMORY, AF_DTYPE_F32, NULL, 0);
-  RUN("disk", disk, pol, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
+  CHECK(!af_path_exists(newdir));
+  RUN("disk", disk, pol, AF_CACHE_DISK, AF_DTYPE_F32, newdir, 0);
   RUN("auto", autom, pol, AF_CACHE_AUTO, AF_DTYPE_F32, cdir, 20000);  /* tiny budget: spills to disk */
   RUN("f16", f16, pol, AF_CACHE_MEMORY, AF_DTYPE_F16, NULL, 0);
   RUN("bf16", bf16, pol, AF_CACHE_MEMORY, AF_DTYPE_BF16, NULL, 0);
-  RUN("missing-dir", bad, pol, AF_CACHE_DISK, AF_DTYPE_F32, "/proc/autofreeze-no-such-dir", 0);
+  /* --cache disk, a folder that cannot be made: the run fails at the start, naming it */
+  {
+    const char *nodir = "/proc/autofreeze-no-such-dir";
+    af_train_opts o;
+    af_train_summary sum;
+    snprintf(out, sizeof out, "%s/disk-nodir.h5", tmp);
+    opts_with(&o, model, data, out, pol, AF_CACHE_DISK, AF_DTYPE_F32, nodir, 0);
+    CHECK(af_train(&o, &sum) == AF_ERR_IO);
+    printf("--cache disk, folder that cannot be made: %s\n", af_last_error());
+    CHECK(strstr(af_last_error(), nodir) && !strchr(af_last_error(), '\n') && sum.steps == 0 &&
+          !strcmp(sum.status, "failed") && !af_path_exists(out));
+  }
+  /* --cache auto with it: memory only (a budget too small for every entry), the run-end
+   * line (not quiet, stderr caught in a file) names the disk tier off and why */
+  {
+    fflush(stderr);
+    int saved = dup(2), fd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(saved >= 0 && fd >= 0 && dup2(fd, 2) == 2);
+    verbose = 1;
+    RUN("auto-nodir", bad, pol, AF_CACHE_AUTO, AF_DTYPE_F32, "/proc/autofreeze-no-such-dir", 150000);
+    verbose = 0;
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    close(fd);
+  }
   snprintf(cache_dir_to_break, sizeof cache_dir_to_break, "%s", cdir);
   RUN("truncated", trunc, breaker, AF_CACHE_DISK, AF_DTYPE_F32, cdir, 0);
   RUN("ends-off", ends_off, ends, AF_CACHE_OFF, AF_DTYPE_F32, NULL, 0);
@@ -232,9 +283,34 @@ int main(void) {
   compare("memory (fp32) vs cache off", &mem, &off, 1e-4, 0.0);
   compare("fp16 storage vs cache off", &f16, &off, 1e-2, 0.05);
   compare("bf16 storage vs cache off", &bf16, &off, 1e-2, 0.05);
-  printf("missing cache dir: disabled (%s)\n", bad.reason);
-  CHECK(strstr(bad.reason, "autofreeze-no-such-dir") != NULL && bad.hits == 0);
-  compare("unwritable dir vs cache off", &bad, &off, 1e-4, 0.0);
+  /* the disk tier in a folder made by the run: used for real, and /cache says so */
+  printf("disk tier in a new nested folder: hits %lld, bytes written %lld, requested %s, memory_tier '%s', "
+         "disk_tier '%s'\n", disk.hits, disk.bytes_written, disk.requested, disk.memory_tier, disk.disk_tier);
+  CHECK(af_is_dir(newdir) && disk.hits > 0 && disk.bytes_written > 0 && !strcmp(disk.requested, "disk") &&
+        !strcmp(disk.disk_tier, "on") && !strcmp(disk.memory_tier, "not asked for") && !disk.reason[0]);
+  CHECK(!strcmp(autom.memory_tier, "on") && !strcmp(autom.disk_tier, "on"));  /* spilled */
+  CHECK(!strcmp(mem.disk_tier, "not asked for") && !strcmp(off.requested, "off") &&
+        !strcmp(off.reason, "not configured"));
+  printf("auto, folder that cannot be made: hits %lld, memory_tier '%s', disk_tier '%s'\n", bad.hits,
+         bad.memory_tier, bad.disk_tier);
+  CHECK(!bad.reason[0] && bad.hits > 0 && bad.hits < 384 && !strcmp(bad.tier, "memory") &&
+        !strcmp(bad.memory_tier, "on") && !strncmp(bad.disk_tier, "off: ", 5) &&
+        strstr(bad.disk_tier, "autofreeze-no-such-dir"));
+  compare("auto, disk tier off vs cache off", &bad, &off, 1e-4, 0.0);
+  {
+    char buf[4096], line[4096] = "";
+    int lines = 0;
+    FILE *f = fopen(errlog, "r");
+    while (f && fgets(buf, sizeof buf, f))
+      if (!strncmp(buf, "autofreeze: activation cache", 28)) {
+        snprintf(line, sizeof line, "%s", buf);
+        lines++;
+      }
+    if (f) fclose(f);
+    printf("run-end line: %s", lines ? line : "(none)\n");
+    CHECK(lines == 1 && !strncmp(line, "autofreeze: activation cache (auto): memory tier on (", 53) &&
+          strstr(line, "; disk tier off: ") && strstr(line, "autofreeze-no-such-dir") && strstr(line, "hit rate "));
+  }
   printf("file truncated mid-run: disabled (%s)\n", trunc.reason);
   /* the file worked until decision 4 (step 30): epoch 3's first steps were served from it */
   CHECK(strstr(trunc.reason, "truncated") != NULL && trunc.hits > 0);

@@ -44,6 +44,7 @@ static const opt_case cases[] = {
     {"max_train_rows", "32", "32", NULL, NULL, "-3"},
     {"max_eval_rows", "8", "8", NULL, NULL, "many"},
     {"seed", "7", "7", NULL, NULL, "-1"},
+    {"eval_batch", "24", "24", NULL, NULL, "-1"},
     {"eval_every", "1", "1", NULL, NULL, "x"},
     {"max_steps", "1", "1", NULL, NULL, "-1"},
     {"skip_bad_rows", "true", "1", NULL, NULL, "maybe"},
@@ -81,6 +82,7 @@ static const opt_case cases[] = {
     {"cache_compress", "3", "3", NULL, NULL, "10"},
     {"checkpoint_dir", "%T/%F-ck", "%T/%F-ck", NULL, NULL, NULL},
     {"checkpoints", "false", "0", NULL, NULL, "never"},
+    {"checkpoint_every", "1", "1", NULL, NULL, "often"},
     {"resume", "true", "1", NULL, NULL, "again"},
     {"progress", "false", "0", NULL, NULL, "sometimes"},
     {"quiet", "false", "0", NULL, NULL, "shh"},
@@ -197,7 +199,7 @@ static int run_cli(const settings *s, char *err, size_t cap) {
 static void lua_literal(const af_opt *opt, const char *v, char *out, size_t cap) {
   char *end;
   strtod(v, &end);
-  int number = *v && !*end && (opt->kind == AF_OPT_INT || opt->kind == AF_OPT_NUM);
+  int number = *v && !*end && (opt->kind == AF_OPT_INT || opt->kind == AF_OPT_NUM || opt->kind == AF_OPT_PERIOD);
   int boolean = opt->kind == AF_OPT_BOOL && (!strcmp(v, "true") || !strcmp(v, "false"));
   if (number || boolean) snprintf(out, cap, "%s", v);
   else snprintf(out, cap, "\"%s\"", v);
@@ -361,6 +363,41 @@ static void docs_table(void) {
   free(doc);
 }
 
+/* a period (checkpoint_every): the forms it reads, how each reads back, what it refuses */
+static void period_values(void) {
+  static const struct { const char *in, *out; int kind; double every; } ok[] = {
+      {"500", "500", AF_PERIOD_STEPS, 500}, {"1", "1", AF_PERIOD_STEPS, 1},
+      {"10m", "10m", AF_PERIOD_SECONDS, 600}, {"600s", "10m", AF_PERIOD_SECONDS, 600},
+      {"90s", "90s", AF_PERIOD_SECONDS, 90}, {"1.5h", "90m", AF_PERIOD_SECONDS, 5400},
+      {"2h", "2h", AF_PERIOD_SECONDS, 7200}, {"0.5s", "0.5s", AF_PERIOD_SECONDS, 0.5},
+      {"intervals", "intervals", AF_PERIOD_INTERVALS, 0}};
+  static const char *const refused[] = {"0", "-5", "5x", "m", "1.5", "", "10 m", "0s", "-1m", "inf", "1e3", "Intervals"};
+  const af_opt *opt = af_opt_find("checkpoint_every");
+  CHECK(opt && opt->kind == AF_OPT_PERIOD);
+  if (!opt) return;
+  af_train_opts o;
+  af_train_opts_default(&o);
+  CHECK(o.checkpoint_every.kind == AF_PERIOD_SECONDS && o.checkpoint_every.every == 600);  /* the default, 10m */
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    char back[64];
+    CHECK_OK(af_opt_set(opt, &o, ok[i].in));
+    af_opt_get(opt, &o, back, sizeof back);
+    if (o.checkpoint_every.kind != ok[i].kind || o.checkpoint_every.every != ok[i].every || strcmp(back, ok[i].out)) {
+      af_test_failures++;
+      fprintf(stderr, "checkpoint_every '%s': kind %d, every %g, reads back '%s'; expected %d, %g, '%s'\n", ok[i].in,
+              o.checkpoint_every.kind, o.checkpoint_every.every, back, ok[i].kind, ok[i].every, ok[i].out);
+    }
+  }
+  for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+    char want[128];
+    snprintf(want, sizeof want, "expects a period like 500 (steps), 10m or intervals, got '%s'", refused[i]);
+    if (af_opt_set(opt, &o, refused[i]) != AF_ERR_ARG || strcmp(af_last_error(), want)) {
+      af_test_failures++;
+      fprintf(stderr, "checkpoint_every '%s' is not refused as expected: %s\n", refused[i], af_last_error());
+    }
+  }
+}
+
 int main(void) {
   g_tmp = af_test_tmpdir();
   if (af_test_tiny_setup(g_model, g_data, sizeof g_model) != 0) return 1;
@@ -396,6 +433,7 @@ int main(void) {
     }
   }
   docs_table();
+  period_values();
   CHECK(covered == NCASES);  /* and no case for an option that is gone */
   printf("%d options set from the CLI and Lua and read back, %d refused on a mismatched resume\n", covered, traj);
   lua_close(L);

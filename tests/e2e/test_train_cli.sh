@@ -162,7 +162,19 @@ grep -qF -- "--skip-bad-rows" "$T/err" || fail "the bad-row error does not menti
 expect 1 "results in a missing folder" "$T/nodir" --model "$MODEL" --data "$D" --out "$T/nodir/r.h5" "${Q[@]}"
 expect 1 "--seq 32 > max_position_embeddings 16" "config.json" --model "$MODEL" --data "$D" --out "$O" \
   --task sst2 --seq 32 --threads 1 --quiet
+: >"$T/plainfile"  # --cache disk asked for a folder that cannot be made: no run, one line naming it
+expect 1 "--cache disk, a cache dir that cannot be created" "$T/plainfile/cache" --model "$MODEL" --data "$D" \
+  --out "$O" "${Q[@]}" --cache disk --cache-dir "$T/plainfile/cache"
 [ -e "$O" ] && fail "a run that failed before training left $O"
+# a cache dir that does not exist yet is made, and the run ends with the cache's state
+if "$AF_BIN" train "${RUN[@]}" --epochs 1 --no-checkpoints --out "$T/cachedir.h5" --cache disk \
+  --cache-dir "$T/new/cache/dir" >"$T/out" 2>"$T/err" && [ -d "$T/new/cache/dir" ] &&
+  grep -q '^autofreeze: activation cache (disk): disk tier on (' "$T/err"; then
+  ok "--cache disk made its folder: $(grep '^autofreeze: activation cache' "$T/err")"
+else
+  fail "--cache disk --cache-dir (not there yet): exit $?, folder $([ -d "$T/new/cache/dir" ] && echo made || echo missing)"
+  sed 's/^/  stderr: /' "$T/err" | head -5
+fi
 
 if "$AF_BIN" train --model "$MODEL" --data "$T/baddata" --out "$T/skip.h5" "${Q[@]}" --skip-bad-rows \
   >"$T/out" 2>"$T/err"; then
@@ -202,7 +214,9 @@ grep -q $'\r' "$T/err" && ok "--progress draws the progress line" || fail "--pro
 [ -e "$T/prog.h5.ckpt" ] && fail "--no-checkpoints wrote $T/prog.h5.ckpt"
 
 # ---- 3. SIGTERM, then --resume: identical to an uninterrupted run ----
-LONG=("${RUN[@]}" --epochs 60 --lr 1e-3 --policy adaptive)  # 780 steps, 20 intervals
+# 780 steps, 20 intervals, a checkpoint at each boundary (the default, every 10 minutes,
+# would give this short run none before its end)
+LONG=("${RUN[@]}" --epochs 60 --lr 1e-3 --policy adaptive --checkpoint-every intervals)
 I=$T/int.h5
 "$AF_BIN" train "${LONG[@]}" --out "$I" >"$T/int.out" 2>"$T/int.err" &
 bg=$!

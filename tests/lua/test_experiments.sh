@@ -41,6 +41,7 @@ run_exp custom_policy --set "data=$TMP/default"
 run_exp ablation_percentile --set "data=$TMP/default" --set task=default
 run_exp ablation_intervals --set "data=$TMP/default" --set task=default
 run_exp static_depth --set "data=$TMP/default" --set task=default
+run_exp bench_time --set "data=$TMP/default" --set rounds=1
 run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1 --set policies=adaptive+cache
 # --set policies: the baseline and the named policy only; an unknown label names the known ones
 [ "$(cd "$TMP/res/paper" && ls *.h5 | tr '\n' ' ')" = "sst2-adaptive+cache-s1.h5 sst2-none-s1.h5 " ] \
@@ -49,5 +50,5 @@ expect_rc 1 "bench_policies with an unknown policy label" -- "$BIN" run "$SRC/ex
   "${small[@]}" --set "data=$TMP/default" --set policies=adaptive,nope
 expect_in "$TMP/err" "unknown policy label 'nope' in --set policies \(known: none, static-last, adaptive, adaptive\+cache\)" \
   "unknown label message"
-echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth paper"
+echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth bench_time paper"
 finish test_experiments

@@ -1,10 +1,13 @@
 /* The activation cache store: fp16/bf16 rounding of known values (and against the
  * compiler's _Float16), round trips in every tier and dtype (fp32 bit-exact), replacement
  * in place, prefetch (including a replacement racing a staged copy), the header check that
- * keeps a foreign file from being read, and failures that turn the cache off without
- * stopping the run: unwritable dir, a full disk (RLIMIT_FSIZE), a file truncated or
- * deleted mid-run. */
+ * keeps a foreign file from being read, the folder made at open (mkdir -p) and what a disk
+ * tier that cannot be set up means (strict DISK: the open fails; DISK: the cache is off;
+ * AUTO: memory only), the tier states and the run-end line, and failures that turn the cache
+ * off without stopping the run: unwritable dir, a full disk (RLIMIT_FSIZE), a file
+ * truncated or deleted mid-run. */
 #include "core/run/cache.h"
+#include "core/base/fsutil.h"
 #include "tests/testutil.h"
 #include <fcntl.h>
 #include <hdf5.h>
@@ -465,6 +468,11 @@ static void test_run_key(void) {
   af_set_quiet(0);
   CHECK(b && af_act_cache_disabled_reason(b) && strstr(af_act_cache_disabled_reason(b), "not an autofreeze cache"));
   af_act_cache_close(b);
+  b = NULL;
+  ob.strict = 1;  /* asked for explicitly: the open fails instead, naming the file */
+  CHECK(af_act_cache_open(&ob, &b) == AF_ERR_IO && b == NULL && strstr(af_last_error(), "not an autofreeze cache") &&
+        strstr(af_last_error(), pathB));
+  ob.strict = 0;
   char got[64] = "";
   f = fopen(pathB, "r");
   CHECK(f && fgets(got, sizeof got, f) && !strcmp(got, "not yours\n"));
@@ -499,7 +507,8 @@ static void test_unwritable(void) {
   snprintf(file_as_dir, sizeof file_as_dir, "%s/plainfile", af_test_tmpdir());
   FILE *f = fopen(file_as_dir, "w");
   fclose(f);
-  const char *dirs[] = {"/proc", file_as_dir, "/nonexistent/af-cache"};
+  /* /proc/af-no-such/af-cache cannot be made even by root (unlike a folder under /) */
+  const char *dirs[] = {"/proc", file_as_dir, "/proc/af-no-such/af-cache"};
   for (int j = 0; j < 3; j++) {
     af_act_cache_opts o = opts(AF_CACHE_DISK, AF_DTYPE_F16, 0, dirs[j], 0, 20, "unwritable");
     af_set_quiet(1);
@@ -509,6 +518,11 @@ static void test_unwritable(void) {
     if (c) check_off(c, NULL, dirs[j]);
     if (c) printf("unwritable %s: %s\n", dirs[j], af_act_cache_disabled_reason(c));
     af_act_cache_close(c);
+    c = NULL;
+    o.strict = 1;  /* the training loop's open: fails, one line naming the folder */
+    CHECK(af_act_cache_open(&o, &c) == AF_ERR_IO && c == NULL && strstr(af_last_error(), dirs[j]) &&
+          !strchr(af_last_error(), '\n'));
+    printf("unwritable %s, strict: %s\n", dirs[j], af_last_error());
   }
   /* A directory without write permission. Root writes anywhere, so as root the case runs in
    * a child that drops to nobody (65534); the folder lives in a world-readable parent. */
@@ -533,6 +547,8 @@ static void test_unwritable(void) {
       if (c) printf("read-only dir (uid %d): %s\n", (int)geteuid(), af_act_cache_disabled_reason(c));
       af_act_cache_close(c);
       c = NULL;
+      o.strict = 1;
+      CHECK(af_act_cache_open(&o, &c) == AF_ERR_IO && c == NULL && strstr(af_last_error(), "not writable"));
       if (forked) {
         fflush(stdout);
         fflush(stderr);
@@ -546,15 +562,142 @@ static void test_unwritable(void) {
     *strrchr(ro, '/') = 0;
     rmdir(ro);
   }
-  /* auto: memory works until the first spill, which turns the whole cache off. */
+  /* auto: the first spill cannot create the file; the disk tier goes off, the memory tier
+   * keeps what it holds and serves it, and entries past the budget are dropped. */
   af_act_cache_opts o = opts(AF_CACHE_AUTO, AF_DTYPE_F32, 32 << 10, "/proc", 0, 60, "unwritable");
+  o.strict = 1;  /* strict is about DISK only: auto still opens */
   CHECK_OK(af_act_cache_open(&o, &c));
   CHECK(af_act_cache_disabled_reason(c) == NULL);
   af_set_quiet(1);
   put_all(c, 60, 1, 0);
   af_set_quiet(0);
-  check_off(c, NULL, "auto spill to /proc");
+  CHECK(af_act_cache_disabled_reason(c) == NULL);
+  size_t kept[60], nk = 0;
+  for (size_t i = 0; i < 60; i++)
+    if (af_act_cache_depth(c, i) == 1) kept[nk++] = i;
+  af_act_cache_detail d;
+  af_act_cache_stats_detail(c, &d);
+  CHECK(nk > 0 && nk < 60 && d.disk_entries == 0 && d.dropped_puts == (long long)(60 - nk));
+  CHECK(check_entries(c, kept, nk, 1, 0, AF_DTYPE_F32, "auto, disk tier off") == 0);
+  af_cache_record r;
+  af_act_cache_stats(c, &r);
+  CHECK(!strcmp(r.memory_tier, "on") && !strncmp(r.disk_tier, "off: ", 5) && strstr(r.disk_tier, "/proc") &&
+        !strcmp(r.tier, "memory"));
+  printf("auto spill to /proc: %zu of 60 in memory; disk_tier '%s'\n", nk, r.disk_tier);
   af_act_cache_close(c);
+}
+
+/* Whether the describe line holds want; prints it. */
+static void check_line(af_act_cache *c, const char *want, const char *want2) {
+  char line[2048];
+  af_act_cache_describe(c, line, sizeof line);
+  printf("  %s\n", line);
+  if (!strstr(line, want) || (want2 && !strstr(line, want2)) || strchr(line, '\n')) {
+    af_test_failures++;
+    fprintf(stderr, "describe: '%s' lacks '%s'%s%s\n", line, want, want2 ? " or " : "", want2 ? want2 : "");
+  }
+}
+
+/* The disk tier makes its folder at open (mkdir -p); a folder that cannot be made fails a
+ * strict DISK open with one line naming it, turns a non-strict DISK cache off, and leaves
+ * AUTO in memory only. Each state shows in the record and the describe line. */
+static void test_folder(void) {
+  char top[4200], nested[4300], plain[4300], under[4400];
+  snprintf(top, sizeof top, "%s/mk", af_test_tmpdir());
+  snprintf(nested, sizeof nested, "%s/a/b/c", top);
+  CHECK(!af_path_exists(top));
+  af_act_cache *c = NULL;
+  af_act_cache_opts o = opts(AF_CACHE_DISK, AF_DTYPE_F32, 0, nested, 0, 40, "folder");
+  o.strict = 1;
+  CHECK_OK(af_act_cache_open(&o, &c));
+  CHECK(c && af_is_dir(nested) && af_act_cache_disabled_reason(c) == NULL);
+  const char *path = af_act_cache_path(c);
+  CHECK(path && !strncmp(path, nested, strlen(nested)) && af_path_exists(path));
+  put_all(c, 40, 2, 0);
+  size_t ids[40];
+  for (size_t i = 0; i < 40; i++) ids[i] = i;
+  CHECK(check_entries(c, ids, 40, 2, 0, AF_DTYPE_F32, "nested new folder") == 0);
+  af_cache_record r;
+  af_act_cache_stats(c, &r);
+  CHECK(!strcmp(r.requested, "disk") && !strcmp(r.tier, "disk") && !strcmp(r.disk_tier, "on") &&
+        !strcmp(r.memory_tier, "not asked for") && r.hits == 40 && r.bytes_written > 0);
+  check_line(c, "activation cache (disk): disk tier on (40 entries", "hit rate 1.00 (40 hits, 0 misses)");
+  char keep[4096];
+  snprintf(keep, sizeof keep, "%s", path);
+  af_act_cache_close(c);
+  CHECK(!af_path_exists(keep) && af_is_dir(nested));  /* the file goes, the folder stays */
+
+  /* auto, never spilling: the folder is made all the same; the disk tier was not needed */
+  snprintf(nested, sizeof nested, "%s/x/y", top);
+  o = opts(AF_CACHE_AUTO, AF_DTYPE_F16, 0, nested, 0, 40, "folder-auto");
+  CHECK_OK(af_act_cache_open(&o, &c));
+  CHECK(c && af_is_dir(nested));
+  put_all(c, 40, 1, 0);
+  af_act_cache_stats(c, &r);
+  CHECK(!strcmp(r.requested, "auto") && !strcmp(r.memory_tier, "on") &&
+        !strcmp(r.disk_tier, "off: the memory budget sufficed"));
+  check_line(c, "memory tier on (40 entries", "disk tier off: the memory budget sufficed; no lookups");
+  af_act_cache_close(c);
+
+  /* a folder under a regular file cannot be made */
+  snprintf(plain, sizeof plain, "%s/plain", top);
+  FILE *f = fopen(plain, "w");
+  CHECK(f != NULL);
+  if (f) fclose(f);
+  snprintf(under, sizeof under, "%s/sub/dir", plain);
+  o = opts(AF_CACHE_DISK, AF_DTYPE_F32, 0, under, 0, 40, "folder-bad");
+  o.strict = 1;
+  c = NULL;
+  CHECK(af_act_cache_open(&o, &c) == AF_ERR_IO && c == NULL);
+  const char *e = af_last_error();
+  printf("strict, folder under a file: %s\n", e);
+  CHECK(!strncmp(e, "activation cache: ", 18) && strstr(e, under) && strstr(e, "not a folder") && !strchr(e, '\n'));
+  o.strict = 0;
+  af_set_quiet(1);
+  CHECK_OK(af_act_cache_open(&o, &c));
+  af_set_quiet(0);
+  if (c) check_off(c, "not a folder", "non-strict, folder under a file");
+  af_act_cache_stats(c, &r);
+  CHECK(!strncmp(r.disk_tier, "off: ", 5) && strstr(r.disk_tier, under));
+  check_line(c, "activation cache (disk): disk tier off: cannot create ", under);
+  af_act_cache_close(c);
+
+  o = opts(AF_CACHE_AUTO, AF_DTYPE_F32, 32 << 10, under, 0, 60, "folder-bad-auto");
+  o.strict = 1;
+  af_set_quiet(1);
+  CHECK_OK(af_act_cache_open(&o, &c));
+  put_all(c, 60, 1, 0);  /* past the budget: dropped, the disk tier being off */
+  af_set_quiet(0);
+  af_act_cache_detail d;
+  af_act_cache_stats_detail(c, &d);
+  af_act_cache_stats(c, &r);
+  CHECK(af_act_cache_disabled_reason(c) == NULL && d.mem_entries > 0 && d.dropped_puts > 0 && d.disk_entries == 0 &&
+        !strcmp(r.memory_tier, "on") && !strncmp(r.disk_tier, "off: ", 5) && strstr(r.disk_tier, "not a folder"));
+  check_line(c, "entries not stored); disk tier off: cannot create ", under);
+  af_act_cache_close(c);
+
+  /* memory and off: the tiers not asked for say so */
+  o = opts(AF_CACHE_MEMORY, AF_DTYPE_F32, 0, under, 0, 10, "folder-mem");  /* dir unused: nothing made */
+  CHECK_OK(af_act_cache_open(&o, &c));
+  af_act_cache_stats(c, &r);
+  CHECK(!strcmp(r.requested, "memory") && !strcmp(r.memory_tier, "on") && !strcmp(r.disk_tier, "not asked for"));
+  check_line(c, "activation cache (memory): memory tier on (0 entries, 0.0 MiB); no lookups", NULL);
+  af_act_cache_close(c);
+  o.mode = AF_CACHE_OFF;
+  CHECK_OK(af_act_cache_open(&o, &c));
+  af_act_cache_stats(c, &r);
+  CHECK(!strcmp(r.requested, "off") && !strcmp(r.memory_tier, "not asked for") && !strcmp(r.disk_tier, "not asked for"));
+  check_line(c, "activation cache off", NULL);
+  af_act_cache_close(c);
+  af_act_cache_record_unopened(AF_CACHE_AUTO, "the activation cache needs --accum 1", &r);
+  CHECK(!strcmp(r.requested, "auto") && !strcmp(r.memory_tier, "off: the activation cache needs --accum 1") &&
+        !strcmp(r.disk_tier, r.memory_tier) && !strcmp(r.disabled_reason, "the activation cache needs --accum 1"));
+  unlink(plain);
+  const char *made[] = {"a/b/c", "a/b", "a", "x/y", "x", ""};
+  for (int j = 0; j < 6; j++) {
+    snprintf(nested, sizeof nested, "%s/%s", top, made[j]);
+    CHECK(rmdir(nested) == 0);  /* empty: every file went at close */
+  }
 }
 
 /* truncate(2) or unlink the file mid-run: the next disk access notices, the cache turns
@@ -710,6 +853,7 @@ int main(int argc, char **argv) {
   RUN("stress", test_stress(AF_CACHE_AUTO, 200 << 10));
   RUN("runkey", test_run_key());
   RUN("unwritable", test_unwritable());
+  RUN("folder", test_folder());
   for (int how = 0; how < 4; how++) RUN("truncated", test_truncated(how));
   RUN("full", test_disk_full());
   RUN("compress", test_compression());
