@@ -1,14 +1,20 @@
--- autofreeze.sweep (af.sweep{...}): expand a grid tasks x policies x knobs x seeds into
--- af.train runs, one results file each under out_dir, named TASK-POLICY[-KNOB]-sSEED.h5.
--- A run whose file is already complete (/summary status "complete") and was made with the
--- same settings is skipped and its summary read back, so an interrupted sweep resumes where
--- it stopped. Prints a summary table and returns the rows. Reference: docs/lua-api.md.
+-- autofreeze.sweep (af.sweep{...}): a grid tasks x knobs x policies x seeds as a list of
+-- cells, one af.train run each, numbered 1..N in that order (the same numbers every time,
+-- whatever has run). Every cell writes only its own files: out_dir/ID.h5 (ID =
+-- TASK-POLICY[-KNOB]-sSEED), its checkpoint ID.h5.ckpt, its settings ID.h5.settings and, with a
+-- cache, its disk tier under CACHE_DIR/ID. A cell whose file is complete with the same settings
+-- is skipped (its summary read back); a killed one resumes from its checkpoint; anything else
+-- runs from the start. af.sweep{...} runs the cells and returns the rows (a sweep object);
+-- af.sweep{..., run = false} returns the cells without running any (sw:cell(i), sw:run(),
+-- sw:list(), sw:report(), sw:slurm{...}). Under `autofreeze run --list-cells | --cell I |
+-- --slurm | --report` the script's af.sweep does that instead (autofreeze/cluster.lua).
+-- Reference: docs/lua-api.md, docs/cluster.md.
 local af = require "autofreeze"
 local report = require "autofreeze.report"
 
 local SPEC_KEYS = {
   tasks = true, policies = true, seeds = true, knobs = true, out_dir = true, train = true,
-  model = true, continue_on_error = true, quiet = true, print = true, force = true,
+  model = true, continue_on_error = true, quiet = true, print = true, force = true, run = true,
 }
 
 local function copy(t)
@@ -26,7 +32,7 @@ end
 local function variant(entry, i)
   if type(entry) == "userdata" then return {policy = entry, label = entry.label, train = {}} end
   if type(entry) ~= "table" or entry.policy == nil then
-    error(("af.sweep: policies[%d] must be a policy or {policy = p, label = ..., <train options>}"):format(i), 3)
+    error(("af.sweep: policies[%d] must be a policy or {policy = p, label = ..., <train options>}"):format(i), 4)
   end
   local t = copy(entry)
   local p, label = t.policy, t.label
@@ -36,7 +42,7 @@ end
 
 -- A knobs entry is a table of train options, with an optional label.
 local function knob(entry, i)
-  if type(entry) ~= "table" then error(("af.sweep: knobs[%d] must be a table of af.train options"):format(i), 3) end
+  if type(entry) ~= "table" then error(("af.sweep: knobs[%d] must be a table of af.train options"):format(i), 4) end
   local t = copy(entry)
   local label = t.label
   t.label = nil
@@ -50,9 +56,10 @@ local function knob(entry, i)
 end
 
 -- A canonical string of a run's options (what changes its numbers; not quiet, progress,
--- threads or checkpoints), kept next to the results file as OUT.settings.
+-- threads, checkpoints or where the cache lives), kept next to the results file as
+-- OUT.settings.
 local IGNORED = {out = true, quiet = true, progress = true, threads = true, checkpoints = true,
-                 checkpoint_dir = true, resume = true}
+                 checkpoint_dir = true, checkpoint_every = true, resume = true, cache_dir = true}
 local function signature(opts)
   local parts = {}
   for k, v in pairs(opts) do
@@ -113,90 +120,277 @@ local function same_settings(path, opts)
   return true
 end
 
-return function(spec)
-  if type(spec) ~= "table" then error("af.sweep: expected a table {tasks = ..., policies = ..., ...}", 2) end
+-- The checkpoint a killed cell resumes from (written by af.train unless checkpoints = false).
+local function checkpoint_of(opts)
+  if opts.checkpoints == false then return nil end
+  local dir = opts.checkpoint_dir or (opts.out .. ".ckpt")
+  if af.exists(dir .. "/last.safetensors") then return dir end
+  return nil
+end
+
+-- Cell i's results file as it stands: state "complete" (done: same settings), "changed"
+-- (complete, other settings), "running" (killed, or running now), "interrupted", "failed",
+-- "missing" or "unreadable"; why: a note; ckpt: the checkpoint folder to resume from.
+local function file_state(opts)
+  local out = opts.out
+  local status, reason = af.results.status(out)
+  if not status then
+    if af.exists(out) then return {state = "unreadable", why = reason} end
+    return {state = "missing"}
+  end
+  if status == "complete" then
+    local same, why = same_settings(out, opts)
+    if same then return {state = "complete", done = true} end
+    return {state = "changed", why = why}
+  end
+  local st = {state = status}
+  if status == "running" or status == "interrupted" then st.ckpt = checkpoint_of(opts) end
+  return st
+end
+
+-- Whether af.train knows an option (a key the engine may not have yet): an unknown key is
+-- refused before anything else, so the probe runs nothing.
+local known_opts = {}
+local function train_knows(key)
+  if known_opts[key] == nil then
+    local _, err = pcall(af.train, {[key] = "intervals"})
+    known_opts[key] = not tostring(err):find("unknown option '" .. key .. "'", 1, true)
+  end
+  return known_opts[key]
+end
+
+-- ---- the sweep object ----
+
+local methods = {}
+local hidden = setmetatable({}, {__mode = "k"})  -- sweep -> {spec, out_dir, opts = {[i] = af.train options}}
+
+-- The grid as cells, nothing run.
+local function build(spec)
+  if type(spec) ~= "table" then error("af.sweep: expected a table {tasks = ..., policies = ..., ...}", 3) end
   for k in pairs(spec) do
     if not SPEC_KEYS[k] then
       error(("af.sweep: unknown option '%s' (known: tasks, policies, seeds, knobs, out_dir, train, model, " ..
-             "continue_on_error, force, quiet, print)"):format(tostring(k)), 2)
+             "continue_on_error, force, quiet, print, run)"):format(tostring(k)), 3)
     end
   end
   local tasks = spec.tasks or (spec.train and spec.train.task and {spec.train.task})
-  if not tasks or #tasks == 0 then error("af.sweep: expected tasks = {af.task...(), ...}", 2) end
+  if not tasks or #tasks == 0 then error("af.sweep: expected tasks = {af.task...(), ...}", 3) end
   local policies = spec.policies or {af.policy.none()}
   local seeds = spec.seeds or {1}
-  local knobs = spec.knobs
   local out_dir = spec.out_dir or "results/sweep"
   local common = copy(spec.train)
   if spec.model then common.model = spec.model end
   common.task = nil
-  if common.model == nil then error("af.sweep: expected model (in train = {...} or as model =)", 2) end
-  af.mkdir(out_dir)
+  if common.model == nil then error("af.sweep: expected model (in train = {...} or as model =)", 3) end
 
   local variants, knobvs = {}, {}
   for i, p in ipairs(policies) do variants[i] = variant(p, i) end
-  if knobs then
-    for i, k in ipairs(knobs) do knobvs[i] = knob(k, i) end
+  if spec.knobs then
+    for i, k in ipairs(spec.knobs) do knobvs[i] = knob(k, i) end
   else
     knobvs[1] = {label = nil, train = {}}
   end
-  local total = #tasks * #variants * #knobvs * #seeds
-  local rows, n = {}, 0
+  local sw, all = {}, {}
   for _, task in ipairs(tasks) do
     local tname = type(task) == "table" and task.name or tostring(task)
     for _, kv in ipairs(knobvs) do
       for _, v in ipairs(variants) do
         for _, seed in ipairs(seeds) do
-          n = n + 1
           local id = safe(tname) .. "-" .. safe(v.label)
           if kv.label then id = id .. "-" .. safe(kv.label) end
           id = id .. "-s" .. tostring(seed)
-          local out = out_dir .. "/" .. id .. ".h5"
           local opts = copy(common)
           for k, x in pairs(kv.train) do opts[k] = x end
           for k, x in pairs(v.train) do opts[k] = x end
-          opts.task, opts.policy, opts.seed, opts.out = task, v.policy, seed, out
-          local row = {id = id, task = tname, label = v.label, policy = v.policy.name, knob = kv.label or nil,
-                       seed = seed, out = out}
-          local status = af.results.status(out)
-          local reuse, why = false, nil
-          if status == "complete" and not spec.force then reuse, why = same_settings(out, opts) end
-          if reuse then
-            if not spec.quiet then io.write(("[%d/%d] %s: complete, skipped\n"):format(n, total, id)) end
-            row.state = "skipped"
-          else
-            if not spec.quiet then
-              io.write(("[%d/%d] %s%s\n"):format(n, total, id,
-                status and ("  (previous file: " .. status .. (why and ("; " .. why) or "") .. ")") or ""))
-              io.stdout:flush()
-            end
-            os.remove(out .. ".settings")
-            local ok, err = pcall(af.train, opts)
-            if ok then
-              local f = io.open(out .. ".settings", "w")
-              if f then f:write(signature(opts)); f:close() end
-            end
-            if not ok then
-              if not spec.continue_on_error then error(("af.sweep: run %s failed: %s"):format(id, tostring(err)), 2) end
-              io.stderr:write(("af.sweep: run %s failed: %s\n"):format(id, tostring(err)))
-              row.state = "failed"
-              row.error = tostring(err)
-            else
-              row.state = "ran"
-            end
-          end
-          if row.state ~= "failed" then
-            local s = af.results.summary(out)
-            for k, x in pairs(s) do if row[k] == nil then row[k] = x end end
-          end
-          rows[#rows + 1] = row
+          opts.task, opts.policy, opts.seed, opts.out = task, v.policy, seed, out_dir .. "/" .. id .. ".h5"
+          local i = #sw + 1
+          sw[i] = {cell = i, id = id, task = tname, label = v.label, policy = v.policy.name, knob = kv.label or nil,
+                   seed = seed, out = opts.out}
+          all[i] = opts
         end
       end
     end
   end
-  report.speedups(rows)
-  if spec.print ~= false then
-    report.print(rows, report.sweep_columns, ("sweep: %d runs in %s"):format(#rows, out_dir))
+  hidden[sw] = {spec = spec, out_dir = out_dir, opts = all}
+  return setmetatable(sw, {__index = methods})
+end
+
+local function check_index(sw, i)
+  if math.type(i) ~= "integer" and not (type(i) == "number" and i == math.floor(i)) then
+    return nil, ("cell expects an integer index, found %s"):format(tostring(i))
   end
-  return rows
+  if i < 1 or i > #sw then
+    return nil, ("cell %d is out of range: the sweep has %d cells (1..%d; see --list-cells)"):format(i, #sw, #sw)
+  end
+  return math.tointeger(i)
+end
+
+-- The af.train options of cell i as it will run: its disk cache under CACHE_DIR/ID (never
+-- shared between cells, also on a shared file system), a checkpoint at every interval
+-- boundary unless the train table says otherwise (where the engine has checkpoint_every),
+-- and resume when the file was killed and left a checkpoint.
+local function cell_opts(sw, i, fs)
+  local opts = copy(hidden[sw].opts[i])
+  if opts.cache ~= nil and opts.cache ~= false and opts.cache ~= "off" then
+    opts.cache_dir = (opts.cache_dir or hidden[sw].out_dir .. "/cache") .. "/" .. sw[i].id
+  end
+  if opts.checkpoints ~= false and opts.checkpoint_every == nil and train_knows("checkpoint_every") then
+    opts.checkpoint_every = "intervals"
+  end
+  opts.resume = fs.ckpt ~= nil and not hidden[sw].spec.force
+  return opts
+end
+
+-- The run's summary into its row (af.results.summary), the cell's own keys kept.
+local ROW_KEYS = {cell = true, id = true, task = true, label = true, policy = true, knob = true, seed = true, out = true}
+local function fill_summary(row)
+  for k, x in pairs(af.results.summary(row.out)) do if not ROW_KEYS[k] then row[k] = x end end
+end
+
+-- Run cell i (skipped when complete); returns its row, state "ran", "skipped" or "failed"
+-- (with error), or raises when the spec does not say continue_on_error. raise_level: for
+-- error().
+local function run_cell(sw, i, raise_level)
+  local h, row = hidden[sw], sw[i]
+  local spec = h.spec
+  local fs = file_state(h.opts[i])
+  row.state, row.error, row.resumed = nil, nil, nil
+  if fs.done and not spec.force then
+    if not spec.quiet then io.write(("[%d/%d] %s: complete, skipped\n"):format(i, #sw, row.id)) end
+    row.state = "skipped"
+  else
+    local cl = af.cluster  -- under a cluster flag af.train runs only inside a cell (lua/host.c)
+    if cl then cl.in_cell = true end
+    local opts = cell_opts(sw, i, fs)
+    if not spec.quiet then
+      local prev = fs.state ~= "missing" and ("  (previous file: " .. fs.state .. (fs.why and ("; " .. fs.why) or "") ..
+                                              (opts.resume and "; resuming from its checkpoint" or "") .. ")") or ""
+      io.write(("[%d/%d] %s%s\n"):format(i, #sw, row.id, prev))
+      io.stdout:flush()
+    end
+    os.remove(row.out .. ".settings")
+    local ok, err = pcall(af.train, opts)
+    if not ok and opts.resume and tostring(err):find("from another run", 1, true) then
+      -- a checkpoint of other settings: this cell starts again
+      io.stderr:write(("af.sweep: %s: %s; starting it again\n"):format(row.id, tostring(err)))
+      opts.resume = false
+      ok, err = pcall(af.train, opts)
+    end
+    if cl then cl.in_cell = false end
+    if opts.cache_dir then  -- the cell's cache folder (and out_dir/cache), when left empty
+      os.remove(opts.cache_dir)
+      if h.opts[i].cache_dir == nil then os.remove(h.out_dir .. "/cache") end
+    end
+    if ok then
+      local f = io.open(row.out .. ".settings", "w")
+      if f then f:write(signature(h.opts[i])); f:close() end
+      row.state, row.resumed = "ran", opts.resume or nil
+    else
+      if not spec.continue_on_error then error(("af.sweep: run %s failed: %s"):format(row.id, tostring(err)), raise_level) end
+      io.stderr:write(("af.sweep: run %s failed: %s\n"):format(row.id, tostring(err)))
+      row.state, row.error = "failed", tostring(err)
+    end
+  end
+  if row.state ~= "failed" then fill_summary(row) end
+  return row
+end
+
+-- sw:cell(i): run cell i only (skipped when complete, resumed when killed); its row.
+function methods.cell(sw, i)
+  local n, msg = check_index(sw, i)
+  if not n then error("af.sweep: " .. msg, 2) end
+  return run_cell(sw, n, 3)
+end
+
+-- sw:run(): every cell in order, then the speedups and (print ~= false) the table; the rows.
+function methods.run(sw)
+  local spec = hidden[sw].spec
+  for i = 1, #sw do run_cell(sw, i, 3) end
+  report.speedups(sw)
+  if spec.print ~= false then
+    report.print(sw, report.sweep_columns, ("sweep: %d runs in %s"):format(#sw, hidden[sw].out_dir))
+  end
+  return sw
+end
+
+-- sw:states(): each cell's file as it stands, filling row.done and row.file ("complete",
+-- "missing", "running", "interrupted", "failed", "changed", "unreadable") and row.resumable
+-- (a checkpoint is there). Returns the sweep.
+function methods.states(sw)
+  for i, row in ipairs(sw) do
+    local fs = file_state(hidden[sw].opts[i])
+    row.done, row.file, row.resumable, row.why = fs.done or false, fs.state, fs.ckpt ~= nil or nil, fs.why
+  end
+  return sw
+end
+
+-- sw:pending(): the indices of the cells not done (what a job array submits).
+function methods.pending(sw)
+  methods.states(sw)
+  local p = {}
+  for i, row in ipairs(sw) do if not row.done or hidden[sw].spec.force then p[#p + 1] = i end end
+  return p
+end
+
+-- The table of --list-cells.
+local function state_text(v, row)
+  if v == "running" then return "running or killed" .. (row.resumable and " (resumable)" or "") end
+  if v == "interrupted" and row.resumable then return "interrupted (resumable)" end
+  if v == "changed" then return "complete, other settings" end
+  return v
+end
+local CELL_COLUMNS = {
+  {"cell", "cell"}, {"id", "run"}, {"task", "task"}, {"label", "policy"}, {"knob", "knob"}, {"seed", "seed"},
+  {"out", "results"}, {"done", "done", function(v) return v and "yes" or "no" end}, {"file", "file", state_text},
+}
+
+-- sw:list([title]): print the cells and their state; returns the sweep.
+function methods.list(sw, title)
+  methods.states(sw)
+  local done, cols = 0, {}
+  for _, row in ipairs(sw) do if row.done then done = done + 1 end end
+  local any_knob = false
+  for _, row in ipairs(sw) do any_knob = any_knob or row.knob ~= nil end
+  for _, c in ipairs(CELL_COLUMNS) do if c[1] ~= "knob" or any_knob then cols[#cols + 1] = c end end
+  report.print(sw, cols, title or ("sweep: %d cells in %s, %d complete"):format(#sw, hidden[sw].out_dir, done))
+  return sw
+end
+
+-- sw:report(): nothing run; the rows of the finished cells (summaries, speedups) printed
+-- (print ~= false) and returned, and a line naming each cell still missing or failed.
+function methods.report(sw)
+  methods.states(sw)
+  local rows, missing = {}, {}
+  for _, row in ipairs(sw) do
+    if row.done then
+      row.state = "complete"
+      fill_summary(row)
+      rows[#rows + 1] = row
+    else
+      missing[#missing + 1] = row
+    end
+  end
+  report.speedups(rows)
+  if hidden[sw].spec.print ~= false then
+    report.print(rows, report.sweep_columns,
+                 ("report: %d of %d cells complete in %s"):format(#rows, #sw, hidden[sw].out_dir))
+  end
+  for _, row in ipairs(missing) do
+    io.write(("not complete: cell %d %s: %s%s\n"):format(row.cell, row.id, state_text(row.file, row),
+                                                         row.why and (" (" .. row.why .. ")") or ""))
+  end
+  io.stdout:flush()
+  return rows, missing
+end
+
+-- sw:slurm{...}: an sbatch script for a job array over the pending cells (autofreeze/cluster.lua).
+function methods.slurm(sw, o)
+  return require("autofreeze.cluster").slurm(sw, o, hidden[sw].out_dir)
+end
+
+return function(spec)
+  local sw = build(spec)
+  if spec.run == false then return sw end
+  if af.cluster then return require("autofreeze.cluster").dispatch(sw, af.cluster, hidden[sw].out_dir) end
+  return sw:run()
 end
