@@ -1,5 +1,6 @@
 /* Shared test helpers; see testutil.h. */
 #include "tests/testutil.h"
+#include "core/model/safetensors.h"
 #include "core/results/results_read.h"
 #include <errno.h>
 #include <math.h>
@@ -141,3 +142,24 @@ static double *read_dataset(const char *file, const char *path, int twod, size_t
 
 double *af_test_read_col(const char *file, const char *path, size_t *n) { return read_dataset(file, path, 0, n); }
 double *af_test_read_flat(const char *file, const char *path, size_t *n) { return read_dataset(file, path, 1, n); }
+
+int af_test_same_col(const char *a_file, const char *b_file, const char *col) {
+  size_t na = 0, nb = 0;
+  double *a = af_test_read_col(a_file, col, &na), *b = af_test_read_col(b_file, col, &nb);
+  int same = na == nb && na > 0 && a && b && !memcmp(a, b, na * sizeof *a);
+  free(a);
+  free(b);
+  return same;
+}
+
+const char *af_test_st_meta(const char *dir, const char *name, const char *key, char *buf, size_t cap) {
+  char path[4600];
+  af_st *st = NULL;
+  buf[0] = 0;
+  snprintf(path, sizeof path, "%s/%s", dir, name);
+  if (af_st_open(path, &st) != AF_OK) return buf;
+  const char *v = af_st_metadata(st, key);
+  snprintf(buf, cap, "%s", v ? v : "");
+  af_st_close(st);
+  return buf;
+}

@@ -38,4 +38,9 @@ void af_test_tiny_train_opts(af_train_opts *o, const char *model, const char *da
  * cannot be read (the failure is counted). Free with free(). */
 double *af_test_read_col(const char *file, const char *path, size_t *n);
 double *af_test_read_flat(const char *file, const char *path, size_t *n);
+/* 1 when dataset `col` of two results files holds the same values, bit for bit (and > 0). */
+int af_test_same_col(const char *a_file, const char *b_file, const char *col);
+/* A __metadata__ value of the safetensors file DIR/NAME into buf ("" when the file or the
+ * key is not there); returns buf. */
+const char *af_test_st_meta(const char *dir, const char *name, const char *key, char *buf, size_t cap);
 #endif

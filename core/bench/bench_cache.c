@@ -16,6 +16,7 @@
 #include "core/bench/bench_model.h"
 #include "core/model/bert.h"
 #include "core/run/cache.h"
+#include "core/run/options.h"
 #include "core/cli/cli.h"
 #include "core/model/optim.h"
 
@@ -92,9 +93,9 @@ static int parse_opts(int argc, char **argv, cache_opts *o) {
     }
   }
   const char *ds = o->dtype_s, *ts = o->tier_s;
-  o->dtype = !strcmp(ds, "f32") ? AF_DTYPE_F32 : !strcmp(ds, "f16") ? AF_DTYPE_F16
-           : !strcmp(ds, "bf16") ? AF_DTYPE_BF16 : (af_cache_dtype)-1;
-  o->mode = !strcmp(ts, "memory") ? AF_CACHE_MEMORY : !strcmp(ts, "disk") ? AF_CACHE_DISK : (af_cache_mode)-1;
+  o->dtype = (af_cache_dtype)af_choice_index(af_cache_dtype_names, ds);
+  o->mode = (af_cache_mode)af_choice_index(af_cache_mode_names, ts);  /* the benchmark's tiers: memory, disk */
+  if (o->mode != AF_CACHE_MEMORY && o->mode != AF_CACHE_DISK) o->mode = (af_cache_mode)-1;
   if ((!o->model) == (!o->cfgname) || o->B < 1 || o->T < 2 || o->steps < 1 || o->warmup < 0 || (int)o->dtype < 0 ||
       (int)o->mode < 0 || o->compress < 0 || o->compress > 9) {
     fprintf(stderr, "autofreeze bench cache: give exactly one of --model or --config, positive sizes, "

@@ -264,12 +264,18 @@ static af_status set_bool(const af_opt *opt, af_train_opts *o, const char *text)
   return bad("expects true or false%s%s, got '%s'", opt->flags & AF_OPT_AUTO ? " or auto" : "", "", text);
 }
 
+int af_choice_index(const char *const *names, const char *s) {
+  for (int i = 0; names[i]; i++)
+    if (!strcmp(s, names[i])) return i;
+  return -1;
+}
+
 static af_status set_choice(const af_opt *opt, af_train_opts *o, const char *text) {
   const char *want = text;
   if (opt->bool_true && !strcmp(text, "true")) want = opt->bool_true;
   else if (opt->bool_true && !strcmp(text, "false")) want = opt->choices[0];
-  for (int i = 0; opt->choices[i]; i++)
-    if (!strcmp(want, opt->choices[i])) return *(int *)field(opt, o) = i, AF_OK;
+  int i = af_choice_index(opt->choices, want);
+  if (i >= 0) return *(int *)field(opt, o) = i, AF_OK;
   char list[256] = "";
   for (int i = 0; opt->choices[i]; i++)
     snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", opt->choices[i]);

@@ -104,6 +104,9 @@ void af_opts_identity(const struct af_train_opts *resolved, const char *policy, 
 /* The name as a CLI user writes it: "--max-depth" (buf of at least 64 bytes). */
 const char *af_opt_cli_name(const af_opt *opt, char *buf, size_t cap);
 
+/* The index of s in a NULL-terminated name table (the *_names below), or -1. */
+int af_choice_index(const char *const *names, const char *s);
+
 /* Names of the enums the options choose from (one spelling everywhere). */
 extern const char *const af_recipe_names[];   /* "hf", "paper" */
 extern const char *const af_device_names[];   /* "cpu", "cuda", "auto" */

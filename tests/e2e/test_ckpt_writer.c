@@ -59,26 +59,6 @@ static double summary(const char *file, const char *key, char *buf, size_t cap) 
   return v;
 }
 
-static int same_col(const char *a_file, const char *b_file, const char *col) {
-  size_t na = 0, nb = 0;
-  double *a = af_test_read_col(a_file, col, &na), *b = af_test_read_col(b_file, col, &nb);
-  int same = na == nb && na > 0 && a && b && !memcmp(a, b, na * sizeof *a);
-  free(a);
-  free(b);
-  return same;
-}
-
-static const char *meta(const char *dir, const char *name, const char *key, char *buf, size_t cap) {
-  char path[4600];
-  af_st *st = NULL;
-  buf[0] = 0;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  if (af_st_open(path, &st) != AF_OK) return buf;
-  const char *v = af_st_metadata(st, key);
-  snprintf(buf, cap, "%s", v ? v : "");
-  af_st_close(st);
-  return buf;
-}
 
 static long long file_size(const char *dir, const char *name, unsigned long long *ino) {
   char path[4600];
@@ -112,16 +92,16 @@ static void cadence(void) {
     CHECK(n == runs[i].want && t >= 0);
     snprintf(ck, sizeof ck, "%s.ckpt", out);
     char v[64];
-    CHECK(!strcmp(meta(ck, "last.safetensors", "step", v, sizeof v), "120"));
+    CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "step", v, sizeof v), "120"));
     if (i == 0) snprintf(first, sizeof first, "%s", out);
-    else CHECK(same_col(first, out, "steps/loss") && same_col(first, out, "evals/accuracy"));
+    else CHECK(af_test_same_col(first, out, "steps/loss") && af_test_same_col(first, out, "evals/accuracy"));
   }
   opts_for(&o, "nockpt", NULL, "1e-06s", out, sizeof out);
   o.checkpoints = 0;
   CHECK_OK(af_train(&o, &sum));
   snprintf(ck, sizeof ck, "%s.ckpt", out);
   CHECK(summary(out, "checkpoints_written", NULL, 0) == 0 && access(ck, F_OK) != 0);
-  CHECK(same_col(first, out, "steps/loss"));
+  CHECK(af_test_same_col(first, out, "steps/loss"));
   printf("checkpoints off: none written, no folder; the losses of every run identical\n");
 }
 
@@ -139,9 +119,9 @@ static void prefix_once(void) {
   snprintf(ck, sizeof ck, "%s.ckpt", out);
   unsigned long long ino = 0, ino2 = 1;
   long long pre = file_size(ck, "prefix-2.safetensors", &ino), last = file_size(ck, "last.safetensors", NULL);
-  CHECK(!strcmp(meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
-  CHECK(!strcmp(meta(ck, "last.safetensors", "prefix_id", id1, sizeof id1),
-                meta(ck, "prefix-2.safetensors", "prefix_id", id2, sizeof id2)) && id1[0]);
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "prefix_id", id1, sizeof id1),
+                af_test_st_meta(ck, "prefix-2.safetensors", "prefix_id", id2, sizeof id2)) && id1[0]);
   /* the embeddings and layers 0-1 are most of the tiny model: last.safetensors is the smaller part */
   CHECK(pre > 0 && last > 0 && last < pre);
   CHECK(file_size(ck, "prefix-1.safetensors", NULL) < 0 && file_size(ck, "last.safetensors.tmp", NULL) < 0);
@@ -150,7 +130,7 @@ static void prefix_once(void) {
   o.resume = 1;
   CHECK_OK(af_train(&o, &sum));
   CHECK(sum.steps == 90 && summary(out, "checkpoints_written", NULL, 0) == 3);
-  CHECK(!strcmp(meta(ck, "last.safetensors", "step", v, sizeof v), "90"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "step", v, sizeof v), "90"));
   file_size(ck, "prefix-2.safetensors", &ino2);
   CHECK(ino == ino2);
   printf("resumed at depth 2 to step 90: 3 checkpoints, prefix-2.safetensors %s\n",
@@ -233,7 +213,7 @@ static void old_layout(void) {
   if (!(P > 0 && P <= MAXP && a && b)) P = 0;
   if (P) CHECK_OK(af_train_ckpt_params(ck, a, P));  /* split */
   to_old_layout(ck);
-  CHECK(!meta(ck, "last.safetensors", "prefix_file", v, sizeof v)[0] && file_size(ck, "prefix-1.safetensors", NULL) < 0);
+  CHECK(!af_test_st_meta(ck, "last.safetensors", "prefix_file", v, sizeof v)[0] && file_size(ck, "prefix-1.safetensors", NULL) < 0);
   if (P) {
     CHECK_OK(af_train_ckpt_params(ck, b, P));  /* one file: what `autofreeze export` reads */
     CHECK(!memcmp(a, b, P * sizeof *a));
@@ -243,8 +223,8 @@ static void old_layout(void) {
   CHECK_OK(af_train(&o, &sum));
   CHECK(!strcmp(sum.status, "complete") && sum.steps == TOTAL && sum.final_depth == 2);
   /* (not the evaluations: the run stopped at step 50 evaluated there, the uninterrupted one did not) */
-  int same = same_col(full, out, "steps/loss") && same_col(full, out, "steps/frozen_depth") &&
-             same_col(full, out, "intervals/depth_after");
+  int same = af_test_same_col(full, out, "steps/loss") && af_test_same_col(full, out, "steps/frozen_depth") &&
+             af_test_same_col(full, out, "intervals/depth_after");
   if (P) {
     CHECK_OK(af_train_ckpt_params(ck, a, P));
     CHECK_OK(af_train_ckpt_params(fck, b, P));
@@ -253,7 +233,7 @@ static void old_layout(void) {
   printf("a checkpoint in the previous layout (step 50, depth 1) resumed: losses and final weights %s\n",
          same ? "identical to the uninterrupted run" : "DIFFERENT");
   CHECK(same);
-  CHECK(!strcmp(meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
   free(a);
   free(b);
   af_policy_free(two);

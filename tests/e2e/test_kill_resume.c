@@ -61,18 +61,6 @@ static const char *summary_status(const char *file, char *buf, size_t cap) {
   return buf;
 }
 
-/* a metadata value of DIR/NAME ("" when the file or the key is not there) */
-static const char *ckpt_meta(const char *dir, const char *name, const char *key, char *buf, size_t cap) {
-  char path[4600];
-  af_st *st = NULL;
-  buf[0] = 0;
-  snprintf(path, sizeof path, "%s/%s", dir, name);
-  if (af_st_open(path, &st) != AF_OK) return buf;
-  const char *v = af_st_metadata(st, key);
-  snprintf(buf, cap, "%s", v ? v : "");
-  af_st_close(st);
-  return buf;
-}
 
 static int exists_in(const char *dir, const char *name) {
   char path[4600];
@@ -87,10 +75,10 @@ static void killed_in_write(const char *killed, const char *full, const char *mo
   snprintf(ck, sizeof ck, "%s.ckpt", killed);
   /* in place: the checkpoint of step 60 (depth 1) and its prefix file; beside it, the
    * unfinished one of step 80 and the prefix file of depth 2 written before it */
-  CHECK(!strcmp(ckpt_meta(ck, "last.safetensors", "step", v, sizeof v), "60"));
-  CHECK(!strcmp(ckpt_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-1.safetensors"));
-  CHECK(!strcmp(ckpt_meta(ck, "last.safetensors.tmp", "step", v, sizeof v), "80"));
-  CHECK(!strcmp(ckpt_meta(ck, "last.safetensors.tmp", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "step", v, sizeof v), "60"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-1.safetensors"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors.tmp", "step", v, sizeof v), "80"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors.tmp", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
   CHECK(exists_in(ck, "prefix-1.safetensors") && exists_in(ck, "prefix-2.safetensors"));
   size_t n = 0;
   double *steps = af_test_read_col(killed, "steps/step", &n);  /* flushed at step 80, after the hand-off */
@@ -111,7 +99,7 @@ static void killed_in_write(const char *killed, const char *full, const char *mo
   CHECK(!strcmp(summary_status(killed, st, sizeof st), "complete"));
   /* the resumed run's checkpoints replaced the leftovers: prefix-2 named, prefix-1 gone */
   CHECK(!exists_in(ck, "last.safetensors.tmp") && !exists_in(ck, "prefix-1.safetensors"));
-  CHECK(!strcmp(ckpt_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
+  CHECK(!strcmp(af_test_st_meta(ck, "last.safetensors", "prefix_file", v, sizeof v), "prefix-2.safetensors"));
 
   const char *cols[] = {"steps/step", "steps/loss", "steps/lr", "steps/frozen_depth", "intervals/l1", "evals/accuracy"};
   for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
@@ -132,7 +120,7 @@ static void killed_in_write(const char *killed, const char *full, const char *mo
   enum { MAXP = 1 << 20 };
   float *a = calloc(MAXP, sizeof *a), *b = calloc(MAXP, sizeof *b);
   char total[32];
-  size_t P = (size_t)strtoull(ckpt_meta(ck, "prefix-2.safetensors", "total", total, sizeof total), NULL, 10);
+  size_t P = (size_t)strtoull(af_test_st_meta(ck, "prefix-2.safetensors", "total", total, sizeof total), NULL, 10);
   CHECK(P > 0 && P <= MAXP);
   if (a && b && P > 0 && P <= MAXP) {
     CHECK_OK(af_train_ckpt_params(ck, a, P));
