@@ -19,10 +19,22 @@
 
 typedef enum { AF_GELU_ERF = 0, AF_GELU_TANH = 1 } af_gelu_kind;
 
+/* The compute precision of the GEMMs inside an op (its last argument). FP32: fp32 inputs,
+ * fp32 accumulation. BF16: the GEMM inputs are rounded to bf16 (to nearest even), products
+ * accumulate in fp32 and the result is fp32; nothing else changes: buffers stay fp32, and
+ * biases, softmax, dropout, the parameter-gradient accumulation (+=) run in fp32. An op
+ * called with FP32 computes exactly what it did before bf16 existed. */
+typedef enum { AF_PREC_FP32 = 0, AF_PREC_BF16 = 1 } af_precision;
+
 typedef struct af_backend af_backend;
 struct af_backend {
   const char *name;      /* "cpu" or "cuda" */
   char gemm_name[128];   /* library and kernel, e.g. "oneDNN 2.6 (avx512_core)" */
+  char bf16_name[160];   /* what runs AF_PREC_BF16 GEMMs, e.g. "oneDNN 2.6.3 matmul bf16 (gemm:jit,
+                            avx512_core_bf16)" or "cuBLAS 12.4 GemmEx bf16 (NVIDIA H100)" */
+  int bf16_native;       /* 1: bf16 GEMMs run on hardware made for them (CPU: AMX or AVX512-BF16
+                            used by oneDNN; GPU: bf16 tensor cores, sm_80+); 0: emulated, slower */
+  char bf16_why[160];    /* the evidence, e.g. "the CPU has avx512_bf16 (no amx_bf16)" */
   void *ctx;             /* backend-private state (handles, streams, scratch) */
 
   /* ---- memory: a backend owns its buffers ---- */
@@ -35,26 +47,28 @@ struct af_backend {
   void (*destroy)(af_backend *be);
 
   /* ---- GEMM: C = alpha*op(A)*op(B) + beta*C, row-major, op(A) is MxK, op(B) is KxN;
-   * batch > 1 repeats with the given element strides. ---- */
+   * batch > 1 repeats with the given element strides; prec: see af_precision. ---- */
   void (*gemm)(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-               float beta, float *C, int ldc, long strideC, int batch);
+               float beta, float *C, int ldc, long strideC, int batch, af_precision prec);
   /* The GEMM implementations built in, for benchmarks and tests: gemm_impls returns their
    * count, writes up to cap names into names (the form of gemm_name; valid while the
    * backend is open) and, when current is not NULL, the index of the one in use into
    * *current. gemm_use(i), 0 <= i < count, makes implementation i run every later GEMM of
    * the backend (gemm and the ops built on it) and updates gemm_name; AF_ERR_ARG for any
-   * other i. On cpu the choice is process-wide (oneDNN, OpenBLAS); cuda has one (cuBLAS). */
+   * other i. On cpu the choice is process-wide (oneDNN sgemm, OpenBLAS, oneDNN matmul
+   * primitives); cuda has one (cuBLAS). It applies to fp32 GEMMs; bf16 ones run as bf16_name
+   * says (on cpu: oneDNN's bf16 matmul, or, with OpenBLAS, bf16-rounded inputs in sgemm). */
   int (*gemm_impls)(af_backend *be, const char **names, int cap, int *current);
   af_status (*gemm_use)(af_backend *be, int i);
 
   /* ---- linear: out[N,OC] = inp[N,C] @ w[OC,C]^T + b[OC]  (b may be NULL) ---- */
   void (*linear_forward)(af_backend *be, float *out, const float *inp, const float *w,
-                         const float *b, int N, int C, int OC);
+                         const float *b, int N, int C, int OC, af_precision prec);
   /* dinp[N,C] = dout @ w (skipped when dinp is NULL); dw[OC,C] += dout^T @ inp;
-   * db[OC] += colsum(dout) (skipped when NULL). */
+   * db[OC] += colsum(dout) (skipped when NULL). prec: both GEMMs; db and the += are fp32. */
   void (*linear_backward)(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                          const float *inp, const float *w, int N, int C, int OC);
+                          const float *inp, const float *w, int N, int C, int OC, af_precision prec);
 
   /* ---- embeddings: out[B,T,C] = wte[ids] + wpe[t] + wtt[type_ids] ---- */
   void (*embedding_forward)(af_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
@@ -82,14 +96,16 @@ struct af_backend {
    * qkv[B,T,3C] holds Q|K|V per token; mask[B,T] is 1 for real tokens, 0 for padding
    * (padded keys get zero probability). att[B,NH,T,T] receives the softmax probabilities
    * (before dropout) for backward; the dropout mask is regenerated from (seed, offset).
-   * scratch holds attention_scratch_floats(B,T,C,NH) floats. ---- */
+   * scratch holds attention_scratch_floats(B,T,C,NH) floats. prec: the GEMMs Q K^T and P V
+   * and the four of backward; scores, softmax and its backward stay fp32. ---- */
   size_t (*attention_scratch_floats)(int B, int T, int C, int NH);
   void (*attention_forward)(af_backend *be, float *out, float *att, const float *qkv,
                             const float *mask, float *scratch, int B, int T, int C, int NH,
-                            float dropout_p, uint64_t seed, uint64_t offset);
+                            float dropout_p, uint64_t seed, uint64_t offset, af_precision prec);
   void (*attention_backward)(af_backend *be, float *dqkv, const float *dout, const float *qkv,
                              const float *att, const float *mask, float *scratch, int B, int T,
-                             int C, int NH, float dropout_p, uint64_t seed, uint64_t offset);
+                             int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
+                             af_precision prec);
 
   /* ---- dropout from a counter-based RNG: element i is kept iff
    * af_dropout_keep(seed, offset + i, p); kept values are scaled by 1/(1-p).

@@ -5,6 +5,7 @@
  * af_status that stops the run cleanly instead of unwinding through the training loop.
  * Policies that are not custom never touch Lua during a run. */
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,8 @@ struct af_lua_custom {
 af_lua_policy *af_lua_check_policy(lua_State *L, int idx) {
   af_lua_policy *pol = luaL_testudata(L, idx, AF_LUA_POLICY_MT);
   if (!pol) {
-    luaL_error(L, "expected a policy (af.policy.none/static/adaptive/custom), found a %s", luaL_typename(L, idx));
+    luaL_error(L, "expected a policy (af.policy.none/static/adaptive/pipe/gated/custom), found a %s",
+               luaL_typename(L, idx));
     return NULL;
   }
   if (!pol->p) luaL_error(L, "the policy was closed (its __close or __gc ran)");
@@ -155,6 +157,43 @@ static int p_adaptive(lua_State *L) {
   return 1;
 }
 
+static int p_pipe(lua_State *L) {
+  lua_settop(L, 1);
+  int t = af_lua_opt_table(L, 1);
+  static const char *const known[] = {"alpha", "intervals", "interval_steps", "label", NULL};
+  af_lua_check_keys(L, t, "af.policy.pipe", known);
+  double alpha = 0.25;
+  af_lua_get_num(L, t, "alpha", "af.policy.pipe", 0, 1, &alpha);
+  af_lua_policy *pol = new_policy(L, "pipe");
+  common_opts(L, t, pol, "af.policy.pipe");
+  if (af_policy_pipe(alpha, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.pipe");
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "pipe-a%g", alpha);
+  return 1;
+}
+
+static int p_gated(lua_State *L) {
+  lua_settop(L, 1);
+  int t = af_lua_opt_table(L, 1);
+  static const char *const known[] = {"percentile", "max_depth", "tolerance", "trial", "cooldown", "intervals",
+                                      "interval_steps", "label", NULL};
+  af_lua_check_keys(L, t, "af.policy.gated", known);
+  af_gated_opts g;
+  af_gated_defaults(&g);
+  af_lua_get_num(L, t, "percentile", "af.policy.gated", 0, 100, &g.percentile);
+  lua_Integer v = -1;
+  if (af_lua_get_int(L, t, "max_depth", "af.policy.gated", 0, INT_MAX, &v)) g.max_depth = (int)v;
+  af_lua_get_num(L, t, "tolerance", "af.policy.gated", 0, HUGE_VAL, &g.tolerance);
+  if (af_lua_get_int(L, t, "trial", "af.policy.gated", 1, INT_MAX, &v)) g.trial = (int)v;
+  if (af_lua_get_int(L, t, "cooldown", "af.policy.gated", 0, INT_MAX, &v)) g.cooldown = (int)v;
+  af_lua_policy *pol = new_policy(L, "gated");
+  common_opts(L, t, pol, "af.policy.gated");
+  pol->percentile = g.percentile;
+  pol->max_depth = g.max_depth;
+  if (af_policy_gated(&g, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.gated");
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "gated-p%g-t%g", g.percentile, g.tolerance);
+  return 1;
+}
+
 /* ---- custom ---- */
 
 static af_status custom_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
@@ -276,7 +315,8 @@ void af_lua_open_policy(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-      {"none", p_none}, {"static", p_static}, {"adaptive", p_adaptive}, {"custom", p_custom}, {NULL, NULL}};
+      {"none", p_none},   {"static", p_static}, {"adaptive", p_adaptive},
+      {"pipe", p_pipe},   {"gated", p_gated},   {"custom", p_custom}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_setfield(L, -2, "policy");
 }

@@ -161,6 +161,12 @@ static int l_summary(lua_State *L) {
   COPY(sum, "best_step", "best_step");
   COPY(sum, "time_to_best", "time_to_best");
   COPY(sum, "final_loss", "final_loss");
+  COPY(sum, "wall_time", "wall_time");
+  COPY(sum, "setup_time", "setup_time");
+  COPY(sum, "step_time", "step_time");
+  COPY(sum, "eval_time", "eval_time");
+  COPY(sum, "checkpoint_time", "checkpoint_time");
+  COPY(sum, "other_time", "other_time");
   COPY(cfg, "policy", "policy");
   COPY(cfg, "policy_knobs", "policy_knobs");
   COPY(cfg, "task", "task");

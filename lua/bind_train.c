@@ -125,6 +125,12 @@ static void push_summary(lua_State *L, const af_train_summary *s, const af_train
   af_lua_set_int(L, "cache_hits", s->cache_hits);
   af_lua_set_int(L, "cache_misses", s->cache_misses);
   af_lua_set_int(L, "cache_bytes", s->cache_bytes);
+  af_lua_set_num(L, "wall_time", s->wall_time);
+  af_lua_set_num(L, "setup_time", s->setup_time);
+  af_lua_set_num(L, "step_time", s->step_time);
+  af_lua_set_num(L, "eval_time", s->eval_time);
+  af_lua_set_num(L, "checkpoint_time", s->checkpoint_time);
+  af_lua_set_num(L, "other_time", s->other_time);
   af_lua_set_str(L, "out", o->out);
   af_lua_set_str(L, "policy", policy);
   af_lua_set_str(L, "task", o->task);

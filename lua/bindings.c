@@ -11,6 +11,7 @@
 #include "core/base/timing.h"
 #include "core/model/checkpoint.h"
 #include "core/model/config.h"
+#include "core/run/dist.h"
 #include "core/data/task.h"
 #include "lua/af_lua.h"
 #include "plots/plot.h"
@@ -276,6 +277,51 @@ static int plot(lua_State *L) {
   return 1;
 }
 
+/* A list of strings at idx as a C array that lives in a userdata anchored at anchor[slot]. */
+static const char *const *plot_strs(lua_State *L, int idx, int anchor, int slot, int *n) {
+  *n = (int)luaL_len(L, idx);
+  const char **a = lua_newuserdatauv(L, (size_t)(*n > 0 ? *n : 1) * sizeof *a, 0);
+  lua_rawseti(L, anchor, slot);
+  for (int k = 0; k < *n; k++) {
+    if (lua_rawgeti(L, idx, k + 1) != LUA_TSTRING) {
+      luaL_error(L, "af.plot_script: a list in vars must hold strings (item %d is a %s)", k + 1, luaL_typename(L, -1));
+      return NULL;
+    }
+    a[k] = lua_tostring(L, -1);  /* alive in the list */
+    lua_pop(L, 1);
+  }
+  return a;
+}
+
+/* af.plot_script(outdir, stem, script, vars [, opts]): one figure from a data file the
+ * script wrote, drawn by plots/SCRIPT with vars = {name = string, number or list of strings}
+ * (plots/plot.h). */
+static int plot_script(lua_State *L) {
+  const char *outdir = luaL_checkstring(L, 1), *stem = luaL_checkstring(L, 2), *script = luaL_checkstring(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  int quiet = 0;
+  if (lua_istable(L, 5)) af_lua_get_bool(L, 5, "quiet", "af.plot_script", &quiet);
+  int nvars = 0;
+  for (lua_pushnil(L); lua_next(L, 4); lua_pop(L, 1)) nvars++;
+  af_plot_var *vars = lua_newuserdatauv(L, (size_t)(nvars > 0 ? nvars : 1) * sizeof *vars, 0);  /* freed by Lua */
+  lua_newtable(L);  /* keeps the arrays of lists alive */
+  int anchor = lua_gettop(L), i = 0;
+  for (lua_pushnil(L); lua_next(L, 4); lua_pop(L, 1)) {  /* the strings stay alive in the table */
+    int kt = lua_type(L, -2), vt = lua_type(L, -1);
+    if (kt != LUA_TSTRING || (vt != LUA_TSTRING && vt != LUA_TNUMBER && vt != LUA_TTABLE))
+      return luaL_error(L, "af.plot_script: vars must map names to strings, numbers or lists of strings (found %s = %s)",
+                        luaL_typename(L, -2), luaL_typename(L, -1));
+    vars[i] = (af_plot_var){.name = lua_tostring(L, -2)};
+    if (vt == LUA_TSTRING) vars[i].str = lua_tostring(L, -1);
+    else if (vt == LUA_TNUMBER) vars[i].num = lua_tonumber(L, -1);
+    else vars[i].strs = plot_strs(L, lua_gettop(L), anchor, i + 1, &vars[i].nstrs);
+    i++;
+  }
+  if (af_plot_script(outdir, stem, script, vars, nvars, quiet) != AF_OK) return af_lua_core_error(L, "af.plot_script");
+  lua_pushfstring(L, "%s/%s", outdir, stem);
+  return 1;
+}
+
 /* ---- small helpers ---- */
 
 static int l_isnan(lua_State *L) {
@@ -347,6 +393,15 @@ int luaopen_autofreeze(lua_State *L) {
   }
   lua_setfield(L, -2, "settings");
   af_lua_set_num(L, "nan", NAN);
+  /* data parallelism: this process is one of several ranks (mpirun/srun; docs/distributed.md),
+   * and af.train splits each batch over them; rank 0 writes the files */
+  const int dp = af_dist_init() == AF_OK && af_dist_size() > 1;
+  lua_pushboolean(L, dp);
+  lua_setfield(L, -2, "data_parallel");
+  lua_pushinteger(L, af_dist_rank());
+  lua_setfield(L, -2, "rank");
+  lua_pushinteger(L, af_dist_size());
+  lua_setfield(L, -2, "ranks");
 
   static const luaL_Reg model[] = {{"load", model_load}, {NULL, NULL}};
   luaL_newlib(L, model);
@@ -355,9 +410,9 @@ int luaopen_autofreeze(lua_State *L) {
                                   {"default", task_default}, {"open", task_open}, {NULL, NULL}};
   luaL_newlib(L, task);
   lua_setfield(L, -2, "task");
-  static const luaL_Reg fns[] = {{"plot", plot},           {"isnan", l_isnan}, {"mkdir", l_mkdir},
-                                 {"exists", l_exists},     {"clock", l_clock}, {"sweep", lazy_sweep},
-                                 {"set_quiet", l_set_quiet}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"plot", plot},           {"plot_script", plot_script}, {"isnan", l_isnan},
+                                 {"mkdir", l_mkdir},       {"exists", l_exists},         {"clock", l_clock},
+                                 {"sweep", lazy_sweep},    {"set_quiet", l_set_quiet},   {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   af_lua_open_policy(L);
   af_lua_open_train(L);

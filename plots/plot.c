@@ -7,7 +7,9 @@
  * gradient-norm heatmap (per run), the per-phase time breakdown (per task), and with several
  * runs speedup and metric bars per task with the spread over seeds. Runs are grouped by the
  * config attributes task / policy (+knobs) / cache / seed; the speedup of a run is the
- * training time of the 'none' run of the same task and seed divided by its own. */
+ * training time of the 'none' run of the same task and seed divided by its own.
+ * af_plot_script draws one figure from a data file a caller wrote (the policy lab's Pareto
+ * figure, plots/pareto.gp) through the same gnuplot plumbing. */
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -943,11 +945,23 @@ static af_status all_figures(plotter *p, run_t *runs, int n, char **tasks, int n
   return s;
 }
 
-/* One gnuplot process draws every figure; its messages go to p->log and into the error
+/* What all_figures draws, for run_gnuplot's callback. */
+typedef struct {
+  run_t *runs;
+  int n, ntasks;
+  char **tasks;
+  const legend_t *lg;
+} figures_ctx;
+static af_status draw_all(plotter *p, void *ctx) {
+  figures_ctx *c = ctx;
+  return all_figures(p, c->runs, c->n, c->tasks, c->ntasks, c->lg);
+}
+
+/* One gnuplot process draws every figure (`draw`); its messages go to p->log and into the error
  * when it fails. SIGPIPE is ignored meanwhile: a gnuplot that dies early is an error, not
  * the end of this process. */
-static af_status run_gnuplot(plotter *p, const char *prog, run_t *runs, int n, char **tasks, int ntasks,
-                             const legend_t *lg) {
+typedef af_status (*draw_fn)(plotter *p, void *ctx);
+static af_status run_gnuplot(plotter *p, const char *prog, draw_fn draw, void *ctx) {
   char cmd[3 * PATH_MAX], qprog[PATH_MAX + 16], qlog[2 * PATH_MAX];
   shq(qprog, sizeof qprog, prog);
   shq(qlog, sizeof qlog, p->log);
@@ -959,7 +973,7 @@ static af_status run_gnuplot(plotter *p, const char *prog, run_t *runs, int n, c
     signal(SIGPIPE, old_pipe);
     return AF_FAIL(AF_ERR_IO, "plot: cannot start %s: %s", prog, strerror(errno));
   }
-  af_status s = all_figures(p, runs, n, tasks, ntasks, lg);
+  af_status s = draw(p, ctx);
   int rc = pclose(p->g);
   signal(SIGPIPE, old_pipe);
   AF_TRY(s);
@@ -1024,7 +1038,10 @@ af_status af_plot_files(const char *const *files, int n, const char *outdir, int
   if (s == AF_OK) s = af_mkdirs(data);
   if (s == AF_OK) s = summary(outdir, runs, n, quiet);
   if (s == AF_OK) s = find_gnuplot(outdir, &prog, &p.scripts);
-  if (s == AF_OK) s = run_gnuplot(&p, prog, runs, n, tasks, ntasks, &lg);
+  if (s == AF_OK) {
+    figures_ctx fc = {runs, n, ntasks, tasks, &lg};
+    s = run_gnuplot(&p, prog, draw_all, &fc);
+  }
   if (s == AF_OK) s = check_figures(&p);
   if (s == AF_OK && !quiet) print_figures(&p);
 done:
@@ -1035,5 +1052,74 @@ done:
   free(tasks);
   free(lg.groups);
   free(lg.seeds);
+  return s;
+}
+
+/* ---- one figure from a caller's data (af.plot_script: the policy lab's Pareto figure) ---- */
+
+typedef struct {
+  const char *stem, *script;
+  const af_plot_var *vars;
+  int nvars;
+} script_ctx;
+
+static af_status draw_script(plotter *p, void *ctx) {
+  const script_ctx *c = ctx;
+  sbuf b;
+  FILE *v = sb_open(&b);
+  if (!v) return AF_FAIL(AF_ERR_NOMEM, "plot: out of memory (variables)");
+  for (int i = 0; i < c->nvars; i++) {
+    if (c->vars[i].strs) {
+      gp_array_str(v, c->vars[i].name, c->vars[i].strs, c->vars[i].nstrs);
+    } else if (c->vars[i].str) {
+      gp_set_str(v, c->vars[i].name, c->vars[i].str);
+    } else {
+      fprintf(v, "%s = ", c->vars[i].name);
+      if (isfinite(c->vars[i].num)) fprintf(v, "%.17g\n", c->vars[i].num);
+      else fputs("NaN\n", v);
+    }
+  }
+  gp_palette(v);
+  af_status s = emit(p, c->stem, c->script, sb_str(&b));
+  sb_close(&b);
+  return s;
+}
+
+/* A name gnuplot takes as a variable, or a plain file name (no folder, no leading dot). */
+static int gp_ident(const char *s) {
+  if (!*s || !(s[0] == '_' || (s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return 0;
+  for (; *s; s++)
+    if (!(*s == '_' || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9'))) return 0;
+  return 1;
+}
+static int plain_name(const char *s) { return *s && *s != '.' && !strchr(s, '/'); }
+
+af_status af_plot_script(const char *outdir, const char *stem, const char *script, const af_plot_var *vars,
+                         int nvars, int quiet) {
+  if (!plain_name(stem)) return AF_FAIL(AF_ERR_ARG, "plot: figure name '%s' must be a file name without a folder", stem);
+  if (!plain_name(script) || strlen(script) < 4 || strcmp(script + strlen(script) - 3, ".gp"))
+    return AF_FAIL(AF_ERR_ARG, "plot: script '%s' must be the name of a NAME.gp in the plots folder", script);
+  for (int i = 0; i < nvars; i++)
+    if (!gp_ident(vars[i].name))
+      return AF_FAIL(AF_ERR_ARG, "plot: '%s' is not a gnuplot variable name (letters, digits, _)", vars[i].name);
+  char data[PATH_MAX], log[PATH_MAX], probe[PATH_MAX + 32];
+  snprintf(data, sizeof data, "%s/data", outdir);
+  snprintf(log, sizeof log, "%s/data/gnuplot-%s.log", outdir, stem);
+  plotter p = {.outdir = outdir, .log = log};
+  const char *prog = NULL;
+  af_status s = af_mkdirs(data);
+  if (s == AF_OK) s = find_gnuplot(outdir, &prog, &p.scripts);
+  if (s == AF_OK) {
+    snprintf(probe, sizeof probe, "%s/%s", p.scripts, script);
+    if (access(probe, R_OK) != 0) s = AF_FAIL(AF_ERR_IO, "plot: no gnuplot script %s", probe);
+  }
+  if (s == AF_OK) {
+    script_ctx c = {stem, script, vars, nvars};
+    s = run_gnuplot(&p, prog, draw_script, &c);
+  }
+  if (s == AF_OK) s = check_figures(&p);
+  if (s == AF_OK && !quiet) print_figures(&p);
+  for (int i = 0; i < p.nfigs; i++) free(p.figs[i]);
+  free(p.figs);
   return s;
 }

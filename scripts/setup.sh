@@ -21,7 +21,8 @@ done
 pkgs=(build-essential cmake pkg-config git clang libclang-rt-14-dev
       libopenblas-dev libdnnl-dev libhdf5-dev hdf5-tools liblua5.4-dev lua5.4
       libcjson-dev libutf8proc-dev libcmocka-dev gnuplot-nox python3 python3-pip ca-certificates
-      munge slurmctld slurmd slurm-client)   # the last four: tests/lua/test_slurm.sh's one-node Slurm
+      munge slurmctld slurmd slurm-client   # these four: tests/lua/test_slurm.sh's one-node Slurm
+      libopenmpi-dev openmpi-bin)           # data-parallel runs (docs/distributed.md), tests/e2e/test_mpi_train
 [ "$want_torch" = 1 ] && pkgs+=(python3-torch python3-h5py python3-numpy)
 
 missing=()

@@ -96,7 +96,7 @@ static int parse_opts(int argc, char **argv, cache_opts *o) {
   o->dtype = (af_cache_dtype)af_choice_index(af_cache_dtype_names, ds);
   o->mode = (af_cache_mode)af_choice_index(af_cache_mode_names, ts);  /* the benchmark's tiers: memory, disk */
   if (o->mode != AF_CACHE_MEMORY && o->mode != AF_CACHE_DISK) o->mode = (af_cache_mode)-1;
-  if ((!o->model) == (!o->cfgname) || o->B < 1 || o->T < 2 || o->steps < 1 || o->warmup < 0 || (int)o->dtype < 0 ||
+  if ((!o->model) == (!o->cfgname) || o->B < 1 || o->T < 2 || o->steps < 1 || o->warmup < 0 || (int)o->dtype < 0 || o->dtype == AF_DTYPE_AUTO ||
       (int)o->mode < 0 || o->compress < 0 || o->compress > 9) {
     fprintf(stderr, "autofreeze bench cache: give exactly one of --model or --config, positive sizes, "
                     "--dtype f32|f16|bf16, --tier memory|disk, --compress 0-9\n");

@@ -1,6 +1,7 @@
 /* `autofreeze bench gemm`: fp32 GEMM GFLOP/s of the training step's linear-layer shapes
- * for every GEMM implementation the CPU backend has built in (oneDNN, OpenBLAS), median of
- * repeats after warm-up. Goes through the op table only (gemm_impls/gemm_use/gemm), with
+ * for every GEMM implementation the CPU backend has built in (oneDNN sgemm, OpenBLAS,
+ * oneDNN matmul primitives), and the bf16 compute path (AF_PREC_BF16: fp32 operands rounded
+ * to bf16, then the bf16 GEMM; the rounding is timed too), median of repeats after warm-up. Goes through the op table only (gemm_impls/gemm_use/gemm), with
  * the operands in the backend's own memory, so it would time a device backend alike. */
 #include "core/base/timing.h"
 #include "core/bench/bench_gemm.h"
@@ -76,10 +77,10 @@ static int operands_alloc(af_backend *be, const gemm_shape *s, int n, operands *
 }
 
 /* Seconds of one GEMM of shape g, waited for; < 0 when the backend reports an error. */
-static double time_gemm(af_backend *be, const gemm_shape *g, const operands *o) {
+static double time_gemm(af_backend *be, const gemm_shape *g, const operands *o, af_precision prec) {
   int lda = g->tA ? g->M : g->K, ldb = g->tB ? g->K : g->N;
   double t0 = af_now();
-  be->gemm(be, g->tA, g->tB, g->M, g->N, g->K, 1.0f, o->A, lda, 0, o->B, ldb, 0, 0.0f, o->C, g->N, 0, 1);
+  be->gemm(be, g->tA, g->tB, g->M, g->N, g->K, 1.0f, o->A, lda, 0, o->B, ldb, 0, 0.0f, o->C, g->N, 0, 1, prec);
   if (be->sync(be) != AF_OK) return -1;
   return af_now() - t0;
 }
@@ -91,21 +92,23 @@ static double time_gemm(af_backend *be, const gemm_shape *g, const operands *o) 
  * implementation, in a rotating order), so that load drift on a shared machine hits them
  * alike. Not call by call: OpenBLAS's workers spin for a while after a call and slow down a
  * oneDNN call right after it (oneDNN lost up to 3x that way), so each turn starts after a
- * pause and one untimed call. */
-static int run_set(af_backend *be, const gemm_shape *s, int n, int nl, int warmup, int repeats,
+ * pause and one untimed call. Column nl (when bf16_col) is the bf16 path, with the library
+ * `cur` (its rounding and oneDNN's bf16 matmul do not depend on the fp32 library). */
+static int run_set(af_backend *be, const gemm_shape *s, int n, int nl, int bf16_col, int cur, int warmup, int repeats,
                    double rates[][MAX_SHAPES], double *total) {
+  const int nc = nl + (bf16_col != 0);
   operands o;
-  double (*t)[MAX_SHAPES][MAX_REPEATS] = malloc(sizeof(double[MAX_IMPLS][MAX_SHAPES][MAX_REPEATS]));
+  double (*t)[MAX_SHAPES][MAX_REPEATS] = malloc(sizeof(double[MAX_IMPLS + 1][MAX_SHAPES][MAX_REPEATS]));
   if (!t || operands_alloc(be, s, n, &o) != 0) { free(t); return -1; }
   if (repeats > MAX_REPEATS) repeats = MAX_REPEATS;
   int rc = 0;
   for (int r = 0; r < warmup + repeats && rc == 0; r++)
-    for (int j = 0; j < nl && rc == 0; j++) {
-      int li = (j + r) % nl;
-      if (be->gemm_use(be, li) != AF_OK) { rc = -2; break; }
-      if (nl > 1) nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
+    for (int j = 0; j < nc && rc == 0; j++) {
+      int li = (j + r) % nc;
+      if (be->gemm_use(be, li < nl ? li : cur) != AF_OK) { rc = -2; break; }
+      if (nc > 1) nanosleep(&(struct timespec){0, 200 * 1000 * 1000}, NULL);
       for (int i = -1; i < n; i++) {
-        double dt = time_gemm(be, &s[i < 0 ? 0 : i], &o);
+        double dt = time_gemm(be, &s[i < 0 ? 0 : i], &o, li < nl ? AF_PREC_FP32 : AF_PREC_BF16);
         if (dt < 0) { rc = -2; break; }
         if (i >= 0 && r >= warmup) t[li][i][r - warmup] = dt;
       }
@@ -113,14 +116,14 @@ static int run_set(af_backend *be, const gemm_shape *s, int n, int nl, int warmu
   double flops = 0, secs[MAX_IMPLS] = {0};
   for (int i = 0; i < n && rc == 0; i++) {
     flops += shape_flops(&s[i]);
-    for (int li = 0; li < nl; li++) {
+    for (int li = 0; li < nc; li++) {
       qsort(t[li][i], repeats, sizeof(double), af_cmp_double);
       double med = t[li][i][repeats / 2];
       if (rates) rates[li][i] = shape_flops(&s[i]) / med * 1e-9;
       secs[li] += med;
     }
   }
-  for (int li = 0; li < nl && rc == 0; li++) total[li] = flops / secs[li] * 1e-9;
+  for (int li = 0; li < nc && rc == 0; li++) total[li] = flops / secs[li] * 1e-9;
   operands_free(be, &o);
   free(t);
   return rc;
@@ -133,7 +136,7 @@ double af_bench_best_sgemm_gflops(int C, int I, int N) {
   const char *names[MAX_IMPLS];
   int prev = -1, n = layer_shapes(s, C, I, N), nl = impls(be, names, &prev);
   double total[MAX_IMPLS], best = -1;
-  if (nl > 0 && run_set(be, s, n, nl, 1, 3, NULL, total) == 0)
+  if (nl > 0 && run_set(be, s, n, nl, 0, prev, 1, 3, NULL, total) == 0)
     for (int li = 0; li < nl; li++) best = total[li] > best ? total[li] : best;
   if (prev >= 0) (void)be->gemm_use(be, prev);
   af_backend_close(be);
@@ -145,7 +148,8 @@ static void usage(FILE *f) {
           "usage: autofreeze bench gemm [--threads N] [--shapes minilm|bert-base|all] [--rows N]\n"
           "                             [--repeats R]\n\n"
           "Times fp32 GEMM (GFLOP/s, median of R repeats after one warm-up; the libraries\n"
-          "take turns round by round) for one encoder\n"
+          "take turns round by round), and the bf16 path (fp32 operands rounded to bf16, then\n"
+          "oneDNN's bf16 matmul; the rounding counts), for one encoder\n"
           "layer's linear layers at N = B*T rows (default 4096 = 32 x 128): forward, dinp and\n"
           "dw of QKV, attention output, FFN up and FFN down, for every GEMM library built in.\n"
           "The FLOP-weighted rate of the best library is the yardstick of 'bench step'.\n"
@@ -153,7 +157,7 @@ static void usage(FILE *f) {
           "  --shapes S    minilm (C=384, I=1536), bert-base (C=768, I=3072) or all (default)\n"
           "  --rows N      rows N = B*T (default 4096)\n"
           "  --repeats R   timed repeats per shape (default 5)\n"
-          "environment: AF_GEMM=onednn|openblas picks the library used for training;\n"
+          "environment: AF_GEMM=onednn|openblas|onednn-matmul picks the fp32 library used for training;\n"
           "OPENBLAS_CORETYPE overrides OpenBLAS's kernel choice (see docs).\n");
 }
 
@@ -192,24 +196,26 @@ static int parse_opts(int argc, char **argv, gemm_opts *o) {
 /* The table of one shape set: a column per implementation (headed by the first word of its
  * name), the FLOP-weighted layer rate, the full names and the best one. */
 static void print_set(const char *set, int C, int I, int rows, const gemm_shape *s, int n, const char **names,
-                      int nl, double rates[][MAX_SHAPES], const double *total) {
+                      int nl, int nc, double rates[][MAX_SHAPES], const double *total) {
   printf("\n%s (C=%d, I=%d, N=%d)\n%-15s %2s %2s %6s %6s %6s", set, C, I, rows, "gemm", "tA", "tB", "M", "N", "K");
-  for (int li = 0; li < nl; li++) printf("  %10.*s", (int)strcspn(names[li], " "), names[li]);
+  for (int li = 0; li < nc; li++)
+    printf("  %10.*s", (int)strcspn(names[li], " "), li == nl ? "bf16" : strstr(names[li], "matmul") ? "matmul" : names[li]);
   printf("   GFLOP/s\n");
   for (int i = 0; i < n; i++) {
     printf("%-15s %2d %2d %6d %6d %6d", s[i].name, s[i].tA, s[i].tB, s[i].M, s[i].N, s[i].K);
-    for (int li = 0; li < nl; li++) printf("  %10.1f", rates[li][i]);
+    for (int li = 0; li < nc; li++) printf("  %10.1f", rates[li][i]);
     printf("\n");
   }
   printf("%-36s", "layer (FLOP-weighted)");
   int best = -1;
-  for (int li = 0; li < nl; li++) {
+  for (int li = 0; li < nc; li++) {
     printf("  %10.1f", total[li]);
-    if (best < 0 || total[li] > total[best]) best = li;
+    if (li < nl && (best < 0 || total[li] > total[best])) best = li;
   }
   printf("\n");
-  for (int li = 0; li < nl; li++) printf("  %s\n", names[li]);
+  for (int li = 0; li < nc; li++) printf("  %s%s\n", li == nl ? "bf16: " : "", names[li]);
   if (best >= 0) printf("best sgemm rate %s: %.1f GFLOP/s (%s)\n", set, total[best], names[best]);
+  if (nc > nl && best >= 0) printf("bf16 / best fp32 %s: %.2fx\n", set, total[nl] / total[best]);
 }
 
 int af_bench_gemm(int argc, char **argv) {
@@ -221,8 +227,9 @@ int af_bench_gemm(int argc, char **argv) {
     fprintf(stderr, "autofreeze bench gemm: %s\n", af_last_error());
     return 1;
   }
-  const char *names[MAX_IMPLS];
+  const char *names[MAX_IMPLS + 1];
   int prev = -1, nl = impls(be, names, &prev);
+  names[nl] = be->bf16_name;
   printf("threads %d, rows N=%d, median of %d after 1 warm-up; training uses %s\n", omp_get_max_threads(), o.rows,
          o.repeats, be->gemm_name);
   double la[3];
@@ -233,15 +240,15 @@ int af_bench_gemm(int argc, char **argv) {
     if (strcmp(o.shapes, "all") && strcmp(o.shapes, sets[si].name)) continue;
     gemm_shape s[MAX_SHAPES];
     int n = layer_shapes(s, sets[si].C, sets[si].I, o.rows);
-    double rates[MAX_IMPLS][MAX_SHAPES], total[MAX_IMPLS];
-    int r = run_set(be, s, n, nl, 1, o.repeats, rates, total);
+    double rates[MAX_IMPLS + 1][MAX_SHAPES], total[MAX_IMPLS + 1];
+    int r = run_set(be, s, n, nl, 1, prev, 1, o.repeats, rates, total);
     if (r != 0) {
       if (r == -1) fprintf(stderr, "autofreeze bench gemm: out of memory\n");
       else fprintf(stderr, "autofreeze bench gemm: %s\n", af_last_error());
       rc = 1;
       break;
     }
-    print_set(sets[si].name, sets[si].C, sets[si].I, o.rows, s, n, names, nl, rates, total);
+    print_set(sets[si].name, sets[si].C, sets[si].I, o.rows, s, n, names, nl, nl + 1, rates, total);
   }
   if (prev >= 0) (void)be->gemm_use(be, prev);
   af_backend_close(be);

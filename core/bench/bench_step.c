@@ -1,7 +1,10 @@
 /* `autofreeze bench step`: times one optimizer step (forward + backward + AdamW) of the
- * BERT classifier for each requested frozen depth, reports tokens/s and achieved GFLOP/s,
- * the fraction of the machine's best sgemm rate for the same shapes, and (with --torch)
- * the ratio to an equivalent PyTorch step measured in the same run. */
+ * BERT classifier for each requested frozen depth and compute precision (--precision
+ * fp32,bf16: interleaved in one process, so load from other processes falls on both
+ * alike), reports tokens/s and achieved GFLOP/s, the fraction of the machine's best sgemm
+ * rate for the same shapes, the bf16/fp32 ratio with what ran the bf16 GEMMs (oneDNN's
+ * implementation and ISA, the CPU's bf16 flags), and (with --torch) the ratio to an
+ * equivalent PyTorch step measured in the same run. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +19,7 @@
 #include "core/model/bert.h"
 #include "core/cli/cli.h"
 #include "core/model/optim.h"
+#include "core/run/options.h"
 
 /* FLOPs of one step at depth k: every layer from `start` runs forward; layers >= k run
  * backward (2x forward: input and weight gradients), except that the lowest trainable
@@ -47,6 +51,9 @@ static void usage(FILE *f) {
           "  --steps N        timed steps per depth (5), after --warmup W (2); depths run interleaved\n"
           "  --threads N      OpenMP threads (all cores)\n"
           "  --device D       cpu | cuda | auto (cpu)\n"
+          "  --precision P[,P...]  fp32 | bf16 | auto | frozen-bf16 (fp32 with the frozen layers' forward\n"
+          "                   in bf16), each timed, interleaved (fp32)\n"
+          "  --frozen-precision fp32|bf16  the frozen layers' forward for fp32 entries (fp32)\n"
           "  --torch          also time the same step in PyTorch (needs /usr/bin/python3 with torch)\n");
 }
 
@@ -70,18 +77,38 @@ static int run_torch(const af_config *c, int B, int T, int steps, int threads, d
   return ok;
 }
 
+enum { MAX_PREC = 4, FROZEN_BF16 = 3 };
+
 typedef struct {
-  const char *model, *cfgname, *device, *frozen;
+  const char *model, *cfgname, *device, *frozen, *precision, *frozen_precision;
   int B, T, steps, warmup, threads, cached, torch;
+  int nprec, prec[MAX_PREC];  /* --precision as parsed: af_precision_names indices (auto: 2), FROZEN_BF16 */
+  af_precision fprec;
 } step_opts;
+
+/* --precision fp32,bf16 into o->prec; -1 on a bad list */
+static int parse_precisions(step_opts *o) {
+  char buf[128];
+  snprintf(buf, sizeof buf, "%s", o->precision);
+  o->nprec = 0;
+  for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    int i = !strcmp(t, "frozen-bf16") ? FROZEN_BF16 : af_choice_index(af_precision_names, t);
+    if (i < 0 || o->nprec == MAX_PREC) return -1;
+    o->prec[o->nprec++] = i;
+  }
+  int f = af_choice_index(af_frozen_precision_names, o->frozen_precision);
+  o->fprec = f == 1 ? AF_PREC_BF16 : AF_PREC_FP32;
+  return o->nprec > 0 && f >= 0 ? 0 : -1;
+}
 
 /* -1 to go on, else the exit code (help, usage error). */
 static int parse_opts(int argc, char **argv, step_opts *o) {
-  *o = (step_opts){NULL, NULL, "cpu", "0", 32, 128, 5, 2, 0, 0, 0};
+  *o = (step_opts){NULL, NULL, "cpu", "0", "fp32", "fp32", 32, 128, 5, 2, 0, 0, 0, 0, {0}, AF_PREC_FP32};
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"config", 1, 0, 'c'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
       {"frozen", 1, 0, 'k'}, {"cached", 0, 0, 'C'}, {"steps", 1, 0, 'n'}, {"warmup", 1, 0, 'w'},
-      {"threads", 1, 0, 't'}, {"device", 1, 0, 'd'}, {"torch", 0, 0, 'P'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+      {"threads", 1, 0, 't'}, {"device", 1, 0, 'd'}, {"torch", 0, 0, 'P'}, {"precision", 1, 0, 'p'},
+      {"frozen-precision", 1, 0, 'F'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
   for (int ch; (ch = getopt_long(argc, argv, "h", opts, NULL)) != -1;) {
     switch (ch) {
@@ -96,6 +123,8 @@ static int parse_opts(int argc, char **argv, step_opts *o) {
     case 't': o->threads = atoi(optarg); break;
     case 'd': o->device = optarg; break;
     case 'P': o->torch = 1; break;
+    case 'p': o->precision = optarg; break;
+    case 'F': o->frozen_precision = optarg; break;
     case 'h': usage(stdout); return AF_EXIT_OK;
     default: usage(stderr); return AF_EXIT_USAGE;
     }
@@ -103,6 +132,11 @@ static int parse_opts(int argc, char **argv, step_opts *o) {
   if ((!o->model) == (!o->cfgname) || o->B < 1 || o->T < 1 || o->steps < 1 || o->warmup < 0) {
     fprintf(stderr, "autofreeze bench step: give exactly one of --model or --config, and positive sizes\n");
     usage(stderr);
+    return AF_EXIT_USAGE;
+  }
+  if (parse_precisions(o) != 0) {
+    fprintf(stderr, "autofreeze bench step: --precision takes fp32, bf16, auto or frozen-bf16 (comma-separated, at most %d), "
+            "--frozen-precision fp32 or bf16\n", MAX_PREC);
     return AF_EXIT_USAGE;
   }
   return -1;
@@ -157,16 +191,21 @@ static af_status inputs_load(af_bert *m, const step_opts *o, const af_config *cf
   return af_bert_load_batch(m, &batch);
 }
 
-/* Depths are interleaved (every repetition runs each depth once) so that load from other
- * processes on a shared machine drifts over all depths alike and t/t(k=0) stays a fair
- * ratio; ts holds, per depth, step/fwd/bwd/opt times of each timed repetition. */
-static af_status time_steps(af_bert *m, const step_opts *o, int k_lo, int k_hi, const float *hid, double *ts) {
+/* Depths and precisions are interleaved (every repetition runs each depth in each
+ * precision once) so that load from other processes on a shared machine drifts over all of
+ * them alike and t/t(k=0) and bf16/fp32 stay fair ratios; ts holds, per precision and
+ * depth, step/fwd/bwd/opt times of each timed repetition. */
+static af_status time_steps(af_bert *m, const step_opts *o, const af_precision *prec, const af_precision *fprec,
+                            int k_lo, int k_hi, const float *hid, double *ts) {
   af_backend *be = m->be;
-  const int B = o->B, T = o->T, steps = o->steps;
+  const int B = o->B, T = o->T, steps = o->steps, nk = k_hi - k_lo + 1;
   af_optim_opts oo;
   af_optim_defaults_hf(&oo);
   for (int it = 0; it < o->warmup + steps; it++) {
-    for (int k = k_lo; k <= k_hi; k++) {
+    for (int pk = 0; pk < o->nprec * nk; pk++) {
+      const int k = k_lo + pk % nk;
+      m->precision = prec[pk / nk];
+      m->frozen_precision = fprec[pk / nk];
       int start = o->cached ? k : 0;
       float loss;
       double grad_norm, a = af_now();
@@ -182,7 +221,7 @@ static af_status time_steps(af_bert *m, const step_opts *o, int k_lo, int k_hi, 
       AF_TRY(be->sync(be));
       double d = af_now();
       if (it >= o->warmup) {
-        double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
+        double *tk = ts + (size_t)pk * 4 * steps;
         int j = it - o->warmup;
         tk[j] = d - a;
         tk[steps + j] = b - a;
@@ -196,9 +235,11 @@ static af_status time_steps(af_bert *m, const step_opts *o, int k_lo, int k_hi, 
 
 /* The table, one row per depth (medians of ts); returns the full step's tokens/s (k = 0,
  * not cached), 0 when that depth was not run. */
-static double report(const af_config *cfg, const step_opts *o, int k_lo, int k_hi, double *ts, double sgemm) {
+static double report(const af_config *cfg, const step_opts *o, const char *label, int k_lo, int k_hi, double *ts,
+                     double sgemm, double *tok_s) {
   const int B = o->B, T = o->T, steps = o->steps, cached = o->cached;
   double t0_step = 0, full_tok_s = 0;
+  printf("precision %s:\n", label);
   printf("%-6s %-7s %10s %10s %10s %10s %10s %9s %9s %9s\n", "frozen", "cached", "step_ms", "fwd_ms", "bwd_ms", "opt_ms",
          "tokens/s", "GFLOP/s", "%sgemm", "t/t(k=0)");
   for (int k = k_lo; k <= k_hi; k++) {
@@ -209,6 +250,7 @@ static double report(const af_config *cfg, const step_opts *o, int k_lo, int k_h
     double gf = step_flops(cfg, B, T, k, start) / st * 1e-9;
     if (k == k_lo) t0_step = st;
     if (k == 0 && !cached) full_tok_s = B * T / st;
+    tok_s[k - k_lo] = B * T / st;
     printf("%-6d %-7s %10.1f %10.1f %10.1f %10.1f %10.0f %9.1f %8.0f%% %9.2f\n", k, cached ? "yes" : "no", st * 1e3,
            fw * 1e3, bw * 1e3, op * 1e3, B * T / st, gf, sgemm > 0 ? 100 * gf / sgemm : 0, st / t0_step);
     printf("       work ratio vs k=%d: %.2f\n", k_lo,
@@ -229,6 +271,35 @@ static void report_torch(const af_config *cfg, const step_opts *o, double full_t
   }
 }
 
+/* What ran: the CPU (model name from /proc/cpuinfo), the fp32 and bf16 GEMM paths with the
+ * ISA oneDNN chose, and the bf16 evidence (the CPU's flags). */
+static void print_hardware(const af_backend *be, const step_opts *o) {
+  char cpu[256] = "unknown", line[512];
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  while (f && fgets(line, sizeof line, f))
+    if (!strncmp(line, "model name", 10) && strchr(line, ':')) {
+      snprintf(cpu, sizeof cpu, "%s", strchr(line, ':') + 2);
+      cpu[strcspn(cpu, "\n")] = 0;
+      break;
+    }
+  if (f) fclose(f);
+  printf("cpu: %s, %ld CPUs online\n", cpu, sysconf(_SC_NPROCESSORS_ONLN));
+  int bf = o->fprec == AF_PREC_BF16;
+  for (int i = 0; i < o->nprec; i++) bf |= o->prec[i] != 0;
+  if (bf)
+    printf("bf16 GEMMs: %s; native: %s (%s)%s\n", be->bf16_name, be->bf16_native ? "yes" : "NO, emulated",
+           be->bf16_why, strcmp(be->name, "cpu") ? "" : "; ONEDNN_VERBOSE=1 lists every primitive's kernel");
+}
+
+/* Per depth, each precision's tokens/s over the first's (fp32 normally). */
+static void report_ratios(const step_opts *o, char (*label)[48], int k_lo, int k_hi, const double *tok_s) {
+  const int nk = k_hi - k_lo + 1;
+  for (int p = 1; p < o->nprec; p++)
+    for (int k = k_lo; k <= k_hi; k++)
+      printf("ratio %s / %s at frozen %d: %.2fx tokens/s (%.0f vs %.0f)\n", label[p], label[0], k, tok_s[p * nk + k - k_lo] / tok_s[k - k_lo], tok_s[p * nk + k - k_lo],
+             tok_s[k - k_lo]);
+}
+
 int af_bench_step(int argc, char **argv) {
   step_opts o;
   int rc = parse_opts(argc, argv, &o);
@@ -238,12 +309,22 @@ int af_bench_step(int argc, char **argv) {
   const int L = cfg.num_hidden_layers, BT = o.B * o.T;
   int k_lo, k_hi;
   if (frozen_range(o.frozen, L, &k_lo, &k_hi) != 0) return AF_EXIT_USAGE;
+  const int nk = k_hi - k_lo + 1;
   af_backend *be = NULL;
   if (af_backend_open(o.device, o.threads, &be) != AF_OK) return af_cli_report("bench step");
+  af_precision prec[MAX_PREC], fprec[MAX_PREC];
+  char label[MAX_PREC][48];
+  for (int i = 0; i < o.nprec; i++) {  /* auto: as a run would resolve it */
+    prec[i] = o.prec[i] == AF_PREC_BF16 || (o.prec[i] == 2 && be->bf16_native) ? AF_PREC_BF16 : AF_PREC_FP32;
+    fprec[i] = o.prec[i] == FROZEN_BF16 ? AF_PREC_BF16 : o.fprec;
+    snprintf(label[i], sizeof label[i], "%s%s%s", o.prec[i] == FROZEN_BF16 ? "fp32" : af_precision_names[o.prec[i]],
+             o.prec[i] == 2 ? (prec[i] == AF_PREC_BF16 ? " (bf16)" : " (fp32)") : "",
+             fprec[i] == AF_PREC_BF16 && prec[i] == AF_PREC_FP32 ? "+frozen-bf16" : "");
+  }
   af_bert m;
   memset(&m, 0, sizeof m);
   step_inputs in = {NULL, NULL, NULL, NULL, NULL, NULL};
-  double *ts = NULL;
+  double *ts = NULL, tok_s[MAX_PREC * 64];
   rc = AF_EXIT_RUNTIME;
   if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK) goto out;
   /* The yardstick is measured before and after the steps and the larger value is used, so
@@ -252,14 +333,20 @@ int af_bench_step(int argc, char **argv) {
   printf("bench step: %s, L=%d C=%d I=%d heads=%d, batch %d x seq %d, device %s, GEMM %s\n",
          o.model ? o.model : o.cfgname, L, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, o.B, o.T,
          be->name, be->gemm_name);
+  print_hardware(be, &o);
   printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
   print_load("start");
-  ts = malloc(sizeof(double) * (size_t)o.steps * 4 * (size_t)(k_hi - k_lo + 1));
-  if (!ts || time_steps(&m, &o, k_lo, k_hi, in.hid, ts) != AF_OK) goto out;
+  ts = malloc(sizeof(double) * (size_t)o.steps * 4 * (size_t)(nk * o.nprec));
+  if (!ts || nk > 64 || time_steps(&m, &o, prec, fprec, k_lo, k_hi, in.hid, ts) != AF_OK) goto out;
   const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
   const double sgemm = sgemm1 > sgemm0 ? sgemm1 : sgemm0;
   printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
-  double full_tok_s = report(&cfg, &o, k_lo, k_hi, ts, sgemm);
+  double full_tok_s = 0;
+  for (int p = 0; p < o.nprec; p++) {
+    double f = report(&cfg, &o, label[p], k_lo, k_hi, ts + (size_t)p * nk * 4 * o.steps, sgemm, tok_s + p * nk);
+    if (p == 0) full_tok_s = f;
+  }
+  report_ratios(&o, label, k_lo, k_hi, tok_s);
   if (o.torch) report_torch(&cfg, &o, full_tok_s);
   print_load("end");
   rc = AF_EXIT_OK;

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "core/cli/cli.h"
 #include "core/data/task.h"
+#include "core/run/dist.h"
 #include "core/run/train.h"
 
 static void usage(FILE *f) {
@@ -100,8 +101,10 @@ int af_cli_train(int argc, char **argv) {
   int rc = parse(&o, argc, argv);
   if (rc) return rc < 0 ? AF_EXIT_OK : rc;
   af_train_summary sum;
-  if (af_train(&o, &sum) != AF_OK) return af_cli_report("train");
-  if (!o.quiet) {
+  af_status s = af_train(&o, &sum);
+  const int rank = af_dist_rank();  /* after af_train joined the job: rank 0 speaks for all ranks */
+  if (s != AF_OK) return rank == 0 ? af_cli_report("train") : AF_EXIT_RUNTIME;
+  if (!o.quiet && rank == 0) {
     printf("%s: %s, %ld steps, final frozen depth %d, %.1f s", o.out, sum.status, sum.steps, sum.final_depth,
            sum.total_time);
     if (!isnan(sum.best))

@@ -47,6 +47,9 @@ enum { SITE_EMB = 0, SITE_CLS = 1, SITE_LAYER0 = 2 };
 enum { SUB_ATT = 0, SUB_PROJ = 1, SUB_FFN = 2 };
 static uint64_t site_offset(int site) { return (uint64_t)site << 40; }
 static uint64_t layer_site(int l, int sub) { return site_offset(SITE_LAYER0 + 3 * l + sub); }
+/* A data-parallel rank runs rows [row0, row0 + B) of a micro-batch: each op's counters are
+ * shifted by row0 rows (per_row counters a row), so its masks are those of the whole batch. */
+static uint64_t row_shift(const af_bert *m, size_t per_row) { return (uint64_t)m->row0 * per_row; }
 
 /* ---- arena carving: two passes over the same plan, one to count, one to assign ---- */
 typedef struct { float *base; size_t used; } carver;
@@ -223,7 +226,12 @@ float *af_bert_hidden(af_bert *m, int k) { return m->a->h[k]; }
 static const float *P(const af_bert *m, int idx) { return m->params + m->lay.t[idx].offset; }
 static float *G(const af_bert *m, int idx) { return m->grads + m->lay.t[idx].offset; }
 
-static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t seed) {
+/* The precision of the frozen prefix's forward (layers below the depth, cache fills). */
+static af_precision frozen_prec(const af_bert *m) {
+  return m->precision == AF_PREC_BF16 || m->frozen_precision == AF_PREC_BF16 ? AF_PREC_BF16 : AF_PREC_FP32;
+}
+
+static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t seed, af_precision prec) {
   af_backend *be = m->be;
   af_bert_acts *a = m->a;
   layer_acts *la = &a->layer[l];
@@ -234,21 +242,22 @@ static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t s
   const float eps = m->cfg.layer_norm_eps;
   const float *x = a->h[l];
   /* Q|K|V weights and biases are adjacent in the arena: one [3C,C] linear. */
-  be->linear_forward(be, la->qkv, x, P(m, af_param_layer(l, AF_LP_QW)), P(m, af_param_layer(l, AF_LP_QB)), N, C, 3 * C);
+  be->linear_forward(be, la->qkv, x, P(m, af_param_layer(l, AF_LP_QW)), P(m, af_param_layer(l, AF_LP_QB)), N, C, 3 * C,
+                     prec);
   be->attention_forward(be, la->ctx, la->att, la->qkv, a->mask, a->att_scratch, B, T, C, NH, pa, seed,
-                        layer_site(l, SUB_ATT));
+                        layer_site(l, SUB_ATT) + row_shift(m, (size_t)NH * T * T), prec);
   be->linear_forward(be, la->res1, la->ctx, P(m, af_param_layer(l, AF_LP_ATTN_OW)), P(m, af_param_layer(l, AF_LP_ATTN_OB)),
-                     N, C, C);
-  be->dropout_forward(be, la->res1, la->res1, (size_t)N * C, ph, seed, layer_site(l, SUB_PROJ));
+                     N, C, C, prec);
+  be->dropout_forward(be, la->res1, la->res1, (size_t)N * C, ph, seed, layer_site(l, SUB_PROJ) + row_shift(m, (size_t)T * C));
   be->accumulate(be, la->res1, x, (size_t)N * C);
   be->layernorm_forward(be, la->h1, la->ln1_mean, la->ln1_rstd, la->res1, P(m, af_param_layer(l, AF_LP_ATTN_LNW)),
                         P(m, af_param_layer(l, AF_LP_ATTN_LNB)), N, C, eps);
   be->linear_forward(be, la->pre, la->h1, P(m, af_param_layer(l, AF_LP_INTER_W)), P(m, af_param_layer(l, AF_LP_INTER_B)),
-                     N, C, I);
+                     N, C, I, prec);
   be->gelu_forward(be, la->act, la->pre, (size_t)N * I, m->cfg.hidden_act);
   be->linear_forward(be, la->res2, la->act, P(m, af_param_layer(l, AF_LP_OUT_W)), P(m, af_param_layer(l, AF_LP_OUT_B)),
-                     N, I, C);
-  be->dropout_forward(be, la->res2, la->res2, (size_t)N * C, ph, seed, layer_site(l, SUB_FFN));
+                     N, I, C, prec);
+  be->dropout_forward(be, la->res2, la->res2, (size_t)N * C, ph, seed, layer_site(l, SUB_FFN) + row_shift(m, (size_t)T * C));
   be->accumulate(be, la->res2, la->h1, (size_t)N * C);
   be->layernorm_forward(be, a->h[l + 1], la->ln2_mean, la->ln2_rstd, la->res2, P(m, af_param_layer(l, AF_LP_OUT_LNW)),
                         P(m, af_param_layer(l, AF_LP_OUT_LNB)), N, C, eps);
@@ -270,17 +279,19 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
                           P(m, af_param_emb(AF_EP_WTT)), B, T, C);
     be->layernorm_forward(be, a->h[0], a->emb_mean, a->emb_rstd, a->emb_sum, P(m, af_param_emb(AF_EP_LNW)),
                           P(m, af_param_emb(AF_EP_LNB)), N, C, m->cfg.layer_norm_eps);
-    be->dropout_forward(be, a->h[0], a->h[0], (size_t)N * C, pe, seed, site_offset(SITE_EMB));
+    be->dropout_forward(be, a->h[0], a->h[0], (size_t)N * C, pe, seed, site_offset(SITE_EMB) + row_shift(m, (size_t)T * C));
   }
-  for (int l = start; l < L; l++) layer_forward(m, l, B, T, train && (l >= depth || m->frozen_dropout), seed);
+  for (int l = start; l < L; l++)
+    layer_forward(m, l, B, T, train && (l >= depth || m->frozen_dropout), seed, l < depth ? frozen_prec(m) : m->precision);
   /* head: pooled = tanh(W_p h[CLS] + b_p); logits = W_c dropout(pooled) + b_c */
   const float pc = !train ? 0.f : (m->cfg.classifier_dropout >= 0 ? m->cfg.classifier_dropout : m->cfg.hidden_dropout_prob);
   be->cls_forward(be, a->cls, a->h[L], B, T, C);
-  be->linear_forward(be, a->pool_pre, a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), P(m, af_param_head(L, AF_HP_POOL_B)), B, C, C);
+  be->linear_forward(be, a->pool_pre, a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), P(m, af_param_head(L, AF_HP_POOL_B)), B, C, C,
+                     m->precision);
   be->tanh_forward(be, a->pooled, a->pool_pre, (size_t)B * C);
-  be->dropout_forward(be, a->pooled_d, a->pooled, (size_t)B * C, pc, seed, site_offset(SITE_CLS));
+  be->dropout_forward(be, a->pooled_d, a->pooled, (size_t)B * C, pc, seed, site_offset(SITE_CLS) + row_shift(m, (size_t)C));
   be->linear_forward(be, a->logits, a->pooled_d, P(m, af_param_head(L, AF_HP_CLS_W)), P(m, af_param_head(L, AF_HP_CLS_B)),
-                     B, C, NL);
+                     B, C, NL, m->precision);
   if (NL > 1) be->cross_entropy_forward(be, a->losses, a->probs, a->logits, a->targets, B, NL);
   else be->mse_forward(be, a->losses, a->logits, a->targets, B);
   float host[4096];
@@ -313,7 +324,7 @@ af_status af_bert_forward_prefix(af_bert *m, int B, int T, int start, int end) {
     be->layernorm_forward(be, a->h[0], a->emb_mean, a->emb_rstd, a->emb_sum, P(m, af_param_emb(AF_EP_LNW)),
                           P(m, af_param_emb(AF_EP_LNB)), B * T, C, m->cfg.layer_norm_eps);
   }
-  for (int l = start; l < end; l++) layer_forward(m, l, B, T, 0, 0);
+  for (int l = start; l < end; l++) layer_forward(m, l, B, T, 0, 0, frozen_prec(m));
   a->fwd_train = 0;  /* a following backward needs a full training forward first */
   return AF_OK;
 }
@@ -334,28 +345,29 @@ static void layer_backward(af_bert *m, int l, int B, int T, uint64_t seed, int n
   const size_t NC = (size_t)N * C;
   const float ph = m->cfg.hidden_dropout_prob;
   const float pa = m->cfg.attention_probs_dropout_prob;
+  const af_precision prec = m->precision;
   /* LayerNorm 2: dB = d res2 */
   be->layernorm_backward(be, a->dB, G(m, af_param_layer(l, AF_LP_OUT_LNW)), G(m, af_param_layer(l, AF_LP_OUT_LNB)), a->dA,
                          la->res2, P(m, af_param_layer(l, AF_LP_OUT_LNW)), la->ln2_mean, la->ln2_rstd, N, C);
   /* FFN: res2 = h1 + dropout(W_out gelu(W_in h1)) */
-  be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_FFN));
+  be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_FFN) + row_shift(m, (size_t)T * C));
   be->linear_backward(be, a->dI1, G(m, af_param_layer(l, AF_LP_OUT_W)), G(m, af_param_layer(l, AF_LP_OUT_B)), a->dC,
-                      la->act, P(m, af_param_layer(l, AF_LP_OUT_W)), N, I, C);
+                      la->act, P(m, af_param_layer(l, AF_LP_OUT_W)), N, I, C, prec);
   be->gelu_backward(be, a->dI2, a->dI1, la->pre, (size_t)N * I, m->cfg.hidden_act);
   be->linear_backward(be, a->dC, G(m, af_param_layer(l, AF_LP_INTER_W)), G(m, af_param_layer(l, AF_LP_INTER_B)), a->dI2,
-                      la->h1, P(m, af_param_layer(l, AF_LP_INTER_W)), N, C, I);
+                      la->h1, P(m, af_param_layer(l, AF_LP_INTER_W)), N, C, I, prec);
   be->add(be, a->dD, a->dB, a->dC, NC);  /* d h1: residual + FFN path */
   /* LayerNorm 1: dB = d res1 */
   be->layernorm_backward(be, a->dB, G(m, af_param_layer(l, AF_LP_ATTN_LNW)), G(m, af_param_layer(l, AF_LP_ATTN_LNB)), a->dD,
                          la->res1, P(m, af_param_layer(l, AF_LP_ATTN_LNW)), la->ln1_mean, la->ln1_rstd, N, C);
   /* attention: res1 = x + dropout(W_o attn(W_qkv x)) */
-  be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_PROJ));
+  be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_PROJ) + row_shift(m, (size_t)T * C));
   be->linear_backward(be, a->dD, G(m, af_param_layer(l, AF_LP_ATTN_OW)), G(m, af_param_layer(l, AF_LP_ATTN_OB)), a->dC,
-                      la->ctx, P(m, af_param_layer(l, AF_LP_ATTN_OW)), N, C, C);
+                      la->ctx, P(m, af_param_layer(l, AF_LP_ATTN_OW)), N, C, C, prec);
   be->attention_backward(be, a->dqkv, a->dD, la->qkv, la->att, a->mask, a->att_scratch, B, T, C, NH, pa, seed,
-                         layer_site(l, SUB_ATT));
+                         layer_site(l, SUB_ATT) + row_shift(m, (size_t)NH * T * T), prec);
   be->linear_backward(be, need_dinp ? a->dC : NULL, G(m, af_param_layer(l, AF_LP_QW)), G(m, af_param_layer(l, AF_LP_QB)),
-                      a->dqkv, a->h[l], P(m, af_param_layer(l, AF_LP_QW)), N, C, 3 * C);
+                      a->dqkv, a->h[l], P(m, af_param_layer(l, AF_LP_QW)), N, C, 3 * C, prec);
   if (need_dinp) be->add(be, a->dA, a->dB, a->dC, NC);
 }
 
@@ -369,16 +381,16 @@ af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, f
   if (NL > 1) be->cross_entropy_backward(be, a->dlogits, a->probs, a->targets, B, NL, loss_scale);
   else be->mse_backward(be, a->dlogits, a->logits, a->targets, B, loss_scale);
   be->linear_backward(be, a->dh1, G(m, af_param_head(L, AF_HP_CLS_W)), G(m, af_param_head(L, AF_HP_CLS_B)), a->dlogits,
-                      a->pooled_d, P(m, af_param_head(L, AF_HP_CLS_W)), B, C, NL);
-  be->dropout_backward(be, a->dh2, a->dh1, (size_t)B * C, pc, seed, site_offset(SITE_CLS));
+                      a->pooled_d, P(m, af_param_head(L, AF_HP_CLS_W)), B, C, NL, m->precision);
+  be->dropout_backward(be, a->dh2, a->dh1, (size_t)B * C, pc, seed, site_offset(SITE_CLS) + row_shift(m, (size_t)C));
   be->tanh_backward(be, a->dh1, a->dh2, a->pooled, (size_t)B * C);
   be->linear_backward(be, a->dh3, G(m, af_param_head(L, AF_HP_POOL_W)), G(m, af_param_head(L, AF_HP_POOL_B)), a->dh1,
-                      a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C);
+                      a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C, m->precision);
   be->cls_backward(be, a->dA, a->dh3, B, T, C);
   for (int l = L - 1; l >= depth; l--) layer_backward(m, l, B, T, seed, l > depth || depth == 0);
   if (depth == 0) {
     const int N = B * T;
-    be->dropout_backward(be, a->dB, a->dA, (size_t)N * C, m->cfg.hidden_dropout_prob, seed, site_offset(SITE_EMB));
+    be->dropout_backward(be, a->dB, a->dA, (size_t)N * C, m->cfg.hidden_dropout_prob, seed, site_offset(SITE_EMB) + row_shift(m, (size_t)T * C));
     be->layernorm_backward(be, a->dC, G(m, af_param_emb(AF_EP_LNW)), G(m, af_param_emb(AF_EP_LNB)), a->dB, a->emb_sum,
                            P(m, af_param_emb(AF_EP_LNW)), a->emb_mean, a->emb_rstd, N, C);
     be->embedding_backward(be, G(m, af_param_emb(AF_EP_WTE)), G(m, af_param_emb(AF_EP_WPE)), G(m, af_param_emb(AF_EP_WTT)),

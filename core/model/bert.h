@@ -28,6 +28,12 @@ typedef struct {
   int max_B, max_T, min_depth;
   int frozen_dropout;       /* 1: frozen layers and embeddings keep their dropout in training
                                forwards (no backward still); their output is then not fixed */
+  int row0;                 /* dropout counters start at this row of the micro-batch (0; a data-
+                               parallel rank: its slice's first row, see core/run/dist.h) */
+  af_precision precision;   /* the GEMMs of every layer, the head and all backward GEMMs
+                               (kernels/ops.h: bf16 inputs, fp32 accumulation); 0 = FP32 */
+  af_precision frozen_precision; /* also the frozen prefix's forward (layers < depth, and
+                               af_bert_forward_prefix) when BF16; precision BF16 implies it */
   af_bert_acts *a;          /* activation arena and views */
 } af_bert;
 

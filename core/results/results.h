@@ -20,6 +20,8 @@ typedef struct {
   double t_data, t_forward, t_backward, t_optimizer, t_total;
   double wall;
   long examples;      /* training examples seen so far */
+  long comm_bytes;    /* gradient bytes this rank handed to the all-reduce (0: one process) */
+  double t_comm;      /* s, the all-reduce (inside t_optimizer) */
 } af_step_record;
 
 /* Activation-cache statistics (written as /cache attributes, overwritten on each call). */

@@ -47,6 +47,8 @@ static const struct { const char *name; int kind; size_t off; const char *units;
     SCOL(t_total, K_F64, "s"),
     SCOL(wall, K_F64, "s since the run started"),
     SCOL(examples, K_I64, "training examples seen"),
+    SCOL(comm_bytes, K_I64, "bytes all-reduced by each rank"),
+    SCOL(t_comm, K_F64, "s"),
 };
 #define N_STEP_COLS ((int)(sizeof step_cols / sizeof step_cols[0]))
 

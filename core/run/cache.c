@@ -76,7 +76,7 @@ struct af_act_cache {
 
 size_t af_cache_dtype_size(af_cache_dtype d) { return d == AF_DTYPE_F32 ? 4 : 2; }
 const char *const af_cache_mode_names[] = {"off", "memory", "disk", "auto", NULL};
-const char *const af_cache_dtype_names[] = {"f32", "f16", "bf16", NULL};
+const char *const af_cache_dtype_names[] = {"f32", "f16", "bf16", "auto", NULL};
 const char *af_cache_dtype_name(af_cache_dtype d) { return af_cache_dtype_names[d <= AF_DTYPE_BF16 ? d : 0]; }
 
 static void to_storage(void *dst, const float *src, size_t n, af_cache_dtype d) {

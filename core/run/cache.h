@@ -15,9 +15,11 @@ typedef struct af_act_cache af_act_cache;
 
 /* The enum <-> name tables below are the only spelling of these names (CLI, Lua, results). */
 typedef enum { AF_CACHE_OFF = 0, AF_CACHE_MEMORY, AF_CACHE_DISK, AF_CACHE_AUTO } af_cache_mode;
-typedef enum { AF_DTYPE_F32 = 0, AF_DTYPE_F16, AF_DTYPE_BF16 } af_cache_dtype;
+/* AF_DTYPE_AUTO is an option value only (--cache-dtype auto): a run resolves it (bf16 under
+ * --precision bf16, else f32) before it opens a cache. */
+typedef enum { AF_DTYPE_F32 = 0, AF_DTYPE_F16, AF_DTYPE_BF16, AF_DTYPE_AUTO } af_cache_dtype;
 extern const char *const af_cache_mode_names[];   /* "off", "memory", "disk", "auto", NULL */
-extern const char *const af_cache_dtype_names[];  /* "f32", "f16", "bf16", NULL */
+extern const char *const af_cache_dtype_names[];  /* "f32", "f16", "bf16", "auto", NULL */
 
 typedef struct {
   af_cache_mode mode;     /* AF_CACHE_MEMORY, AF_CACHE_DISK, AF_CACHE_AUTO (memory up to budget, then disk);

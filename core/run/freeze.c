@@ -1,5 +1,6 @@
 /* The freeze controller (change ratios, invariants, decision log) and the built-in policies:
- * none, static and the AutoFreeze adaptive rule. The controller, not the policy, owns every
+ * none, static, the AutoFreeze adaptive rule, PipeTransformer's schedule (pipe), the
+ * validation-gated rule with rollback (gated), and the guard that wraps any policy. The controller, not the policy, owns every
  * invariant, so a custom (Lua) policy can only propose a depth. */
 #include "core/run/freeze.h"
 #include <math.h>
@@ -52,7 +53,7 @@ static af_status keep_depth(af_policy *p, const af_interval_stats *st, int *new_
   return AF_OK;
 }
 
-const char *const af_policy_kind_names[] = {"none", "static", "adaptive", NULL};
+const char *const af_policy_kind_names[] = {"none", "static", "adaptive", "pipe", "gated", NULL};
 
 af_status af_policy_none(af_policy **out) {
   *out = NULL;
@@ -135,6 +136,196 @@ af_status af_policy_adaptive(double percentile, int max_depth, af_policy **out) 
   return AF_OK;
 }
 
+/* ---------------------------------------------------------------- pipe */
+
+int af_pipe_frozen(int L, double alpha, long e) {
+  /* L*(1-(1-alpha)^e), rounded up as PipeTransformer's freeze/test.py does; the 1e-9 keeps a
+   * value that is a whole number up to rounding (alpha = 0.5, L = 12: 6.000000000000001)
+   * from becoming the next one */
+  double x = (double)L * (1.0 - pow(1.0 - alpha, (double)e));
+  int k = (int)ceil(x - 1e-9);
+  return k < 0 ? 0 : k > L ? L : k;
+}
+
+static af_status pipe_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  const double alpha = *(const double *)p->ctx;
+  *new_depth = st->depth;
+  if (st->epoch_steps <= 0) return AF_FAIL(AF_ERR_ARG, "policy 'pipe': the run did not say its epoch length");
+  int k = af_pipe_frozen(st->L, alpha, st->step / st->epoch_steps);
+  if (k > st->max_depth) k = st->max_depth;  /* the paper's min(., L-1), and --max-depth */
+  if (k > st->depth) *new_depth = k;
+  return AF_OK;
+}
+
+static void free_ctx(af_policy *p) {
+  free(p->ctx);
+  p->ctx = NULL;
+}
+
+af_status af_policy_pipe(double alpha, af_policy **out) {
+  *out = NULL;
+  if (!(alpha > 0 && alpha <= 1))
+    return AF_FAIL(AF_ERR_ARG, "pipe policy: alpha must be in (0, 1], got %g", alpha);
+  af_policy *p;
+  AF_TRY(alloc_policy("pipe", &p));
+  double *a;
+  af_status s = af_calloc((void **)&a, 1, sizeof *a, "pipe policy");
+  if (s != AF_OK) { free(p); return s; }
+  *a = alpha;
+  p->ctx = a;
+  p->decide = pipe_decide;
+  p->destroy = free_ctx;
+  snprintf(p->knobs, sizeof p->knobs, "alpha=%g", alpha);
+  *out = p;
+  return AF_OK;
+}
+
+/* ---------------------------------------------------------------- gated */
+
+typedef struct {
+  af_gated_opts o;
+  af_policy *rule;   /* the adaptive rule that proposes freezes */
+  int trial_left;    /* decisions the current freeze is still on trial (0: none) */
+  int base;          /* the depth before that freeze: where a rollback goes */
+  double best;       /* the best validation metric since that freeze (its value at the freeze included) */
+  int cooldown_left; /* decisions without a new freeze after a rollback */
+} gated_ctx;
+
+void af_gated_defaults(af_gated_opts *o) {
+  *o = (af_gated_opts){.percentile = 50, .max_depth = -1, .tolerance = 0.02, .trial = 2, .cooldown = 2};
+}
+
+/* docs/algorithm.md, "The gated policy": 1. a freeze on trial is rolled back when the metric
+ * falls more than the tolerance below its best since the freeze, else kept (and, after
+ * `trial` decisions, accepted); 2. after a rollback, `cooldown` decisions freeze nothing;
+ * 3. nothing freezes until the metric exceeds its first-boundary value by the tolerance;
+ * 4. otherwise the adaptive rule proposes, and a deeper depth starts a trial. */
+static af_status gated_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  gated_ctx *g = p->ctx;
+  const double v = st->val_metric;
+  *new_depth = st->depth;
+  if (isnan(v)) return AF_FAIL(AF_ERR_ARG, "policy 'gated': no validation metric (the run carved no slice)");
+  if (g->trial_left > 0) {
+    if (v < g->best - g->o.tolerance) {
+      *new_depth = g->base < st->depth ? g->base : st->depth;
+      g->trial_left = 0;
+      g->cooldown_left = g->o.cooldown;
+      return AF_OK;
+    }
+    if (v > g->best) g->best = v;
+    if (--g->trial_left > 0) return AF_OK;
+  }
+  if (g->cooldown_left > 0) {
+    g->cooldown_left--;
+    return AF_OK;
+  }
+  if (!(v > st->val_start + g->o.tolerance)) return AF_OK;  /* nothing learned yet (NaN start: never) */
+  int nd = st->depth;
+  AF_TRY(g->rule->decide(g->rule, st, &nd));
+  if (nd > st->depth) {
+    g->trial_left = g->o.trial;
+    g->base = st->depth;
+    g->best = v;
+    *new_depth = nd;
+  }
+  return AF_OK;
+}
+
+static void gated_destroy(af_policy *p) {
+  gated_ctx *g = p->ctx;
+  if (g) af_policy_free(g->rule);
+  free_ctx(p);
+}
+
+af_status af_policy_gated(const af_gated_opts *o, af_policy **out) {
+  *out = NULL;
+  af_gated_opts d;
+  if (!o) af_gated_defaults(&d), o = &d;
+  if (!(o->tolerance >= 0) || isinf(o->tolerance))
+    return AF_FAIL(AF_ERR_ARG, "gated policy: tolerance must be a finite number >= 0, got %g", o->tolerance);
+  if (o->trial < 1 || o->cooldown < 0)
+    return AF_FAIL(AF_ERR_ARG, "gated policy: trial must be >= 1 and cooldown >= 0, got %d and %d", o->trial,
+                   o->cooldown);
+  af_policy *rule;
+  AF_TRY(af_policy_adaptive(o->percentile, o->max_depth, &rule));
+  af_policy *p = NULL;
+  af_status s = alloc_policy("gated", &p);
+  gated_ctx *g = NULL;
+  if (s == AF_OK) s = af_calloc((void **)&g, 1, sizeof *g, "gated policy");
+  if (s != AF_OK) {
+    af_policy_free(rule);
+    if (p) free(p);
+    return s;
+  }
+  g->o = *o;
+  g->rule = rule;
+  p->ctx = g;
+  p->decide = gated_decide;
+  p->destroy = gated_destroy;
+  p->may_unfreeze = 1;
+  p->wants_val = 1;
+  p->stateful = 1;
+  snprintf(p->knobs, sizeof p->knobs, "%.64s tolerance=%g trial=%d cooldown=%d", rule->knobs, o->tolerance, o->trial,
+           o->cooldown);
+  *out = p;
+  return AF_OK;
+}
+
+/* ---------------------------------------------------------------- guard */
+
+typedef struct {
+  af_policy *inner;    /* borrowed */
+  double freeze_after; /* fraction of the run; < 0: the warm-up's end */
+  int max_step;        /* <= 0: unlimited */
+} guard_ctx;
+
+static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
+  const guard_ctx *g = p->ctx;
+  *new_depth = st->depth;
+  if (g->freeze_after < 0 ? st->step < st->warmup_steps
+                          : (double)st->step < g->freeze_after * (double)st->total_steps)
+    return AF_OK;  /* too early: inner is not asked */
+  int nd = st->depth;
+  af_status s = g->inner->decide(g->inner, st, &nd);
+  if (s != AF_OK) return s;
+  if (g->max_step > 0 && nd > st->depth + g->max_step) nd = st->depth + g->max_step;
+  *new_depth = nd;
+  return AF_OK;
+}
+
+af_status af_policy_guard(af_policy *inner, double freeze_after, int max_step, af_policy **out) {
+  *out = NULL;
+  if (!inner || !inner->decide) return AF_FAIL(AF_ERR_ARG, "policy guard: no policy to guard");
+  if (!(freeze_after <= 1) || isnan(freeze_after))
+    return AF_FAIL(AF_ERR_ARG, "policy guard: freeze_after must be a fraction in [0, 1] or warmup, got %g",
+                   freeze_after);
+  if (freeze_after != 0 && inner->initial_depth > 0)
+    return AF_FAIL(AF_ERR_ARG, "policy '%s' freezes %d layer(s) from the start, so it cannot wait with freezing "
+                   "(freeze_after)", inner->name, inner->initial_depth);
+  af_policy *p;
+  AF_TRY(alloc_policy(inner->name, &p));
+  guard_ctx *g;
+  af_status s = af_calloc((void **)&g, 1, sizeof *g, "policy guard");
+  if (s != AF_OK) { free(p); return s; }
+  *g = (guard_ctx){.inner = inner, .freeze_after = freeze_after < 0 ? -1 : freeze_after, .max_step = max_step};
+  p->ctx = g;
+  p->decide = guard_decide;
+  p->destroy = free_ctx;
+  p->initial_depth = inner->initial_depth;
+  p->may_unfreeze = inner->may_unfreeze;
+  p->wants_val = inner->wants_val;
+  p->stateful = inner->stateful;
+  size_t u = (size_t)snprintf(p->knobs, sizeof p->knobs, "%s", inner->knobs);
+  if (freeze_after < 0 && u < sizeof p->knobs)
+    u += (size_t)snprintf(p->knobs + u, sizeof p->knobs - u, "%sfreeze_after=warmup", u ? " " : "");
+  else if (freeze_after > 0 && u < sizeof p->knobs)
+    u += (size_t)snprintf(p->knobs + u, sizeof p->knobs - u, "%sfreeze_after=%g", u ? " " : "", freeze_after);
+  if (max_step > 0 && u < sizeof p->knobs)
+    snprintf(p->knobs + u, sizeof p->knobs - u, "%smax_freeze_step=%d", u ? " " : "", max_step);
+  *out = p;
+  return AF_OK;
+}
+
 af_status af_policy_custom(const char *name, af_policy_decide_fn decide, void *ctx,
                            af_policy_destroy_fn destroy, af_policy **out) {
   *out = NULL;
@@ -166,6 +357,9 @@ struct af_freeze_ctl {
   af_policy *policy;         /* borrowed */
   double *prev;              /* [L] previous interval's scores (valid when intervals > 0) */
   double *l1, *l2, *ratio;   /* [L] the last interval, as handed out in af_freeze_decision */
+  long total_steps, epoch_steps, warmup_steps;  /* af_freeze_ctl_set_run */
+  double val_metric;         /* for the next end_interval; NAN: none */
+  double val_start;          /* the one given at the first boundary; NAN: none */
   af_freeze_record *hist;
   int nhist, caphist;
 };
@@ -198,9 +392,19 @@ af_status af_freeze_ctl_create(int L, const af_freeze_opts *opts, af_policy *pol
   c->max_depth = maxd;
   c->signed_ratio = o.signed_ratio != 0;
   c->policy = policy;
+  c->val_metric = NAN;
+  c->val_start = NAN;
   *out = c;
   return AF_OK;
 }
+
+void af_freeze_ctl_set_run(af_freeze_ctl *c, long total_steps, long epoch_steps, long warmup_steps) {
+  c->total_steps = total_steps;
+  c->epoch_steps = epoch_steps;
+  c->warmup_steps = warmup_steps;
+}
+
+void af_freeze_ctl_set_val_metric(af_freeze_ctl *c, double v) { c->val_metric = v; }
 
 void af_freeze_ctl_free(af_freeze_ctl *c) {
   if (!c) return;
@@ -249,9 +453,14 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
     else c->ratio[l] = fabs(prev - c->l1[l]) / prev;
   }
   int nd = F;
+  const double val = c->val_metric;
+  c->val_metric = NAN;  /* one measurement, one decision */
+  if (first) c->val_start = val;
   if (!first) {
     af_interval_stats st = {.interval = c->intervals, .step = step, .L = L, .depth = F,
-                            .max_depth = c->max_depth, .l1 = c->l1, .l2 = c->l2, .ratio = c->ratio};
+                            .max_depth = c->max_depth, .l1 = c->l1, .l2 = c->l2, .ratio = c->ratio,
+                            .total_steps = c->total_steps, .epoch_steps = c->epoch_steps,
+                            .warmup_steps = c->warmup_steps, .val_metric = val, .val_start = c->val_start};
     af_status s = c->policy->decide(c->policy, &st, &nd);
     if (s != AF_OK) {
       if (!strncmp(af_last_error(), "policy '", 8))  /* already names the policy */
@@ -260,11 +469,13 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
         af_error_prefix("policy '%s' at interval %d: ", c->policy->name, c->intervals);
       return s;
     }
-    if (nd < F || nd > c->max_depth)
+    const int lo = c->policy->may_unfreeze ? c->policy->initial_depth : F;
+    if (nd < lo || nd > c->max_depth)
       return AF_FAIL(AF_ERR_ARG,
                      "policy '%s' returned frozen depth %d at interval %d (step %ld); allowed %d..%d "
-                     "(the depth never decreases and at least one of the %d encoder layers trains%s)",
-                     c->policy->name, nd, c->intervals, step, F, c->max_depth, L,
+                     "(%s and at least one of the %d encoder layers trains%s)",
+                     c->policy->name, nd, c->intervals, step, lo, c->max_depth,
+                     c->policy->may_unfreeze ? "never below the initial depth" : "the depth never decreases", L,
                      c->max_depth < L - 1 ? "; max depth option" : "");
   }
   memcpy(c->prev, c->l1, (size_t)L * sizeof *c->prev);
@@ -283,6 +494,9 @@ af_status af_freeze_ctl_restore(af_freeze_ctl *c, int intervals_done, int depth,
   if (intervals_done < 0 || depth < c->policy->initial_depth || depth > c->max_depth)
     return AF_FAIL(AF_ERR_ARG, "freeze controller restore: interval count %d / depth %d out of range "
                    "(depth %d..%d)", intervals_done, depth, c->policy->initial_depth, c->max_depth);
+  if (intervals_done > 0 && c->policy->stateful)
+    return AF_FAIL(AF_ERR_ARG, "policy '%s' decides from state that checkpoints do not hold (its trial and best "
+                   "validation metric); a run with it cannot be resumed: start it again", c->policy->name);
   if (intervals_done > 0 && !prev_scores)
     return AF_FAIL(AF_ERR_ARG, "freeze controller restore: %d intervals done but no previous scores",
                    intervals_done);

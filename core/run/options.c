@@ -11,9 +11,12 @@
 #include <string.h>
 #include "core/run/train.h"
 
-const char *const af_recipe_names[] = {"hf", "paper", NULL};
+const char *const af_recipe_names[] = {"hf", "paper", "reference", NULL};
 const char *const af_device_names[] = {"cpu", "cuda", "auto", NULL};
 const char *const af_format_names[] = {"auto", "tsv", "csv", NULL};
+/* af_precision's values (kernels/ops.h) in its order, then auto (AF_PRECISION_AUTO) */
+const char *const af_precision_names[] = {"fp32", "bf16", "auto", NULL};
+const char *const af_frozen_precision_names[] = {"fp32", "bf16", NULL};
 
 #define F(field) offsetof(af_train_opts, field)
 #define BIG 1e18  /* "no upper bound" for an integer */
@@ -59,6 +62,13 @@ const af_opt af_opts[] = {
    "run", "compute backend (auto: cuda when built and a GPU is present)", NULL, NULL, 0},
   {"threads", NULL, AF_OPT_INT, AF_CT_INT, F(threads), "0", "all cores", 0, 4096, NULL, NULL, "N", NULL, "run",
    "OpenMP threads", NULL, NULL, 0},
+  {"precision", NULL, AF_OPT_CHOICE, AF_CT_INT, F(precision), "fp32", NULL, 0, 0, af_precision_names, NULL, "P",
+   NULL, "run", "the model's GEMMs: fp32, or bf16 inputs with fp32 accumulation (weights, gradients, optimizer, "
+   "norms, softmax stay fp32); auto: bf16 where the CPU has amx_bf16/avx512_bf16 or the GPU bf16 tensor cores",
+   NULL, "precision", AF_OPT_TRAJECTORY | AF_OPT_IDENT_SET},
+  {"frozen_precision", NULL, AF_OPT_CHOICE, AF_CT_INT, F(frozen_precision), "fp32", NULL, 0, 0,
+   af_frozen_precision_names, NULL, "P", NULL, "run", "the frozen prefix's forward (and the cache fills): bf16 "
+   "GEMMs there even under --precision fp32", NULL, "frozen_precision", AF_OPT_TRAJECTORY | AF_OPT_IDENT_SET},
   /* the generic task */
   {"text_cols", NULL, AF_OPT_STR, AF_CT_STR, F(text_cols), NULL, "needed by task generic", 0, 0, NULL, NULL, "C[,C2]", NULL,
    "generic task", "text column(s), header names or 1-based numbers", NULL, NULL, 0},
@@ -91,14 +101,30 @@ const af_opt af_opts[] = {
   {"frozen_dropout", NULL, AF_OPT_BOOL, AF_CT_INT, F(frozen_dropout), "false", NULL, 0, 0, NULL, NULL, NULL, NULL,
    "freezing", "frozen layers keep their dropout in training (needs --cache off)", NULL, "frozen_dropout",
    AF_OPT_TRAJECTORY},
-  {"intervals", NULL, AF_OPT_INT, AF_CT_INT, F(intervals), "20", NULL, 1, 1 << 30, NULL, NULL, "N", NULL,
-   "freezing", "decision intervals over the run", NULL, "intervals", AF_OPT_TRAJECTORY},
+  {"intervals", NULL, AF_OPT_INT, AF_CT_INT, F(intervals), NULL, "20; recipe reference: 10", 1, 1 << 30, NULL, NULL,
+   "N", NULL, "freezing", "decision intervals over the run", NULL, "intervals", AF_OPT_TRAJECTORY},
   {"interval_steps", NULL, AF_OPT_INT, AF_CT_LONG, F(interval_steps), NULL, "off", 1, BIG, NULL, NULL, "N", "steps",
    "freezing", "fixed interval length instead of --intervals", NULL, "interval_steps", AF_OPT_TRAJECTORY},
+  {"freeze_after", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freeze_after), "0", NULL, 0, 1, NULL, NULL, "F|warmup", NULL,
+   "freezing", "any policy: no freezing before this fraction of the run's steps, or before the warm-up ends "
+   "(warmup; /config: -1)", NULL, NULL, AF_OPT_TRAJECTORY | AF_OPT_WARMUP},
+  {"max_freeze_step", NULL, AF_OPT_INT, AF_CT_INT, F(max_freeze_step), NULL, "unlimited", 1, 1 << 20, NULL, NULL,
+   "K", "layers", "freezing", "any policy: a decision freezes at most K more layers", NULL, NULL,
+   AF_OPT_TRAJECTORY | AF_OPT_UNSET_NEG},
+  {"alpha", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(alpha), "0.25", NULL, 0, 1, NULL, NULL, "A", NULL, "freezing",
+   "pipe: PipeTransformer's freezing rate, L*(1-(1-A)^e) layers frozen after epoch e", NULL, NULL,
+   AF_OPT_TRAJECTORY | AF_OPT_POSITIVE},
+  {"tolerance", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(tolerance), "0.02", NULL, 0, HUGE_VAL, NULL, NULL, "T", NULL,
+   "freezing", "gated: a freeze is rolled back when the validation metric falls more than T below its best "
+   "since the freeze", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "10% of the training rows, at most 2000", 0, BIG,
+   NULL, NULL, "N", "examples", "freezing", "gated: training rows held out (never trained on) as its validation "
+   "slice", NULL, NULL, AF_OPT_TRAJECTORY},
   /* the optimizer */
   {"recipe", NULL, AF_OPT_CHOICE, AF_CT_INT, F(recipe), "hf", NULL, 0, 0, af_recipe_names, NULL, "NAME", NULL,
    "optimizer", "hf: AdamW, global clip 1.0, linear warm-up 10% and decay; paper: AutoFreeze's BERTAdam, "
-   "per-tensor clip, stepped schedule", NULL, NULL, AF_OPT_TRAJECTORY},
+   "per-tensor clip, stepped schedule; reference: paper with 10 intervals (the authors' script)", NULL, NULL,
+   AF_OPT_TRAJECTORY},
   {"lr", NULL, AF_OPT_NUM, AF_CT_FLOAT, F(optim.lr), NULL, NULL, 0, HUGE_VAL, NULL, NULL, "LR", NULL, "optimizer",
    "peak learning rate", NULL, "lr", AF_OPT_TRAJECTORY | AF_OPT_RECIPE | AF_OPT_POSITIVE},
   {"beta1", NULL, AF_OPT_NUM, AF_CT_FLOAT, F(optim.beta1), NULL, NULL, 0, 1, NULL, NULL, "B", NULL, "optimizer",
@@ -125,8 +151,9 @@ const af_opt af_opts[] = {
   {"cache", NULL, AF_OPT_CHOICE, AF_CT_INT, F(cache), "off", NULL, 0, 0, af_cache_mode_names, "auto", "MODE", NULL,
    "activation cache", "cache the frozen prefix's output: memory, disk, or auto (memory, then disk)", NULL, NULL,
    0},
-  {"cache_dtype", NULL, AF_OPT_CHOICE, AF_CT_INT, F(cache_dtype), "f32", NULL, 0, 0, af_cache_dtype_names, NULL,
-   "T", NULL, "activation cache", "storage precision (f32: exact)", NULL, NULL, 0},
+  {"cache_dtype", NULL, AF_OPT_CHOICE, AF_CT_INT, F(cache_dtype), "auto", NULL, 0, 0, af_cache_dtype_names, NULL,
+   "T", NULL, "activation cache", "storage precision (f32: exact; auto: bf16 under --precision bf16, else f32)",
+   NULL, NULL, 0},
   {"cache_budget", NULL, AF_OPT_SIZE, AF_CT_SIZE, F(cache_budget), "0", "a safe part of free RAM", 0, 0, NULL,
    NULL, "BYTES", "bytes", "activation cache", "memory tier size, with K/M/G suffix", NULL, NULL, 0},
   {"cache_dir", NULL, AF_OPT_STR, AF_CT_STR, F(cache_dir), NULL, "next to --out", 0, 0, NULL, NULL, "DIR", NULL,
@@ -222,6 +249,7 @@ static af_status set_int(const af_opt *opt, af_train_opts *o, const char *text) 
 }
 
 static af_status set_num(const af_opt *opt, af_train_opts *o, const char *text) {
+  if ((opt->flags & AF_OPT_WARMUP) && !strcmp(text, "warmup")) return *(double *)field(opt, o) = -1, AF_OK;
   char lo[32], hi[32];
   fmt_num(lo, sizeof lo, opt->lo);
   fmt_num(hi, sizeof hi, opt->hi);
@@ -229,6 +257,9 @@ static af_status set_num(const af_opt *opt, af_train_opts *o, const char *text) 
   double v = strtod(text, &end);
   int low_ok = opt->flags & AF_OPT_POSITIVE ? v > opt->lo : v >= opt->lo;
   if (end == text || *end || !low_ok || !(v <= opt->hi) || !isfinite(v)) {
+    if (opt->flags & AF_OPT_WARMUP) return bad("expects a number in [%s, %s] or warmup, got '%s'", lo, hi, text);
+    if ((opt->flags & AF_OPT_POSITIVE) && opt->hi < HUGE_VAL)
+      return bad("expects a number in (%s, %s], got '%s'", lo, hi, text);
     if (opt->flags & AF_OPT_POSITIVE) return bad("expects a positive number%s%s, got '%s'", "", "", text);
     if (opt->hi == HUGE_VAL) return bad("expects a number >= %s%s, got '%s'", lo, "", text);
     return bad("expects a number in [%s, %s], got '%s'", lo, hi, text);
@@ -347,7 +378,8 @@ void af_opt_get(const af_opt *opt, const af_train_opts *o, char *buf, size_t cap
   case AF_OPT_INT:
   case AF_OPT_SIZE: snprintf(buf, cap, "%lld", load_int(opt, o)); break;
   case AF_OPT_NUM:
-    snprintf(buf, cap, "%.9g", opt->ctype == AF_CT_FLOAT ? (double)*(const float *)p : *(const double *)p);
+    if ((opt->flags & AF_OPT_WARMUP) && *(const double *)p < 0) snprintf(buf, cap, "warmup");
+    else snprintf(buf, cap, "%.9g", opt->ctype == AF_CT_FLOAT ? (double)*(const float *)p : *(const double *)p);
     break;
   case AF_OPT_BOOL: snprintf(buf, cap, "%s", *(const int *)p < 0 ? "auto" : *(const int *)p ? "true" : "false"); break;
   case AF_OPT_PERIOD: period_text(p, buf, cap); break;
@@ -377,7 +409,7 @@ af_status af_opts_check(const af_train_opts *o) {
   if (o->batch < 1 || o->accum < 1 || o->batch % o->accum)
     return AF_FAIL(AF_ERR_ARG, "--batch %d must be a positive multiple of --accum %d", o->batch, o->accum);
   if (o->epochs < 1) return AF_FAIL(AF_ERR_ARG, "--epochs must be >= 1 (got %d)", o->epochs);
-  if (o->interval_steps <= 0 && o->intervals < 1)
+  if (o->interval_steps <= 0 && o->intervals < 0)  /* 0: unset, the recipe's */
     return AF_FAIL(AF_ERR_ARG, "--intervals must be >= 1 (got %d)", o->intervals);
   if (o->frozen_dropout && o->cache != AF_CACHE_OFF)
     return AF_FAIL(AF_ERR_ARG, "--frozen-dropout needs --cache off: with dropout in the frozen layers their "
@@ -469,12 +501,22 @@ static void ident_value(const af_opt *opt, const af_train_opts *o, char *buf, si
   }
 }
 
+/* The row's identity value equals its default's (AF_OPT_IDENT_SET rows). */
+static int at_default(const af_opt *opt, const af_train_opts *r) {
+  af_train_opts d;
+  af_opts_defaults(&d);
+  char a[512], b[512];
+  ident_value(opt, r, a, sizeof a);
+  ident_value(opt, &d, b, sizeof b);
+  return !strcmp(a, b);
+}
+
 void af_opts_identity(const af_train_opts *r, const char *policy, const char *knobs, char *buf, size_t cap) {
   size_t u = 0;
   buf[0] = 0;
   for (int i = 0; i < af_opts_count && u < cap; i++) {
     const af_opt *opt = &af_opts[i];
-    if (!opt->ident) continue;
+    if (!opt->ident || (opt->flags & AF_OPT_IDENT_SET && at_default(opt, r))) continue;
     char v[512];
     if (opt->offset == offsetof(af_train_opts, policy_kind))
       u += (size_t)snprintf(buf + u, cap - u, "%spolicy=%s;policy_knobs=%s", u ? ";" : "", policy, knobs);
@@ -482,5 +524,25 @@ void af_opts_identity(const af_train_opts *r, const char *policy, const char *kn
       ident_value(opt, r, v, sizeof v);
       u += (size_t)snprintf(buf + u, cap - u, "%s%s=%s", u ? ";" : "", opt->ident, v);
     }
+  }
+}
+
+void af_opts_identity_complete(const char *in, char *out, size_t cap) {
+  snprintf(out, cap, "%s", in);
+  af_train_opts d;
+  af_opts_defaults(&d);
+  for (int i = 0; i < af_opts_count; i++) {
+    const af_opt *opt = &af_opts[i];
+    if (!opt->ident || !(opt->flags & AF_OPT_IDENT_SET)) continue;
+    char key[128], v[512];
+    snprintf(key, sizeof key, "%s=", opt->ident);
+    size_t kn = strlen(key);
+    int present = 0;
+    for (const char *p = out; *p && !present; p += strcspn(p, ";"), p += *p == ';')
+      present = !strncmp(p, key, kn);
+    if (present) continue;
+    ident_value(opt, &d, v, sizeof v);
+    size_t u = strlen(out);
+    snprintf(out + u, cap - u, "%s%s%s", u ? ";" : "", key, v);
   }
 }

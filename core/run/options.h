@@ -40,6 +40,9 @@ enum {
   AF_OPT_RECIPE = 1 << 3,      /* an optimizer setting: unset (-1) means the recipe's value */
   AF_OPT_POSITIVE = 1 << 4,    /* NUM: lo is excluded */
   AF_OPT_UNSET_NEG = 1 << 5,   /* unset is stored as -1 (def_help says what that means) */
+  AF_OPT_WARMUP = 1 << 6,      /* NUM (a double): also "warmup", stored as -1 */
+  AF_OPT_IDENT_SET = 1 << 7,   /* in the identity only when not at its default, so checkpoints from
+                                  before the option existed keep theirs (af_opts_identity_complete) */
 };
 
 typedef struct {
@@ -100,6 +103,9 @@ void af_opts_markdown(FILE *f);
  * policy_knobs= from the run's policy. */
 void af_opts_identity(const struct af_train_opts *resolved, const char *policy, const char *knobs, char *buf,
                       size_t cap);
+/* An identity (af_opts_identity's, or a checkpoint's) with "key=default" added for every
+ * AF_OPT_IDENT_SET row it leaves out, so two identities compare key by key both ways. */
+void af_opts_identity_complete(const char *in, char *out, size_t cap);
 
 /* The name as a CLI user writes it: "--max-depth" (buf of at least 64 bytes). */
 const char *af_opt_cli_name(const af_opt *opt, char *buf, size_t cap);
@@ -108,8 +114,10 @@ const char *af_opt_cli_name(const af_opt *opt, char *buf, size_t cap);
 int af_choice_index(const char *const *names, const char *s);
 
 /* Names of the enums the options choose from (one spelling everywhere). */
-extern const char *const af_recipe_names[];   /* "hf", "paper" */
+extern const char *const af_recipe_names[];   /* "hf", "paper", "reference" */
 extern const char *const af_device_names[];   /* "cpu", "cuda", "auto" */
 extern const char *const af_format_names[];   /* "auto", "tsv", "csv" */
+extern const char *const af_precision_names[];        /* "fp32", "bf16", "auto" (af_precision + auto) */
+extern const char *const af_frozen_precision_names[]; /* "fp32", "bf16" */
 
 #endif

@@ -29,6 +29,9 @@ struct af_run {
   float *host_params;
   af_policy *policy;        /* the run's: o->policy, or own_policy made from o->policy_kind */
   af_policy *own_policy;
+  af_policy *guard;         /* --freeze-after / --max-freeze-step around the policy (NULL: none) */
+  af_split val;             /* the policy's validation slice, carved from the training split (train_val.c) */
+  int have_val;
   af_freeze_ctl *ctl;
   af_results *res;
   af_act_cache *cache;
@@ -51,6 +54,11 @@ struct af_run {
   int32_t *sub_ids, *sub_tt;  /* [B*T] a group of rows as a sub-batch */
   float *sub_mask, *sub_tgt;  /* [B*T], [B] */
   int *sub_rows, *grp;        /* [B] */
+  /* entries stored before an unfreeze went below their depth are stale (train_cache.c); only
+   * with a policy that may unfreeze */
+  int *cache_gen;         /* [n train] the generation each row's entry was stored in */
+  int *cache_floor;       /* [cache_ngen] the lowest depth since that generation began */
+  int cache_ngen;
   /* evaluation */
   float *scores;          /* [n_eval_max * NL] */
   float *logits;          /* [max_B * NL] */
@@ -70,6 +78,9 @@ struct af_run {
   double ckpt_train_time; /* af_run_train_time when it was taken (for a period in time) */
   int ckpt_prefix_depth;  /* resumed: the prefix file the checkpoint names (-1: none) */
   uint64_t ckpt_prefix_id;
+  /* data parallelism (train_dist.c): this process's rank of nranks; 1 rank: all below unused */
+  int rank, nranks;
+  float *dist_stage;      /* host staging of the gradients when the backend's memory is not host memory */
 };
 
 static inline double af_run_train_time(const af_run *r) {
@@ -92,11 +103,28 @@ void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum)
 af_status af_run_evaluate(af_run *r, af_metrics *out0);  /* every eval split; results rows, best */
 void af_run_eval_cache_record(af_run *r);                /* /cache@eval_*: the dev rows' cache */
 
+/* train_val.c */
+af_status af_run_carve_val(af_run *r);               /* r->val out of r->train (before the batcher) */
+af_status af_run_val_metric(af_run *r, double *out); /* the primary metric on r->val at the current depth */
+void af_run_val_free(af_run *r);
+
 /* train_cache.c */
 af_status af_run_open_cache(af_run *r);
 af_status af_run_cache_prepare(af_run *r, const af_batch *b, int *start, int *store, double *t_prefix);
 af_status af_run_cache_store(af_run *r, const af_batch *b);
 void af_run_cache_prefetch_next(af_run *r);
+af_status af_run_cache_unfreeze(af_run *r, int depth);  /* the depth went down to depth: older entries deeper are stale */
+
+/* train_dist.c: data parallelism across ranks (core/run/dist.h; docs/distributed.md) */
+af_status af_run_dist_open(af_run *r);             /* rank and size; after the model is built */
+void af_run_dist_slice(const af_run *r, int B, int *lo, int *hi);  /* this rank's rows of a global batch */
+/* After backward: sums the trainable gradients (frozen layers send nothing) and *loss_sum
+ * over the ranks; *bytes: the gradient bytes this rank handed to the all-reduce. */
+af_status af_run_dist_grads(af_run *r, int depth, double *loss_sum, long long *bytes, double *t_comm);
+int af_run_dist_stop(af_run *r, int sig);          /* the stop signal any rank saw (all ranks agree) */
+af_status af_run_dist_check_ckpt(const af_run *r, const char *ckpt_config);  /* same rank count */
+void af_run_dist_config(const af_run *r, char *cfg, size_t cap);  /* appends ";ranks=N" (N > 1) */
+void af_run_dist_free(af_run *r);
 
 /* test hook (tests/): the next run to finish this step behaves as if SIGINT arrived during it */
 void af_run_test_interrupt_at(long step);

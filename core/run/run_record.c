@@ -9,10 +9,11 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/run/run.h"
+#include "core/run/dist.h"
 #include "core/run/train_ckpt.h"
 
 void af_train_optim(const af_train_opts *o, af_optim_opts *out) {
-  if (o->recipe == AF_RECIPE_PAPER) af_optim_defaults_paper(out);
+  if (o->recipe == AF_RECIPE_PAPER || o->recipe == AF_RECIPE_REFERENCE) af_optim_defaults_paper(out);
   else af_optim_defaults_hf(out);
   const af_optim_opts *q = &o->optim;  /* a setting given (>= 0; lr > 0 or NaN) overrides the recipe's */
   if (!(q->lr <= 0)) out->lr = q->lr;
@@ -27,6 +28,25 @@ void af_train_optim(const af_train_opts *o, af_optim_opts *out) {
   if (q->warmup_frac >= 0) out->warmup_frac = q->warmup_frac;
 }
 
+/* --precision auto as the backend's bf16 hardware says (stderr says which and why); bf16
+ * asked for where it is emulated runs, with one warning; the model's GEMMs follow, and the
+ * cache's storage defaults to bf16 under bf16. */
+static void resolve_precision(af_run *r) {
+  af_train_opts *ro = &r->ro;
+  const af_backend *be = r->be;
+  if (ro->precision == AF_PRECISION_AUTO) {
+    ro->precision = be->bf16_native ? AF_PREC_BF16 : AF_PREC_FP32;
+    if (!r->o->quiet)
+      fprintf(stderr, "autofreeze: --precision auto: %s (%s%s)\n", af_precision_names[ro->precision], be->bf16_why,
+              be->bf16_native ? "" : ": bf16 would be emulated, slower than fp32");
+  } else if ((ro->precision == AF_PREC_BF16 || ro->frozen_precision == AF_PREC_BF16) && !be->bf16_native) {
+    af_warn("bf16 asked for, but bf16 GEMMs have no hardware path here (%s): it runs, slower than fp32", be->bf16_why);
+  }
+  if (ro->cache_dtype == AF_DTYPE_AUTO) ro->cache_dtype = ro->precision == AF_PREC_BF16 ? AF_DTYPE_BF16 : AF_DTYPE_F32;
+  r->m.precision = (af_precision)ro->precision;
+  r->m.frozen_precision = (af_precision)ro->frozen_precision;
+}
+
 af_status af_run_resolve(af_run *r) {
   const af_train_opts *o = r->o;
   af_train_opts *ro = &r->ro;
@@ -36,6 +56,7 @@ af_status af_run_resolve(af_run *r) {
   ro->freeze.max_depth = af_freeze_ctl_max_depth(r->ctl);
   for (int d = 0; af_device_names[d]; d++)
     if (!strcmp(af_device_names[d], r->be->name)) ro->device = d;
+  resolve_precision(r);
   return AF_OK;
 }
 
@@ -88,6 +109,7 @@ af_status af_run_write_config(af_run *r) {
  * --max-steps may change between the two. */
 static void run_config(const af_run *r, char *buf, size_t cap) {
   af_opts_identity(&r->ro, r->policy->name, r->policy->knobs, buf, cap);
+  af_run_dist_config(r, buf, cap);  /* ";ranks=N" when N > 1 */
 }
 
 /* Copies into `pair` the first "key=value" of a that b does not hold, and into `other` b's
@@ -119,7 +141,7 @@ static int config_diff(const char *a, const char *b, char *pair, size_t cap, cha
 }
 
 af_status af_run_ckpt_open(af_run *r) {
-  if (!r->o->checkpoints) return AF_OK;
+  if (!r->o->checkpoints || r->rank != 0) return AF_OK;  /* rank 0 writes the checkpoints */
   char cfg[2048];
   run_config(r, cfg, sizeof cfg);
   AF_TRY(af_ckpt_writer_open(r->ckpt_dir, &r->m, r->o->model_dir, r->labels, cfg, &r->ckw));
@@ -185,9 +207,12 @@ af_status af_run_load_ckpt(af_run *r) {
                    "%s: the checkpoint is from another run (layers %d, total steps %ld, seed %llu; this run: %d, %ld, %llu)",
                    r->ckpt_dir, st.L, st.total_steps, (unsigned long long)st.seed, r->L, r->total_steps,
                    (unsigned long long)r->o->seed);
-  char cfg[2048], theirs[512], mine[512];
+  char cfg[2048], theirs[512], mine[512], ckc[2560], cfc[2560];
+  AF_TRY(af_run_dist_check_ckpt(r, st.run_config_in));
   run_config(r, cfg, sizeof cfg);
-  if (st.run_config_in[0] && config_diff(st.run_config_in, cfg, theirs, sizeof theirs, mine, sizeof mine))
+  af_opts_identity_complete(st.run_config_in, ckc, sizeof ckc);  /* options kept out at their default */
+  af_opts_identity_complete(cfg, cfc, sizeof cfc);
+  if (st.run_config_in[0] && config_diff(ckc, cfc, theirs, sizeof theirs, mine, sizeof mine))
     return AF_FAIL(AF_ERR_ARG, "%s: the checkpoint is from another run (it has %s; this run: %s)", r->ckpt_dir,
                    theirs, mine[0] ? mine : "no such setting");
   AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
@@ -220,6 +245,13 @@ void af_run_summarize(af_run *r, af_train_summary *sum, const char *status) {
   sum->steps = r->step;
   sum->final_depth = r->depth;
   sum->total_time = r->t0 > 0 ? af_now() - r->t0 : 0;
+  sum->wall_time = af_now() - r->t_start;
+  sum->setup_time = (r->t0 > 0 ? r->t0 : af_now()) - r->t_start;
+  sum->step_time = r->step_time;
+  sum->eval_time = r->eval_time;
+  sum->checkpoint_time = r->ckpt_time;
+  double other = sum->wall_time - sum->setup_time - r->step_time - r->eval_time - r->ckpt_time;
+  sum->other_time = other > 0 ? other : 0;
   if (r->task) snprintf(sum->metric, sizeof sum->metric, "%s", af_metric_name(af_task_metrics(r->task)->primary));
   sum->best = r->have_best ? r->best : NAN;
   sum->final = r->have_best ? r->last_metrics.primary_value : NAN;
@@ -239,14 +271,12 @@ void af_run_summarize(af_run *r, af_train_summary *sum, const char *status) {
 /* Where this process's wall time went: set-up (loading, tokenizing), the steps, the
  * evaluations, the checkpoints' share of the critical path, and the rest (decisions,
  * results writes, waiting). */
-static void record_wall_time(af_run *r) {
-  double wall = af_now() - r->t_start, setup = (r->t0 > 0 ? r->t0 : af_now()) - r->t_start;
-  double other = wall - setup - r->step_time - r->eval_time - r->ckpt_time;
-  af_results_set_summary_double(r->res, "wall_time", wall);
-  af_results_set_summary_double(r->res, "setup_time", setup);
-  af_results_set_summary_double(r->res, "step_time", r->step_time);
-  af_results_set_summary_double(r->res, "checkpoint_time", r->ckpt_time);
-  af_results_set_summary_double(r->res, "other_time", other > 0 ? other : 0);
+static void record_wall_time(af_run *r, const af_train_summary *sum) {
+  af_results_set_summary_double(r->res, "wall_time", sum->wall_time);
+  af_results_set_summary_double(r->res, "setup_time", sum->setup_time);
+  af_results_set_summary_double(r->res, "step_time", sum->step_time);
+  af_results_set_summary_double(r->res, "checkpoint_time", sum->checkpoint_time);
+  af_results_set_summary_double(r->res, "other_time", sum->other_time);
   af_run_eval_cache_record(r);
 }
 
@@ -257,7 +287,7 @@ void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum)
   af_results_set_summary_double(r->res, "total_time", sum->total_time);
   af_results_set_summary_double(r->res, "train_time", r->t0 > 0 ? af_run_train_time(r) : 0);
   af_results_set_summary_double(r->res, "eval_time", r->eval_time);
-  record_wall_time(r);
+  record_wall_time(r, sum);
   af_results_set_summary_int(r->res, "checkpoints_written", af_ckpt_writer_count(r->ckw));
   af_results_set_summary_int(r->res, "steps", r->step);
   af_results_set_summary_int(r->res, "final_depth", r->depth);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/model/checkpoint.h"
+#include "core/run/dist.h"
 #include "core/run/run.h"
 #include "core/run/stop_signal.h"
 #include "core/run/train_ckpt.h"
@@ -64,19 +65,38 @@ static af_status open_data(af_run *r) {
   return AF_OK;
 }
 
-/* The run's policy: the object given (Lua, tests), else the one --policy names. */
+/* The run's policy: the object given (Lua, tests), else the one --policy names; wrapped in
+ * the guard when --freeze-after or --max-freeze-step asks for one. */
 static af_status make_policy(af_run *r) {
   const af_train_opts *o = r->o;
   r->policy = o->policy;
-  if (r->policy) return AF_OK;
-  switch (o->policy_kind) {
-  case AF_POLICY_STATIC:
-    AF_TRY(af_policy_static(o->frozen, &r->own_policy));
-    break;
-  case AF_POLICY_ADAPTIVE: AF_TRY(af_policy_adaptive(o->percentile, o->freeze.max_depth, &r->own_policy)); break;
-  default: AF_TRY(af_policy_none(&r->own_policy)); break;
+  if (!r->policy) {
+    af_gated_opts g;
+    switch (o->policy_kind) {
+    case AF_POLICY_STATIC:
+      AF_TRY(af_policy_static(o->frozen, &r->own_policy));
+      break;
+    case AF_POLICY_ADAPTIVE: AF_TRY(af_policy_adaptive(o->percentile, o->freeze.max_depth, &r->own_policy)); break;
+    case AF_POLICY_PIPE: AF_TRY(af_policy_pipe(o->alpha, &r->own_policy)); break;
+    case AF_POLICY_GATED:
+      af_gated_defaults(&g);
+      g.percentile = o->percentile;
+      g.max_depth = o->freeze.max_depth;
+      g.tolerance = o->tolerance;
+      AF_TRY(af_policy_gated(&g, &r->own_policy));
+      break;
+    default: AF_TRY(af_policy_none(&r->own_policy)); break;
+    }
+    r->policy = r->own_policy;
   }
-  r->policy = r->own_policy;
+  const int val_knob = r->policy->wants_val && o->val_rows > 0;
+  if (o->freeze_after != 0 || o->max_freeze_step > 0 || val_knob) {
+    AF_TRY(af_policy_guard(r->policy, o->freeze_after, o->max_freeze_step, &r->guard));
+    r->policy = r->guard;
+    size_t u = strlen(r->guard->knobs);  /* the slice's size shapes the run: recorded with the knobs */
+    if (val_knob && u < sizeof r->guard->knobs)
+      snprintf(r->guard->knobs + u, sizeof r->guard->knobs - u, "%sval_rows=%zu", u ? " " : "", o->val_rows);
+  }
   return AF_OK;
 }
 
@@ -90,6 +110,7 @@ static af_status setup(af_run *r) {
   r->L = r->cfg.num_hidden_layers;
   r->C = r->cfg.hidden_size;
   AF_TRY(make_policy(r));
+  if (r->policy->wants_val) AF_TRY(af_run_carve_val(r));  /* before the batcher: held-out rows never train */
   AF_TRY(af_freeze_ctl_create(r->L, &o->freeze, r->policy, &r->ctl));
   r->depth = af_freeze_ctl_depth(r->ctl);
   AF_TRY(af_backend_open(af_device_names[o->device], o->threads, &r->be));
@@ -114,6 +135,10 @@ static af_status setup(af_run *r) {
   r->total_steps = per_epoch * o->epochs;
 
   AF_TRY(af_run_resolve(r));
+  if (r->ro.intervals <= 0) r->ro.intervals = o->recipe == AF_RECIPE_REFERENCE ? 10 : 20;
+  const af_optim_opts *oo = &r->ro.optim;
+  long warm = oo->schedule == AF_SCHED_LINEAR ? (long)(oo->warmup_frac * (double)r->total_steps) : 0;
+  af_freeze_ctl_set_run(r->ctl, r->total_steps, per_epoch, warm);  /* as af_lr_at counts the warm-up */
 
   /* interval statistics: one segment per encoder tensor */
   const int nseg = r->L * AF_LP_COUNT;
@@ -138,6 +163,7 @@ static af_status setup(af_run *r) {
   }
   size_t nmax = 0;
   for (int i = 0; i < r->n_eval; i++) nmax = r->evals[i]->n > nmax ? r->evals[i]->n : nmax;
+  if (r->have_val && r->val.n > nmax) nmax = r->val.n;
   AF_TRY(af_malloc((void **)&r->scores, (nmax ? nmax : 1) * (size_t)r->NL * sizeof(float), "evaluation scores"));
   AF_TRY(af_malloc((void **)&r->logits, (size_t)r->m.max_B * r->NL * sizeof(float), "evaluation logits"));
 
@@ -156,14 +182,36 @@ static af_bert_input rows(const af_batch *b, int lo, int n) {
   return (af_bert_input){b->ids + lo * T, b->type_ids + lo * T, b->mask + lo * T, b->targets + lo, n, b->T};
 }
 
-static af_status train_step(af_run *r, const af_batch *b, af_step_record *rec) {
+/* Rows [lo, hi) of a batch as a batch of their own: a data-parallel rank's slice. */
+static af_batch slice_rows(const af_batch *b, int lo, int hi) {
+  const size_t T = (size_t)b->T;
+  af_batch s = *b;
+  s.B = hi - lo;
+  s.ids += lo * T;
+  s.type_ids += lo * T;
+  s.mask += lo * T;
+  s.targets += lo;
+  s.index += lo;
+  s.len += lo;
+  return s;
+}
+
+static af_status train_step(af_run *r, const af_batch *gb, af_step_record *rec) {
   af_backend *be = r->be;
   const int depth = r->depth, micro = r->o->batch / r->o->accum;
-  double t_data = 0, t_fwd = 0, t_bwd = 0, t_opt, a;
+  double t_data = 0, t_fwd = 0, t_bwd = 0, t_opt, t_comm, a;
   double loss_sum = 0;
+  long long comm_bytes;
+  int s0, s1;  /* this rank's rows of the global batch gb (all of them with one rank: train_dist.c) */
+  af_run_dist_slice(r, gb->B, &s0, &s1);
+  const af_batch sl = slice_rows(gb, s0, s1), *b = &sl;
   af_grads_zero(&r->m, depth);
-  for (int lo = 0; lo < b->B; lo += micro) {
-    int n = b->B - lo < micro ? b->B - lo : micro;
+  /* the global batch's micro-batches [g, g + micro) that meet the slice: dropout masks are
+   * keyed by g and by a row's place in its micro-batch (row0), whatever the rank count */
+  for (int g = s0 / micro * micro; g < s1; g += micro) {
+    const int g0 = g > s0 ? g : s0, g1 = g + micro < s1 ? g + micro : s1, lo = g0 - s0, n = g1 - g0;
+    const uint64_t seed = r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)g;
+    r->m.row0 = g0 - g;
     a = af_now();
     int start = 0, store = 0;
     double t_prefix;
@@ -175,7 +223,7 @@ static af_status train_step(af_run *r, const af_batch *b, af_step_record *rec) {
     t_fwd += t_prefix;
     a = af_now();
     float loss;
-    AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo, &loss));
+    AF_TRY(af_bert_forward(&r->m, n, b->T, start, depth, 1, seed, &loss));
     be->sync(be);
     t_fwd += af_now() - a;
     if (store) {
@@ -184,13 +232,14 @@ static af_status train_step(af_run *r, const af_batch *b, af_step_record *rec) {
       t_data += af_now() - a;
     }
     a = af_now();
-    AF_TRY(af_bert_backward(&r->m, n, b->T, depth, r->o->seed * 1000003u + (uint64_t)r->step * 64 + (uint64_t)lo,
-                            1.0f / (float)b->B));
+    AF_TRY(af_bert_backward(&r->m, n, b->T, depth, seed, 1.0f / (float)gb->B));
     be->sync(be);
     t_bwd += af_now() - a;
     loss_sum += (double)loss * n;
   }
+  r->m.row0 = 0;
   a = af_now();
+  AF_TRY(af_run_dist_grads(r, depth, &loss_sum, &comm_bytes, &t_comm));  /* other ranks' rows: sums */
   /* the interval statistic: gradients summed with their signs, before clipping */
   size_t tb = af_bert_trainable_begin(&r->m, depth);
   if (tb < r->m.enc_begin) tb = r->m.enc_begin;
@@ -200,14 +249,15 @@ static af_status train_step(af_run *r, const af_batch *b, af_step_record *rec) {
   AF_TRY(af_optim_step(&r->m, &r->ro.optim, depth, lr, r->step + 1, &gnorm));
   AF_TRY(be->sync(be));
   t_opt = af_now() - a;
-  double loss = loss_sum / b->B;
+  double loss = loss_sum / gb->B;
   if (!isfinite(loss)) return AF_FAIL(AF_ERR_NUMERIC, "the loss is %g", loss);
   r->step++;
-  r->examples += b->B;
+  r->examples += gb->B;
   r->last_loss = loss;
   *rec = (af_step_record){.step = r->step, .epoch = r->epoch, .loss = loss, .lr = lr, .frozen_depth = depth,
                           .t_data = t_data, .t_forward = t_fwd, .t_backward = t_bwd, .t_optimizer = t_opt,
-                          .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = af_now() - r->t0, .examples = r->examples};
+                          .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = af_now() - r->t0, .examples = r->examples,
+                          .comm_bytes = comm_bytes, .t_comm = t_comm};
   return AF_OK;
 }
 
@@ -219,7 +269,7 @@ static af_status train_step(af_run *r, const af_batch *b, af_step_record *rec) {
  * boundaries are its multiples. */
 static int at_boundary(const af_run *r, long step) {
   if (r->o->interval_steps > 0) return step % r->o->interval_steps == 0;
-  long N = r->o->intervals, T = r->total_steps;
+  long N = r->ro.intervals, T = r->total_steps;
   return T < N || (step * N) / T != ((step - 1) * N) / T;
 }
 
@@ -227,6 +277,9 @@ static af_status end_interval(af_run *r) {
   af_backend *be = r->be;
   const int nseg = r->L * AF_LP_COUNT;
   AF_TRY(be->segment_norms(be, r->seg_l1, r->seg_sq, r->m.acc, r->seg_off, nseg));
+  /* every rank holds the same interval sum; rank 0's norms make sure they decide alike */
+  AF_TRY(af_dist_bcast(r->seg_l1, (size_t)nseg * sizeof(double), 0));
+  AF_TRY(af_dist_bcast(r->seg_sq, (size_t)nseg * sizeof(double), 0));
   for (int l = 0; l < r->L; l++) {
     double s1 = 0, s2 = 0;
     for (int p = 0; p < AF_LP_COUNT; p++) {
@@ -236,14 +289,26 @@ static af_status end_interval(af_run *r) {
     r->l1[l] = s1;
     r->l2[l] = sqrt(s2);
   }
+  double val = NAN;
+  if (r->have_val) {  /* the policy's validation metric, measured at the depth the interval ran at */
+    AF_TRY(af_run_val_metric(r, &val));
+    af_freeze_ctl_set_val_metric(r->ctl, val);
+  }
   af_freeze_decision d;
   AF_TRY(af_freeze_ctl_end_interval(r->ctl, r->step, r->l1, r->l2, &d));
-  AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2, d.ratio));
+  if (r->res) AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2, d.ratio));
   be->zero(be, r->m.acc, (r->m.enc_end - r->m.enc_begin) * sizeof(float));
   if (d.depth_after != r->depth) {
     if (!r->o->quiet)
-      fprintf(stderr, "%sautofreeze: step %ld: interval %d: frozen depth %d -> %d\n", r->progress ? "\r\033[K" : "",
-              r->step, d.interval, r->depth, d.depth_after);
+      fprintf(stderr, "%sautofreeze: step %ld: interval %d: frozen depth %d -> %d%s\n", r->progress ? "\r\033[K" : "",
+              r->step, d.interval, r->depth, d.depth_after, d.depth_after < r->depth ? " (rolled back)" : "");
+    if (d.depth_after < r->depth) {  /* unfrozen (gated): no cached prefix deeper than the new depth is exact */
+      AF_TRY(af_run_cache_unfreeze(r, d.depth_after));
+      for (int e = 0; e < 2; e++) {  /* the dev rows' caches start again (train_eval.c reopens them) */
+        af_act_cache_close(r->eval_cache[e]);
+        r->eval_cache[e] = NULL;
+      }
+    }
     r->depth = d.depth_after;
   }
   return AF_OK;
@@ -287,7 +352,7 @@ static af_status loop(af_run *r) {
       rec.t_data += t_batch;
       rec.t_total += t_batch;
       r->step_time += rec.t_total;
-      AF_TRY(af_results_append_step(r->res, &rec));
+      if (r->res) AF_TRY(af_results_append_step(r->res, &rec));  /* rank 0's file only */
       int boundary = at_boundary(r, r->step);
       if (boundary) AF_TRY(end_interval(r));
       int eval_due = o->eval_every > 0 ? r->step % o->eval_every == 0 : boundary;
@@ -295,7 +360,7 @@ static af_status loop(af_run *r) {
       if (evaluated) AF_TRY(af_run_evaluate(r, &m));
       /* checkpoint_every; the last step's checkpoint is the end of the run's, below */
       if (r->step < max_steps && af_run_ckpt_due(r, boundary)) AF_TRY(af_run_save_ckpt(r));
-      if (boundary || evaluated) {  /* a reader of a running file sees every evaluation */
+      if (r->res && (boundary || evaluated)) {  /* a reader of a running file sees every evaluation */
         if (r->cache) {
           af_cache_record cr;
           af_act_cache_stats(r->cache, &cr);
@@ -308,7 +373,7 @@ static af_status loop(af_run *r) {
         interrupt_at = 0;  /* once */
         af_stop_request(SIGINT);
       }
-      int sig = af_stop_requested();
+      int sig = af_run_dist_stop(r, af_stop_requested());
       if (sig) {
         AF_TRY(af_run_save_ckpt(r));
         AF_TRY(af_run_ckpt_wait(r));  /* in place before the run says it can be resumed */
@@ -333,7 +398,11 @@ static void cleanup(af_run *r) {
   af_bert_free(&r->m);
   af_backend_close(r->be);
   af_freeze_ctl_free(r->ctl);
+  af_policy_free(r->guard);  /* before the policy it borrows */
   af_policy_free(r->own_policy);
+  af_run_val_free(r);
+  free(r->cache_gen);
+  free(r->cache_floor);
   af_task_free(r->task);
   af_tokenizer_free(r->tok);
   free(r->host_params);
@@ -352,6 +421,7 @@ static void cleanup(af_run *r) {
   free(r->grp);
   free(r->scores);
   free(r->logits);
+  af_run_dist_free(r);
   free(r->labels);
 }
 
@@ -365,16 +435,27 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   if (!o->model_dir || !o->task || !o->data_dir || !o->out) {
     return AF_FAIL(AF_ERR_ARG, "a run needs a model, a task, its data folder and an output file");
   }
-  af_status s = setup(&r);
+  af_status s = af_dist_init();  /* first: a rank failing from here on stops the others */
+  af_train_opts quiet;          /* the ranks but 0 run quietly: one copy of each message */
+  if (af_dist_rank() > 0) {
+    quiet = *o;
+    quiet.quiet = 1;
+    quiet.progress = 0;
+    r.o = &quiet;
+  }
+  if (s == AF_OK) s = setup(&r);
+  if (s == AF_OK) s = af_run_dist_open(&r);
   if (s == AF_OK && o->resume) s = af_run_load_ckpt(&r);
   if (s == AF_OK) s = af_run_open_cache(&r);
-  if (s == AF_OK) s = af_train_results_open(o->out, r.L, o->resume ? r.step : -1, &r.res);
-  if (s == AF_OK) s = af_run_write_config(&r);
-  if (s == AF_OK) s = af_results_flush(r.res);
+  if (s == AF_OK && r.rank == 0)  /* the other ranks write nothing */
+    s = af_train_results_open(o->out, r.L, o->resume ? r.step : -1, &r.res);
+  if (s == AF_OK && r.res) s = af_run_write_config(&r);
+  if (s == AF_OK && r.res) s = af_results_flush(r.res);
   if (s == AF_OK) s = af_run_ckpt_open(&r);
   if (s != AF_OK) {
     af_run_summarize(&r, sum, "failed");
     af_run_finish_results(&r, "failed", sum);
+    af_dist_fail_all(af_last_error());  /* returns with one rank */
     cleanup(&r);
     return s;
   }
@@ -386,6 +467,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   const char *status = s == AF_OK ? "complete" : s == AF_ERR_INTERRUPTED ? "interrupted" : "failed";
   af_run_summarize(&r, sum, status);
   af_run_finish_results(&r, status, sum);
+  if (s != AF_OK && s != AF_ERR_INTERRUPTED) af_dist_fail_all(af_last_error());  /* returns with one rank */
   cleanup(&r);
   af_stop_end(&guard);  /* after the results are closed: a late signal loses nothing */
   return s;

@@ -11,9 +11,12 @@
 #include "core/base/status.h"
 
 
-typedef enum { AF_RECIPE_HF = 0, AF_RECIPE_PAPER } af_recipe;
+typedef enum { AF_RECIPE_HF = 0, AF_RECIPE_PAPER, AF_RECIPE_REFERENCE } af_recipe;  /* reference: paper + 10 intervals */
 typedef enum { AF_DEVICE_CPU = 0, AF_DEVICE_CUDA, AF_DEVICE_AUTO } af_device;
 typedef enum { AF_FORMAT_AUTO = 0, AF_FORMAT_TSV, AF_FORMAT_CSV } af_format;
+/* --precision: af_precision's values (kernels/ops.h: FP32, BF16), or auto, which set-up
+ * resolves from the backend's bf16_native (af_run_resolve) */
+enum { AF_PRECISION_AUTO = 2 };
 
 /* The fields of one run. Each is an option of core/run/options.c's table (its row says the
  * default, range and meaning), except `policy`, a policy object that Lua and tests pass
@@ -29,6 +32,8 @@ typedef struct af_train_opts {
   int skip_bad_rows;
   int device;                /* af_device */
   int threads;               /* 0: all cores */
+  int precision;             /* af_precision, or AF_PRECISION_AUTO */
+  int frozen_precision;      /* af_precision of the frozen prefix's forward (BF16 also under FP32) */
   /* the generic task's columns (core/data/task.h: af_task_opts) */
   const char *text_cols, *label_col, *labels;
   int format;                /* af_format */
@@ -40,8 +45,13 @@ typedef struct af_train_opts {
   double percentile;         /* adaptive */
   af_freeze_opts freeze;     /* max depth (-1: layers-1), signed ratio */
   int frozen_dropout;
-  int intervals;
+  int intervals;             /* 0: the recipe's (20; reference: 10) */
   long interval_steps;       /* > 0: fixed interval length instead of intervals */
+  double freeze_after;       /* any policy: no freezing before this fraction of the run (-1: warm-up end) */
+  int max_freeze_step;       /* any policy: layers one decision may add (-1: unlimited) */
+  double alpha;              /* pipe */
+  double tolerance;          /* gated */
+  size_t val_rows;           /* gated: validation slice carved from the training split (0: auto) */
   /* optimizer: the recipe's values, each overridden by a field >= 0 (lr: > 0 or NaN) */
   int recipe;                /* af_recipe */
   af_optim_opts optim;
@@ -75,6 +85,8 @@ typedef struct {
   double final_loss;
   af_metrics final_metrics;
   long long cache_hits, cache_misses, cache_bytes;
+  /* where this process's wall time went: wall = setup + steps + eval + checkpoints + other */
+  double wall_time, setup_time, step_time, eval_time, checkpoint_time, other_time;
 } af_train_summary;
 
 /* Run to completion (or until SIGINT/SIGTERM, which finish the step, flush and return

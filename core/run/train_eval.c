@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "core/base/fsutil.h"
+#include "core/run/dist.h"
 #include "core/run/run.h"
 
 /* the eval split's cache, opened at the first evaluation that has a frozen prefix */
@@ -25,7 +26,7 @@ static af_status eval_cache(af_run *r, int e, af_act_cache **out) {
     else af_path_dir(o->out, dir, sizeof dir);
     snprintf(key, sizeof key, "model=%s;task=%s;split=%s;max_len=%d;pid=%ld;t=%.6f", o->model_dir, o->task,
              r->evals[e]->name, o->max_len, (long)getpid(), af_now());
-    af_act_cache_opts co = {.mode = (af_cache_mode)o->cache, .dtype = (af_cache_dtype)o->cache_dtype,
+    af_act_cache_opts co = {.mode = (af_cache_mode)o->cache, .dtype = (af_cache_dtype)r->ro.cache_dtype,
                             .budget_bytes = o->cache_budget, .dir = dir, .compress = o->cache_compress,
                             .n_examples = r->evals[e]->n, .hidden = r->C, .run_key = key};
     AF_TRY(af_act_cache_open(&co, &r->eval_cache[e]));
@@ -92,9 +93,15 @@ static af_status eval_split(af_run *r, int e, af_metrics *m) {
   AF_TRY(af_batcher_init(&eb, s, &bo));
   af_status st = af_batcher_begin(eb, 0);
   af_batch b;
-  while (st == AF_OK && af_batcher_next(eb, &b)) st = eval_batch(r, c, &b);
+  /* data-parallel: rank q computes batches q, q+N, ... (the same ones at every evaluation,
+   * so its cache holds their rows) and the scores are gathered by a sum over zeros, exact */
+  const int n = r->nranks > 1 ? r->nranks : 1;
+  if (n > 1) memset(r->scores, 0, s->n * (size_t)r->NL * sizeof(float));
+  for (long k = 0; st == AF_OK && af_batcher_next(eb, &b); k++)
+    if (k % n == r->rank) st = eval_batch(r, c, &b);
   af_batcher_free(eb);
   AF_TRY(st);
+  if (n > 1) AF_TRY(af_dist_allreduce_sum_f32(r->scores, s->n * (size_t)r->NL));
   return af_task_score(r->task, s, r->scores, m);
 }
 
@@ -127,7 +134,7 @@ af_status af_run_evaluate(af_run *r, af_metrics *out0) {
   }
   r->eval_time += af_now() - a;
   r->last_eval_step = r->step;
-  AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, af_now() - r->t0, nv, names, values));
+  if (r->res) AF_TRY(af_results_append_eval(r->res, r->step, r->epoch, af_now() - r->t0, nv, names, values));
   if (!r->o->quiet)
     fprintf(stderr, "%sautofreeze: step %ld: eval %s\n", r->progress ? "\r\033[K" : "", r->step, line);
   r->last_metrics = *out0;
@@ -136,7 +143,7 @@ af_status af_run_evaluate(af_run *r, af_metrics *out0) {
     r->best = out0->primary_value;
     r->best_step = r->step;
     r->best_train_time = af_run_train_time(r);
-    AF_TRY(af_results_set_summary_best(r->res, af_metric_name(out0->primary), r->best, r->best_step,
+    if (r->res) AF_TRY(af_results_set_summary_best(r->res, af_metric_name(out0->primary), r->best, r->best_step,
                                        r->best_train_time));
   }
   return AF_OK;

@@ -13,7 +13,12 @@
  *   af_dropout_keep(seed, offset + (((uint64_t)b*NH + h)*T + i)*T + j, p)
  * i.e. the counter is offset + the element's flat index in att[B,NH,T,T]; a call uses
  * counters [offset, offset + B*NH*T*T), so the caller advances offset by that much.
- * Kept probabilities are scaled by 1/(1-p). att stores probabilities before dropout. */
+ * Kept probabilities are scaled by 1/(1-p). att stores probabilities before dropout.
+ *
+ * AF_PREC_BF16: qkv (and dout in backward) are rounded to bf16 once per call into the
+ * scratch, the probabilities (and dS) of a head into the thread's bf16 tile, and the same
+ * GEMMs run on those with fp32 accumulation (af_gemm_bf16); scores, softmax, dropout and
+ * the softmax backward stay fp32 on fp32 tiles. */
 #include "kernels/cpu/vmath.h" /* first: see its pragma */
 #include "kernels/cpu/cpu_backend.h"
 #include <math.h>
@@ -84,10 +89,30 @@ AF_CPU_CLONES static void softmax_bwd_rows(float *D, const float *P, int T, int 
  * tiles of the running threads are used (tile = thread number): each is reused head after
  * head in L2 instead of touching B*NH*T*T fresh floats per layer (no step-time change was
  * measurable on the 2-core bench machine, whose 36 MB L3 held the old layout too). The size
- * stays B*NH*T*T: one tile per possible thread of a team capped at B*NH. */
+ * stays B*NH*T*T: one tile per possible thread of a team capped at B*NH. After them, for
+ * AF_PREC_BF16: qkv and dout rounded to bf16, and a bf16 T x T tile per thread. */
+typedef struct {
+  float *tiles;       /* [B*NH][T*T] */
+  uint16_t *qkv16;    /* [B*T*3C] */
+  uint16_t *dout16;   /* [B*T*C] */
+  uint16_t *tiles16;  /* [B*NH][T*T] */
+} att_scratch;
+
+static size_t up32(size_t n) { return (n + 31) & ~(size_t)31; } /* uint16 counts, 64-byte steps */
+
+static att_scratch carve(float *scratch, int B, int T, int C, int NH) {
+  const size_t tiles = (size_t)B * NH * T * T, btc = (size_t)B * T * C;
+  att_scratch a;
+  a.tiles = scratch;
+  a.qkv16 = (uint16_t *)(scratch + tiles);
+  a.dout16 = a.qkv16 + up32(3 * btc);
+  a.tiles16 = a.dout16 + up32(btc);
+  return a;
+}
+
 size_t af_cpu_attention_scratch_floats(int B, int T, int C, int NH) {
-  (void)C;
-  return (size_t)B * NH * T * T;
+  const size_t tiles = (size_t)B * NH * T * T, btc = (size_t)B * T * C;
+  return tiles + (up32(3 * btc) + up32(btc) + up32(tiles)) / 2;
 }
 
 /* The (b, h) loops run at most B*NH threads, so thread numbers index distinct tiles. */
@@ -97,6 +122,7 @@ static int team_size(int B, int NH) {
 }
 
 static float *thread_tile(float *scratch, int T) { return scratch + (size_t)omp_get_thread_num() * T * T; }
+static uint16_t *thread_tile16(const att_scratch *s, int T) { return s->tiles16 + (size_t)omp_get_thread_num() * T * T; }
 
 static int kv_len(const float *mask_b, int T) {
   if (!mask_b) return T;
@@ -106,83 +132,146 @@ static int kv_len(const float *mask_b, int T) {
   return kv;
 }
 
-/* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C], mask[B,T] (NULL: no padding), scratch[B*NH*T*T] */
+/* One head of the forward: S = scale q k^T over the first kv keys, softmax, dropout, o = P v.
+ * q, k, v are the head's columns of qkv (row stride 3C), or of its bf16 copy (q16..v16) when
+ * prec is BF16; S[T,T] is the head's slice of att, o the head's columns of out (stride C). */
+typedef struct {
+  const float *q, *k, *v;
+  const uint16_t *q16, *k16, *v16;
+  float *S, *o;
+  const float *mb;  /* the row's mask, or NULL */
+  int kv;
+  uint64_t base;    /* dropout counter of element (0, 0) of S */
+} att_head;
+
+static void head_forward(const att_head *h, const att_scratch *sc, int T, int C, int HS, float scale, float p,
+                         float ds, uint64_t seed, af_precision prec) {
+  const int C3 = 3 * C, kv = h->kv;
+  if (prec == AF_PREC_BF16) af_gemm_bf16(0, 1, T, kv, HS, scale, h->q16, C3, h->k16, C3, 0.0f, h->S, T);
+  else af_sgemm(0, 1, T, kv, HS, scale, h->q, C3, h->k, C3, 0.0f, h->S, T);
+  softmax_rows(h->S, T, kv, h->mb);
+  const float *P = h->S;
+  if (p > 0.0f) {
+    float *Pd = thread_tile(sc->tiles, T);
+    dropout_rows(Pd, h->S, T, kv, seed, h->base, p, ds);
+    P = Pd;
+  }
+  if (prec == AF_PREC_BF16) {
+    uint16_t *P16 = thread_tile16(sc, T);
+    af_f32_to_bf16_rows(P16, T, P, T, T, kv);
+    af_gemm_bf16(0, 0, T, HS, kv, 1.0f, P16, T, h->v16, C3, 0.0f, h->o, C);
+  } else {
+    af_sgemm(0, 0, T, HS, kv, 1.0f, P, T, h->v, C3, 0.0f, h->o, C);
+  }
+}
+
+/* Head bh's pointers into qkv/out/att (and the bf16 copy of qkv) */
+static att_head head_at(int bh, const float *qkv, const uint16_t *qkv16, float *att, float *out, const float *mask,
+                        int T, int C, int NH, uint64_t offset) {
+  const int HS = C / NH, C3 = 3 * C, b = bh / NH, h = bh % NH;
+  att_head a;
+  a.mb = mask ? mask + (size_t)b * T : NULL;
+  a.kv = kv_len(a.mb, T);
+  a.q = qkv + (size_t)b * T * C3 + h * HS, a.k = a.q + C, a.v = a.q + 2 * C;
+  a.q16 = qkv16 + (size_t)b * T * C3 + h * HS, a.k16 = a.q16 + C, a.v16 = a.q16 + 2 * C;
+  a.S = att + (size_t)bh * T * T;
+  a.o = out ? out + (size_t)b * T * C + h * HS : NULL;
+  a.base = offset + (uint64_t)bh * T * T;
+  return a;
+}
+
+/* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C], mask[B,T] (NULL: no padding), scratch as sized above */
 void af_cpu_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
                               const float *mask, float *scratch, int B, int T, int C, int NH,
-                              float dropout_p, uint64_t seed, uint64_t offset) {
+                              float dropout_p, uint64_t seed, uint64_t offset, af_precision prec) {
   (void)be;
   const int HS = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
+  const att_scratch sc = carve(scratch, B, T, C, NH);
+  if (prec == AF_PREC_BF16) af_f32_to_bf16_rows(sc.qkv16, C3, qkv, C3, (long)B * T, C3);
   af_gemm_serial_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
-    int b = bh / NH, h = bh % NH;
-    const float *mb = mask ? mask + (size_t)b * T : NULL;
-    int kv = kv_len(mb, T);
-    const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
-    float *S = att + (size_t)bh * T * T;
-    float *o = out + (size_t)b * T * C + h * HS;
-    if (kv == 0) { /* no real key at all: zero probabilities, zero output */
-      memset(S, 0, (size_t)T * T * sizeof(float));
-      for (int i = 0; i < T; i++) memset(o + (size_t)i * C, 0, (size_t)HS * sizeof(float));
+    const att_head h = head_at(bh, qkv, sc.qkv16, att, out, mask, T, C, NH, offset);
+    if (h.kv == 0) { /* no real key at all: zero probabilities, zero output */
+      memset(h.S, 0, (size_t)T * T * sizeof(float));
+      for (int i = 0; i < T; i++) memset(h.o + (size_t)i * C, 0, (size_t)HS * sizeof(float));
       continue;
     }
-    af_sgemm(0, 1, T, kv, HS, scale, q, C3, k, C3, 0.0f, S, T);
-    softmax_rows(S, T, kv, mb);
-    const float *P = S;
-    if (dropout_p > 0.0f) {
-      float *Pd = thread_tile(scratch, T);
-      dropout_rows(Pd, S, T, kv, seed, offset + (uint64_t)bh * T * T, dropout_p, ds);
-      P = Pd;
-    }
-    af_sgemm(0, 0, T, HS, kv, 1.0f, P, T, v, C3, 0.0f, o, C);
+    head_forward(&h, &sc, T, C, HS, scale, dropout_p, ds, seed, prec);
   }
   af_gemm_serial_end();
 }
 
-/* dqkv[B,T,3C] overwritten; dout[B,T,C]; qkv, att, mask as in forward; scratch[B*NH*T*T] */
+/* One head of the backward: D is the thread's fp32 tile; dq, dk, dv the head's columns of
+ * dqkv (stride 3C) and dO of dout (stride C), with its bf16 copy dO16 for BF16. */
+static void head_backward(const att_head *h, const att_scratch *sc, float *dq, float *dk, float *dv, const float *dO,
+                          const uint16_t *dO16, int T, int C, int HS, float scale, float p, float ds, uint64_t seed,
+                          af_precision prec) {
+  const int C3 = 3 * C, kv = h->kv, bf = prec == AF_PREC_BF16;
+  const float *P = h->S;
+  float *D = thread_tile(sc->tiles, T);
+  uint16_t *T16 = bf ? thread_tile16(sc, T) : NULL;
+  /* dV = Pdrop^T dO */
+  const float *Pd = P;
+  if (p > 0.0f) {
+    dropout_rows(D, P, T, kv, seed, h->base, p, ds);
+    Pd = D;
+  }
+  if (bf) {
+    af_f32_to_bf16_rows(T16, T, Pd, T, T, kv);
+    af_gemm_bf16(1, 0, kv, HS, T, 1.0f, T16, T, dO16, C, 0.0f, dv, C3);
+    af_gemm_bf16(0, 1, T, kv, HS, 1.0f, dO16, C, h->v16, C3, 0.0f, D, T);
+  } else {
+    af_sgemm(1, 0, kv, HS, T, 1.0f, Pd, T, dO, C, 0.0f, dv, C3);
+    /* dPdrop = dO V^T, then dP = dropout'(dPdrop), dS = P (dP - rowsum(P dP)) */
+    af_sgemm(0, 1, T, kv, HS, 1.0f, dO, C, h->v, C3, 0.0f, D, T);
+  }
+  softmax_bwd_rows(D, P, T, kv, p > 0.0f, seed, h->base, p, ds);
+  /* dQ = scale dS K, dK = scale dS^T Q */
+  if (bf) {
+    af_f32_to_bf16_rows(T16, T, D, T, T, kv);
+    af_gemm_bf16(0, 0, T, HS, kv, scale, T16, T, h->k16, C3, 0.0f, dq, C3);
+    af_gemm_bf16(1, 0, kv, HS, T, scale, T16, T, h->q16, C3, 0.0f, dk, C3);
+  } else {
+    af_sgemm(0, 0, T, HS, kv, scale, D, T, h->k, C3, 0.0f, dq, C3);
+    af_sgemm(1, 0, kv, HS, T, scale, D, T, h->q, C3, 0.0f, dk, C3);
+  }
+}
+
+/* dqkv[B,T,3C] overwritten; dout[B,T,C]; qkv, att, mask as in forward; scratch as sized above */
 void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
                                const float *att, const float *mask, float *scratch, int B, int T,
-                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset) {
+                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
+                               af_precision prec) {
   (void)be;
   const int HS = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
+  const att_scratch sc = carve(scratch, B, T, C, NH);
+  if (prec == AF_PREC_BF16) {
+    af_f32_to_bf16_rows(sc.qkv16, C3, qkv, C3, (long)B * T, C3);
+    af_f32_to_bf16_rows(sc.dout16, C, dout, C, (long)B * T, C);
+  }
   af_gemm_serial_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
-    int b = bh / NH, h = bh % NH;
-    const float *mb = mask ? mask + (size_t)b * T : NULL;
-    int kv = kv_len(mb, T);
-    const float *q = qkv + (size_t)b * T * C3 + h * HS, *k = q + C, *v = q + 2 * C;
-    float *dq = dqkv + (size_t)b * T * C3 + h * HS, *dk = dq + C, *dv = dq + 2 * C;
-    const float *P = att + (size_t)bh * T * T;
-    const float *dO = dout + (size_t)b * T * C + h * HS;
-    float *D = thread_tile(scratch, T);
-    uint64_t base = offset + (uint64_t)bh * T * T;
+    const int b = bh / NH, hh = bh % NH;
+    /* att is read only: head_at's S is the head's probabilities */
+    const att_head h = head_at(bh, qkv, sc.qkv16, (float *)att, NULL, mask, T, C, NH, offset);
+    float *dq = dqkv + (size_t)b * T * C3 + hh * HS, *dk = dq + C, *dv = dq + 2 * C;
+    const size_t oo = (size_t)b * T * C + hh * HS;
     /* keys past kv get no gradient; with kv == 0 nothing does */
-    for (int j = kv; j < T; j++) {
+    for (int j = h.kv; j < T; j++) {
       memset(dk + (size_t)j * C3, 0, (size_t)HS * sizeof(float));
       memset(dv + (size_t)j * C3, 0, (size_t)HS * sizeof(float));
     }
-    if (kv == 0) {
+    if (h.kv == 0) {
       for (int i = 0; i < T; i++) memset(dq + (size_t)i * C3, 0, (size_t)HS * sizeof(float));
       continue;
     }
-    /* dV = Pdrop^T dO */
-    const float *Pd = P;
-    if (dropout_p > 0.0f) {
-      dropout_rows(D, P, T, kv, seed, base, dropout_p, ds);
-      Pd = D;
-    }
-    af_sgemm(1, 0, kv, HS, T, 1.0f, Pd, T, dO, C, 0.0f, dv, C3);
-    /* dPdrop = dO V^T, then dP = dropout'(dPdrop), dS = P (dP - rowsum(P dP)) */
-    af_sgemm(0, 1, T, kv, HS, 1.0f, dO, C, v, C3, 0.0f, D, T);
-    softmax_bwd_rows(D, P, T, kv, dropout_p > 0.0f, seed, base, dropout_p, ds);
-    /* dQ = scale dS K, dK = scale dS^T Q */
-    af_sgemm(0, 0, T, HS, kv, scale, D, T, k, C3, 0.0f, dq, C3);
-    af_sgemm(1, 0, kv, HS, T, scale, D, T, q, C3, 0.0f, dk, C3);
+    head_backward(&h, &sc, dq, dk, dv, dout + oo, sc.dout16 + oo, T, C, HS, scale, dropout_p, ds, seed, prec);
   }
   af_gemm_serial_end();
 }

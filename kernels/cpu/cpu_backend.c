@@ -1,5 +1,6 @@
 /* The CPU backend table: host memory (64-byte aligned, zero-filled), the GEMM layer's
- * library choice (gemm_impls/gemm_use), and the af_cpu_* ops from the neighbouring files. */
+ * library choice (gemm_impls/gemm_use), what runs bf16 GEMMs (bf16_name/native/why), and
+ * the af_cpu_* ops from the neighbouring files. */
 #include "kernels/cpu/cpu_backend.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,10 +32,10 @@ static void cpu_destroy(af_backend *be) { free(be); }
 
 void af_cpu_gemm(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                 float beta, float *C, int ldc, long strideC, int batch) {
+                 float beta, float *C, int ldc, long strideC, int batch, af_precision prec) {
   (void)be;
-  af_sgemm_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
-                   strideC, batch);
+  af_gemm_batched(prec, transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc,
+                  strideC, batch);
 }
 
 /* Implementation i is the i-th library built in, in af_gemm_lib order. */
@@ -72,6 +73,7 @@ af_status af_cpu_backend_create(int threads, af_backend **out) {
   if (!be) return AF_FAIL(AF_ERR_NOMEM, "cpu backend: out of memory");
   be->name = "cpu";
   strncpy(be->gemm_name, af_gemm_lib_name(af_gemm_current()), sizeof be->gemm_name - 1);
+  be->bf16_native = af_gemm_bf16_info(be->bf16_name, sizeof be->bf16_name, be->bf16_why, sizeof be->bf16_why);
   be->alloc = cpu_alloc;
   be->free = cpu_free;
   be->to_device = cpu_copy_in;

@@ -10,11 +10,11 @@ af_status af_cpu_backend_create(int threads, af_backend **be);
 
 void af_cpu_gemm(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                  const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                 float beta, float *C, int ldc, long strideC, int batch);
+                 float beta, float *C, int ldc, long strideC, int batch, af_precision prec);
 void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
-                           const float *b, int N, int C, int OC);
+                           const float *b, int N, int C, int OC, af_precision prec);
 void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC);
+                            const float *inp, const float *w, int N, int C, int OC, af_precision prec);
 void af_cpu_embedding_forward(af_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
                               const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
 void af_cpu_embedding_backward(af_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
@@ -32,10 +32,11 @@ void af_cpu_tanh_backward(af_backend *be, float *dinp, const float *dout, const 
 size_t af_cpu_attention_scratch_floats(int B, int T, int C, int NH);
 void af_cpu_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
                               const float *mask, float *scratch, int B, int T, int C, int NH,
-                              float dropout_p, uint64_t seed, uint64_t offset);
+                              float dropout_p, uint64_t seed, uint64_t offset, af_precision prec);
 void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
                                const float *att, const float *mask, float *scratch, int B, int T,
-                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset);
+                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
+                               af_precision prec);
 void af_cpu_dropout_forward(af_backend *be, float *out, const float *inp, size_t n, float p,
                             uint64_t seed, uint64_t offset);
 void af_cpu_dropout_backward(af_backend *be, float *dinp, const float *dout, size_t n, float p,

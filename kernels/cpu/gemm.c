@@ -1,5 +1,6 @@
 /* The CPU GEMM layer (see gemm.h): library choice, names with versions and ISA, row-major
- * sgemm and its strided batched form, and the OpenBLAS core-type re-exec. */
+ * sgemm and its strided batched form, the bf16 forms (fp32 -> bf16 rounding into per-thread
+ * scratch, then oneDNN's bf16 matmul in gemm_matmul.c), and the OpenBLAS core-type re-exec. */
 #include "kernels/cpu/gemm.h"
 #include <ctype.h>
 #include <stdio.h>
@@ -21,7 +22,7 @@ static char g_names[AF_GEMM_NLIBS][128];
 
 int af_gemm_available(af_gemm_lib lib) {
 #ifdef AF_HAVE_DNNL
-  if (lib == AF_GEMM_ONEDNN) return 1;
+  if (lib == AF_GEMM_ONEDNN || lib == AF_GEMM_ONEDNN_MATMUL) return 1;
 #endif
   return lib == AF_GEMM_OPENBLAS;
 }
@@ -58,6 +59,11 @@ const char *af_gemm_lib_name(af_gemm_lib lib) {
     const dnnl_version_t *v = dnnl_version();
     snprintf(s, 128, "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch, dnnl_isa_name());
   }
+  if (lib == AF_GEMM_ONEDNN_MATMUL) {
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(s, 128, "oneDNN %d.%d.%d matmul (%s, %s)", v->major, v->minor, v->patch, af_matmul_impl_name(0),
+             dnnl_isa_name());
+  }
 #endif
   return s;
 }
@@ -69,7 +75,8 @@ af_status af_gemm_init(void) {
   if (e && *e) {
     if (!strcasecmp(e, "onednn") || !strcasecmp(e, "dnnl")) lib = AF_GEMM_ONEDNN;
     else if (!strcasecmp(e, "openblas")) lib = AF_GEMM_OPENBLAS;
-    else return AF_FAIL(AF_ERR_ARG, "AF_GEMM=%s: expected onednn or openblas", e);
+    else if (!strcasecmp(e, "onednn-matmul") || !strcasecmp(e, "matmul")) lib = AF_GEMM_ONEDNN_MATMUL;
+    else return AF_FAIL(AF_ERR_ARG, "AF_GEMM=%s: expected onednn, openblas or onednn-matmul", e);
     if (!af_gemm_available(lib))
       return AF_FAIL(AF_ERR_UNSUPPORTED, "AF_GEMM=%s: this build has no oneDNN (libdnnl-dev was not found)", e);
   }
@@ -115,7 +122,10 @@ void af_sgemm(int transA, int transB, int M, int N, int K, float alpha, const fl
               const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return;
 #ifdef AF_HAVE_DNNL
-  if (af_gemm_current() == AF_GEMM_ONEDNN) {
+  af_gemm_lib lib = af_gemm_current();
+  if (lib == AF_GEMM_ONEDNN_MATMUL && af_matmul(0, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0)
+    return;
+  if (lib == AF_GEMM_ONEDNN || lib == AF_GEMM_ONEDNN_MATMUL) {
     /* dnnl_sgemm is row-major; inside an OpenMP region it runs on the calling thread. */
     dnnl_sgemm(transA ? 'T' : 'N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     return;
@@ -140,6 +150,154 @@ void af_sgemm_batched(int transA, int transB, int M, int N, int K, float alpha, 
     af_sgemm(transA, transB, M, N, K, alpha, A + (long)i * strideA, lda, B + (long)i * strideB, ldb, beta,
              C + (long)i * strideC, ldc);
   af_gemm_serial_end();
+}
+
+/* ---- bf16 ---- */
+
+static void widen_rows(float *dst, long ldd, const uint16_t *src, long lds, long rows, long cols) {
+#pragma omp parallel for schedule(static) if (rows * cols >= (1L << 16) && !omp_in_parallel())
+  for (long r = 0; r < rows; r++)
+    for (long c = 0; c < cols; c++) {
+      uint32_t x = (uint32_t)src[r * lds + c] << 16;
+      memcpy(dst + r * ldd + c, &x, sizeof x);
+    }
+}
+
+/* Per-thread scratch for converted operands, grown on first use and kept (the steps of a
+ * run reuse it): slots 0-1 bf16 A and B, 2-3 their fp32 widening (no oneDNN), 4-5 the
+ * callers' (af_bf16_copy). */
+typedef struct { void *p; size_t cap; } tls_buf;
+static __thread tls_buf t_buf[6];
+
+static void *scratch(int i, size_t bytes) {
+  if (t_buf[i].cap >= bytes) return t_buf[i].p;
+  free(t_buf[i].p);
+  t_buf[i].p = NULL;
+  t_buf[i].cap = 0;
+  if (posix_memalign(&t_buf[i].p, 64, bytes ? bytes : 64) != 0) {
+    t_buf[i].p = NULL;
+    return NULL;
+  }
+  t_buf[i].cap = bytes;
+  return t_buf[i].p;
+}
+
+static void out_of_scratch(size_t bytes);
+
+uint16_t *af_bf16_copy(int slot, const float *src, long lds, long rows, long cols) {
+  size_t bytes = (size_t)(rows * cols) * sizeof(uint16_t);
+  uint16_t *d = scratch(4 + (slot != 0), bytes);
+  if (!d) {
+    out_of_scratch(bytes);
+    return NULL;
+  }
+  af_f32_to_bf16_rows(d, cols, src, lds, rows, cols);
+  return d;
+}
+
+static void out_of_scratch(size_t bytes) {
+  static int warned;
+  if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
+    af_warn("bf16 GEMM: no memory for %zu bytes of converted operands; running such GEMMs in fp32", bytes);
+}
+
+void af_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
+                  const uint16_t *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K > 0 && af_matmul(1, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) == 0) return;
+  /* no oneDNN (or it refused): the same products from the widened bf16 values */
+  const long ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+  size_t na = (size_t)(ar * ac) * sizeof(float), nb = (size_t)(br * bc) * sizeof(float);
+  float *a = scratch(2, na), *b = scratch(3, nb);
+  if (!a || !b) {
+    out_of_scratch(na + nb);
+    return;
+  }
+  widen_rows(a, ac, A, lda, ar, ac);
+  widen_rows(b, bc, B, ldb, br, bc);
+  af_sgemm(transA, transB, M, N, K, alpha, a, (int)(ac ? ac : 1), b, (int)(bc ? bc : 1), beta, C, ldc);
+}
+
+void af_gemm(af_precision prec, int transA, int transB, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc) {
+  if (prec != AF_PREC_BF16 || K <= 0) {
+    af_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  if (M <= 0 || N <= 0) return;
+  const long ar = transA ? K : M, ac = transA ? M : K, br = transB ? N : K, bc = transB ? K : N;
+  size_t na = (size_t)(ar * ac) * sizeof(uint16_t), nb = (size_t)(br * bc) * sizeof(uint16_t);
+  uint16_t *a = scratch(0, na), *b = scratch(1, nb);
+  if (!a || !b) {
+    out_of_scratch(na + nb);
+    af_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  af_f32_to_bf16_rows(a, ac, A, lda, ar, ac);
+  af_f32_to_bf16_rows(b, bc, B, ldb, br, bc);
+  af_gemm_bf16(transA, transB, M, N, K, alpha, a, (int)ac, b, (int)bc, beta, C, ldc);
+}
+
+void af_gemm_batched(af_precision prec, int transA, int transB, int M, int N, int K, float alpha,
+                     const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
+                     float beta, float *C, int ldc, long strideC, int batch) {
+  if (prec != AF_PREC_BF16) {
+    af_sgemm_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC,
+                     batch);
+    return;
+  }
+  if (batch <= 1 || g_serial || omp_in_parallel()) {
+    for (int i = 0; i < batch; i++)
+      af_gemm(prec, transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
+              C + i * strideC, ldc);
+    return;
+  }
+  af_gemm_serial_begin();
+#pragma omp parallel for schedule(static)
+  for (int i = 0; i < batch; i++)
+    af_gemm(prec, transA, transB, M, N, K, alpha, A + (long)i * strideA, lda, B + (long)i * strideB, ldb, beta,
+            C + (long)i * strideC, ldc);
+  af_gemm_serial_end();
+}
+
+/* The "flags" line of /proc/cpuinfo has word w ("avx512_bf16"); -1 when unreadable. */
+static int cpu_flag(const char *w) {
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return -1;
+  char line[8192];
+  int found = 0, seen = 0;
+  while (!seen && fgets(line, sizeof line, f)) {
+    if (strncmp(line, "flags", 5)) continue;
+    seen = 1;
+    size_t n = strlen(w);
+    for (char *p = strstr(line, w); p && !found; p = strstr(p + 1, w))
+      found = (p[-1] == ' ' || p[-1] == '\t' || p[-1] == ':') && (p[n] == ' ' || p[n] == '\n' || !p[n]);
+  }
+  fclose(f);
+  return seen ? found : -1;
+}
+
+int af_gemm_bf16_info(char *name, size_t name_cap, char *why, size_t why_cap) {
+  int amx = cpu_flag("amx_bf16"), avx = cpu_flag("avx512_bf16");
+  char flags[96];
+  if (amx < 0) snprintf(flags, sizeof flags, "/proc/cpuinfo unreadable");
+  else if (amx || avx) snprintf(flags, sizeof flags, "the CPU has %s%s%s", amx ? "amx_bf16" : "",
+                                amx && avx ? " and " : "", avx ? "avx512_bf16" : "");
+  else snprintf(flags, sizeof flags, "the CPU has neither amx_bf16 nor avx512_bf16");
+#ifdef AF_HAVE_DNNL
+  const dnnl_version_t *v = dnnl_version();
+  const char *isa = dnnl_isa_name();
+  snprintf(name, name_cap, "oneDNN %d.%d.%d matmul bf16 (%s, %s)", v->major, v->minor, v->patch,
+           af_matmul_impl_name(1), isa);
+  int eff = (int)dnnl_get_effective_cpu_isa();
+  int native = eff == dnnl_cpu_isa_avx512_core_bf16 || eff == dnnl_cpu_isa_avx512_core_amx;
+  snprintf(why, why_cap, "%s; oneDNN runs %s", flags, isa);
+  return native;
+#else
+  snprintf(name, name_cap, "OpenBLAS sgemm on bf16-rounded inputs (no oneDNN: emulated)");
+  snprintf(why, why_cap, "%s; no oneDNN in this build, so bf16 is emulated", flags);
+  return 0;
+#endif
 }
 
 /* ---- OpenBLAS core type ---- */

@@ -1,13 +1,15 @@
 /* Linear layer: out = inp @ w^T + b on the GEMM layer. The bias is written into out first
  * and the GEMM adds onto it (beta = 1), which saves a pass over out. db's column sums run
- * over fixed column blocks, so the sum order never depends on the thread count. */
+ * over fixed column blocks, so the sum order never depends on the thread count. With
+ * AF_PREC_BF16 the three GEMMs take bf16-rounded operands (af_gemm); the bias, db and the
+ * accumulation into dw (beta = 1 on the fp32 gradient) stay fp32. */
 #include "kernels/cpu/cpu_backend.h"
 #include <string.h>
 #include "kernels/cpu/gemm.h"
 
 /* out[N,OC], inp[N,C], w[OC,C], b[OC] or NULL */
 void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
-                           const float *b, int N, int C, int OC) {
+                           const float *b, int N, int C, int OC, af_precision prec) {
   (void)be;
   float beta = 0.0f;
   if (b) {
@@ -15,15 +17,25 @@ void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const f
     for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, b, (size_t)OC * sizeof(float));
     beta = 1.0f;
   }
-  af_sgemm(0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
+  af_gemm(prec, 0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
 /* dinp[N,C] overwritten (skipped if NULL); dw[OC,C] += dout^T inp; db[OC] += colsum(dout) */
 void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC) {
+                            const float *inp, const float *w, int N, int C, int OC, af_precision prec) {
   (void)be;
-  if (dinp) af_sgemm(0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
-  if (dw) af_sgemm(1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  uint16_t *d16 = prec == AF_PREC_BF16 && dinp && dw ? af_bf16_copy(0, dout, OC, N, OC) : NULL;
+  if (d16) { /* dout rounded once for both GEMMs */
+    uint16_t *w16 = af_bf16_copy(1, w, C, OC, C);
+    if (w16) af_gemm_bf16(0, 0, N, C, OC, 1.0f, d16, OC, w16, C, 0.0f, dinp, C);
+    else af_gemm(prec, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+    uint16_t *i16 = af_bf16_copy(1, inp, C, N, C);
+    if (i16) af_gemm_bf16(1, 0, OC, C, N, 1.0f, d16, OC, i16, C, 1.0f, dw, C);
+    else af_gemm(prec, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  } else {
+    if (dinp) af_gemm(prec, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
+    if (dw) af_gemm(prec, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+  }
   if (db) {
     enum { CB = 64 };
     int nblk = (OC + CB - 1) / CB;

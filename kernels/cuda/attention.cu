@@ -7,7 +7,9 @@
  *
  * scratch (floats), BTC = B*T*C, ATT = B*NH*T*T:
  *   q, k, v [B,NH,T,HS] | y [B,NH,T,HS] (head outputs / their gradient)
- *   | dq, dk, dv [B,NH,T,HS] (backward only) | P [B,NH,T,T] (dropped probs / dP / dpreatt) */
+ *   | dq, dk, dv [B,NH,T,HS] (backward only) | P [B,NH,T,T] (dropped probs / dP / dpreatt)
+ * AF_PREC_BF16: the six GEMMs run through af_cuda_gemm's bf16 path (operands rounded to bf16,
+ * fp32 accumulation); the softmax kernels stay fp32. */
 #include <math.h>
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -104,7 +106,7 @@ static unsigned row_blocks(size_t rows) { return (unsigned)((rows + ATT_BLOCK / 
 /* out[B,T,C]; att[B,NH,T,T] (probabilities before dropout); qkv[B,T,3C]; mask[B,T] */
 void af_cuda_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
                                const float *mask, float *scratch, int B, int T, int C, int NH,
-                               float dropout_p, uint64_t seed, uint64_t offset) {
+                               float dropout_p, uint64_t seed, uint64_t offset, af_precision prec) {
   if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
   if (C % NH != 0) {
     af_cuda_record(be, __FILE__, __LINE__, "attention_forward: C = %d is not a multiple of NH = %d", C, NH);
@@ -119,7 +121,7 @@ void af_cuda_attention_forward(af_backend *be, float *out, float *att, const flo
   to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(q, k, v, qkv, 3 * C, B, T, NH, HS);
   AF_CUDA_CHECK_LAUNCH(be, "to_heads_kernel");
   /* att = alpha * q @ k^T, per head */
-  af_cuda_gemm(be, 0, 1, T, T, HS, alpha, q, HS, (long)nths, k, HS, (long)nths, 0.0f, att, T, (long)ntt, BNH);
+  af_cuda_gemm(be, 0, 1, T, T, HS, alpha, q, HS, (long)nths, k, HS, (long)nths, 0.0f, att, T, (long)ntt, BNH, prec);
   int drop = dropout_p > 0.0f;
   float dscale = drop ? 1.0f / (1.0f - dropout_p) : 1.0f;
   size_t rows = (size_t)BNH * T;
@@ -128,7 +130,7 @@ void af_cuda_attention_forward(af_backend *be, float *out, float *att, const flo
   AF_CUDA_CHECK_LAUNCH(be, "softmax_forward_kernel");
   /* y = probs @ v, per head */
   const float *probs = drop ? P : att;
-  af_cuda_gemm(be, 0, 0, T, HS, T, 1.0f, probs, T, (long)ntt, v, HS, (long)nths, 0.0f, y, HS, (long)nths, BNH);
+  af_cuda_gemm(be, 0, 0, T, HS, T, 1.0f, probs, T, (long)ntt, v, HS, (long)nths, 0.0f, y, HS, (long)nths, BNH, prec);
   from_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(out, C, y, NULL, NULL, B, T, NH, HS);
   AF_CUDA_CHECK_LAUNCH(be, "from_heads_kernel");
 }
@@ -136,7 +138,8 @@ void af_cuda_attention_forward(af_backend *be, float *out, float *att, const flo
 /* dqkv[B,T,3C] overwritten; dout[B,T,C]; qkv, att, mask as in forward */
 void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
                                 const float *att, const float *mask, float *scratch, int B, int T,
-                                int C, int NH, float dropout_p, uint64_t seed, uint64_t offset) {
+                                int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
+                                af_precision prec) {
   (void)mask;  /* padded keys already have att = 0, which zeroes their gradient */
   if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
   if (C % NH != 0) {
@@ -164,16 +167,16 @@ void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, 
     probs = P;
   }
   /* dv = probs^T @ dy */
-  af_cuda_gemm(be, 1, 0, T, HS, T, 1.0f, probs, T, (long)ntt, dy, HS, (long)nths, 0.0f, dv, HS, (long)nths, BNH);
+  af_cuda_gemm(be, 1, 0, T, HS, T, 1.0f, probs, T, (long)ntt, dy, HS, (long)nths, 0.0f, dv, HS, (long)nths, BNH, prec);
   /* dP = dy @ v^T (overwrites P after dv has used it: same stream, in order) */
-  af_cuda_gemm(be, 0, 1, T, T, HS, 1.0f, dy, HS, (long)nths, v, HS, (long)nths, 0.0f, P, T, (long)ntt, BNH);
+  af_cuda_gemm(be, 0, 1, T, T, HS, 1.0f, dy, HS, (long)nths, v, HS, (long)nths, 0.0f, P, T, (long)ntt, BNH, prec);
   size_t rows = (size_t)BNH * T;
   softmax_backward_kernel<<<row_blocks(rows), ATT_BLOCK, 0, st>>>(P, att, B, NH, T, dropout_p, dscale, seed,
                                                                   offset);
   AF_CUDA_CHECK_LAUNCH(be, "softmax_backward_kernel");
   /* scores = alpha * q k^T: dq = alpha * dpre @ k, dk = alpha * dpre^T @ q */
-  af_cuda_gemm(be, 0, 0, T, HS, T, alpha, P, T, (long)ntt, k, HS, (long)nths, 0.0f, dq, HS, (long)nths, BNH);
-  af_cuda_gemm(be, 1, 0, T, HS, T, alpha, P, T, (long)ntt, q, HS, (long)nths, 0.0f, dk, HS, (long)nths, BNH);
+  af_cuda_gemm(be, 0, 0, T, HS, T, alpha, P, T, (long)ntt, k, HS, (long)nths, 0.0f, dq, HS, (long)nths, BNH, prec);
+  af_cuda_gemm(be, 1, 0, T, HS, T, alpha, P, T, (long)ntt, q, HS, (long)nths, 0.0f, dk, HS, (long)nths, BNH, prec);
   from_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(dqkv, 3 * C, dq, dk, dv, B, T, NH, HS);
   AF_CUDA_CHECK_LAUNCH(be, "from_heads_kernel");
 }

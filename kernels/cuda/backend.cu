@@ -123,6 +123,8 @@ static void release(af_backend *be) {
     if (ctx->cublas) cublasDestroy(ctx->cublas);
     if (ctx->seg_partial_d) cudaFree(ctx->seg_partial_d);
     if (ctx->seg_off_d) cudaFree(ctx->seg_off_d);
+    if (ctx->bf16_a) cudaFree(ctx->bf16_a);
+    if (ctx->bf16_b) cudaFree(ctx->bf16_b);
     if (ctx->stream) cudaStreamDestroy(ctx->stream);
     free(ctx->seg_partial_h);
     free(ctx);
@@ -167,6 +169,11 @@ static af_status setup(af_backend *be, af_cuda_ctx *ctx) {
   AF_CUDA_TRY(cudaGetDeviceProperties(&prop, ctx->device));
   snprintf(be->gemm_name, sizeof be->gemm_name, "cuBLAS %d.%d.%d%s (%.80s)", major, minor, patch,
            use_tf32 ? " TF32" : "", prop.name);
+  snprintf(be->bf16_name, sizeof be->bf16_name, "cuBLAS %d.%d.%d GemmEx bf16, COMPUTE_32F (%.80s)", major, minor, patch,
+           prop.name);
+  be->bf16_native = prop.major >= 8;
+  snprintf(be->bf16_why, sizeof be->bf16_why, "the GPU (%.80s) is sm_%d%d: %s", prop.name, prop.major, prop.minor,
+           prop.major >= 8 ? "bf16 tensor cores" : "no bf16 tensor cores (they need sm_80 or later)");
 
   size_t nseg = (size_t)AF_CUDA_SEG_CHUNK * AF_CUDA_SEG_BLOCKS * 2;
   AF_CUDA_TRY(cudaMalloc(&ctx->seg_partial_d, nseg * sizeof(double)));

@@ -27,6 +27,8 @@ typedef struct af_cuda_ctx {
   double *seg_partial_d;   /* [AF_CUDA_SEG_CHUNK][AF_CUDA_SEG_BLOCKS][2] */
   double *seg_partial_h;   /* host copy of the same */
   unsigned long long *seg_off_d;  /* [AF_CUDA_SEG_CHUNK + 1] */
+  void *bf16_a, *bf16_b;   /* bf16 copies of a GEMM's operands (gemm.cu), grown on first use */
+  size_t bf16_a_cap, bf16_b_cap;  /* bytes */
 } af_cuda_ctx;
 
 static inline af_cuda_ctx *af_cuda_ctx_of(af_backend *be) { return (af_cuda_ctx *)be->ctx; }
@@ -81,11 +83,11 @@ __device__ __forceinline__ float af_warp_max(float v) {
 /* ---- the ops (signatures identical to the af_backend table in ops.h) ---- */
 void af_cuda_gemm(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                  float beta, float *C, int ldc, long strideC, int batch);
+                  float beta, float *C, int ldc, long strideC, int batch, af_precision prec);
 void af_cuda_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
-                            const float *b, int N, int C, int OC);
+                            const float *b, int N, int C, int OC, af_precision prec);
 void af_cuda_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                             const float *inp, const float *w, int N, int C, int OC);
+                             const float *inp, const float *w, int N, int C, int OC, af_precision prec);
 void af_cuda_embedding_forward(af_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
                                const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
 void af_cuda_embedding_backward(af_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
@@ -103,10 +105,11 @@ void af_cuda_tanh_backward(af_backend *be, float *dinp, const float *dout, const
 size_t af_cuda_attention_scratch_floats(int B, int T, int C, int NH);
 void af_cuda_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
                                const float *mask, float *scratch, int B, int T, int C, int NH,
-                               float dropout_p, uint64_t seed, uint64_t offset);
+                               float dropout_p, uint64_t seed, uint64_t offset, af_precision prec);
 void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
                                 const float *att, const float *mask, float *scratch, int B, int T,
-                                int C, int NH, float dropout_p, uint64_t seed, uint64_t offset);
+                                int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
+                                af_precision prec);
 void af_cuda_dropout_forward(af_backend *be, float *out, const float *inp, size_t n, float p,
                              uint64_t seed, uint64_t offset);
 void af_cuda_dropout_backward(af_backend *be, float *dinp, const float *dout, size_t n, float p,

@@ -1,15 +1,81 @@
 /* GEMM and the linear layer on cuBLAS. cuBLAS is column-major; a row-major MxN matrix is
  * the column-major NxM transpose, so row-major C = op(A) op(B) is computed as
- * column-major C^T = op(B)^T op(A)^T: swap the operands and M/N, keep the op flags. */
+ * column-major C^T = op(B)^T op(A)^T: swap the operands and M/N, keep the op flags.
+ * AF_PREC_BF16: the operands' spans are rounded to bf16 (to nearest even) into the
+ * context's scratch, keeping their leading dimensions and strides, and cublasGemmEx /
+ * cublasGemmStridedBatchedEx multiply them with CUBLAS_COMPUTE_32F into the fp32 C. */
+#include <cuda_bf16.h>
 #include "kernels/cuda/cuda_common.cuh"
+
+__global__ void f32_to_bf16_kernel(__nv_bfloat16 *dst, const float *src, size_t n) {
+  for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+    dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* Elements from the first to the last one a (possibly batched) row-major operand reads. */
+static size_t span(int rows, int cols, int ld, long stride, int batch) {
+  return (size_t)(batch - 1) * (size_t)stride + (size_t)(rows - 1) * (size_t)ld + (size_t)cols;
+}
+
+/* *buf (capacity *cap bytes) holding at least bytes; grown with cudaMalloc (cudaFree of the
+ * old one waits for the device, so queued GEMMs finish with it first). */
+static __nv_bfloat16 *grow(af_backend *be, void **buf, size_t *cap, size_t bytes) {
+  if (*cap >= bytes) return (__nv_bfloat16 *)*buf;
+  if (*buf) AF_CUDA_CHECK(be, cudaFree(*buf));
+  *buf = NULL;
+  *cap = 0;
+  cudaError_t e = cudaMalloc(buf, bytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    *buf = NULL;
+    af_cuda_record(be, __FILE__, __LINE__, "bf16 GEMM operands: cudaMalloc of %zu bytes: %s", bytes,
+                   cudaGetErrorString(e));
+    return NULL;
+  }
+  *cap = bytes;
+  return (__nv_bfloat16 *)*buf;
+}
+
+static __nv_bfloat16 *to_bf16(af_backend *be, void **buf, size_t *cap, const float *src, size_t n) {
+  __nv_bfloat16 *d = grow(be, buf, cap, n * sizeof(__nv_bfloat16));
+  if (!d) return NULL;
+  f32_to_bf16_kernel<<<af_cuda_blocks(n, 256), 256, 0, af_cuda_stream(be)>>>(d, src, n);
+  AF_CUDA_CHECK_LAUNCH(be, "f32_to_bf16_kernel");
+  return d;
+}
+
+static void gemm_bf16(af_backend *be, cublasOperation_t opA, cublasOperation_t opB, int M, int N, int K, float alpha,
+                      const float *A, int lda, long strideA, const float *B, int ldb, long strideB, float beta,
+                      float *C, int ldc, long strideC, int batch) {
+  af_cuda_ctx *ctx = af_cuda_ctx_of(be);
+  const int transA = opA == CUBLAS_OP_T, transB = opB == CUBLAS_OP_T;
+  size_t na = span(transA ? K : M, transA ? M : K, lda, strideA, batch);
+  size_t nb = span(transB ? N : K, transB ? K : N, ldb, strideB, batch);
+  __nv_bfloat16 *A16 = to_bf16(be, &ctx->bf16_a, &ctx->bf16_a_cap, A, na);
+  __nv_bfloat16 *B16 = to_bf16(be, &ctx->bf16_b, &ctx->bf16_b_cap, B, nb);
+  if (!A16 || !B16) return;
+  if (batch == 1) {
+    AF_CUBLAS_CHECK(be, cublasGemmEx(ctx->cublas, opB, opA, N, M, K, &alpha, B16, CUDA_R_16BF, ldb, A16, CUDA_R_16BF,
+                                     lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  } else {
+    AF_CUBLAS_CHECK(be, cublasGemmStridedBatchedEx(ctx->cublas, opB, opA, N, M, K, &alpha, B16, CUDA_R_16BF, ldb,
+                                                   (long long)strideB, A16, CUDA_R_16BF, lda, (long long)strideA,
+                                                   &beta, C, CUDA_R_32F, ldc, (long long)strideC, batch,
+                                                   CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  }
+}
 
 void af_cuda_gemm(af_backend *be, int transA, int transB, int M, int N, int K, float alpha,
                   const float *A, int lda, long strideA, const float *B, int ldb, long strideB,
-                  float beta, float *C, int ldc, long strideC, int batch) {
+                  float beta, float *C, int ldc, long strideC, int batch, af_precision prec) {
   if (M <= 0 || N <= 0 || batch <= 0) return;
   cublasHandle_t h = af_cuda_ctx_of(be)->cublas;
   cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
+  if (prec == AF_PREC_BF16 && K > 0) {
+    gemm_bf16(be, opA, opB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch);
+    return;
+  }
   if (batch == 1) {
     AF_CUBLAS_CHECK(be, cublasSgemm(h, opB, opA, N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc));
   } else {
@@ -51,9 +117,9 @@ static void colsum_accumulate(af_backend *be, float *db, const float *x, int N, 
 
 /* out[N,OC] = inp[N,C] @ w[OC,C]^T + b[OC] */
 void af_cuda_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
-                            const float *b, int N, int C, int OC) {
+                            const float *b, int N, int C, int OC, af_precision prec) {
   if (N <= 0 || OC <= 0) return;
-  af_cuda_gemm(be, 0, 1, N, OC, C, 1.0f, inp, C, 0, w, C, 0, 0.0f, out, OC, 0, 1);
+  af_cuda_gemm(be, 0, 1, N, OC, C, 1.0f, inp, C, 0, w, C, 0, 0.0f, out, OC, 0, 1, prec);
   if (b) {
     size_t total = (size_t)N * OC;
     bias_add_kernel<<<af_cuda_blocks(total, 256), 256, 0, af_cuda_stream(be)>>>(out, b, (size_t)N, OC);
@@ -63,8 +129,8 @@ void af_cuda_linear_forward(af_backend *be, float *out, const float *inp, const 
 
 /* dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten); dw[OC,C] += dout^T @ inp; db[OC] += colsum(dout) */
 void af_cuda_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                             const float *inp, const float *w, int N, int C, int OC) {
-  if (dinp) af_cuda_gemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, 0, w, C, 0, 0.0f, dinp, C, 0, 1);
-  if (dw) af_cuda_gemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dw, C, 0, 1);
+                             const float *inp, const float *w, int N, int C, int OC, af_precision prec) {
+  if (dinp) af_cuda_gemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, 0, w, C, 0, 0.0f, dinp, C, 0, 1, prec);
+  if (dw) af_cuda_gemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dw, C, 0, 1, prec);
   if (db) colsum_accumulate(be, db, dout, N, OC);
 }

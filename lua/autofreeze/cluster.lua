@@ -198,8 +198,10 @@ function MODES.cell(sw, cl)
     fail(("--cell %d is out of range: the sweep of %s has %d cells (1..%d; see --list-cells)"):format(
          i, cl.script, #sw, #sw))
   end
-  -- N ranks of one cell (--slurm-ntasks N, srun): until the engine trains data-parallel
-  -- (af.data_parallel), rank 0 runs the cell and the other ranks have nothing to do.
+  -- N ranks of one cell (--slurm-ntasks N, srun): when they joined one MPI job
+  -- (af.data_parallel: built with MPI, srun --mpi=pmix or mpirun), every rank runs the cell's
+  -- af.train, which splits each batch over them (docs/distributed.md); otherwise rank 0 runs
+  -- the cell alone and the others have nothing to do.
   local rank = tonumber(os.getenv("SLURM_PROCID") or "0") or 0
   if rank > 0 and not af.data_parallel then
     io.write(("cell %d: rank %d idle (this build trains each cell in one process, rank 0)\n"):format(i, rank))

@@ -1,5 +1,6 @@
 -- autofreeze.report (af.report): small pure-Lua helpers for result tables, used by af.sweep
--- and the experiments: speedups against the 'none' run, aligned text tables, CSV. Rows are
+-- and the experiments: speedups against the 'none' run, aligned text tables, CSV, and the
+-- policy lab's paired statistics by seed with their tables and Pareto figure. Rows are
 -- plain tables (summaries from af.train / af.results.summary plus a few labels).
 local M = {}
 
@@ -153,6 +154,298 @@ function M.settings_task(S)
   local af = require "autofreeze"
   local name, data = S.task or "default", S.data or "data/default"
   return name == "default" and af.task.default(data) or af.task.open(name, data)
+end
+
+-- ---- paired statistics by seed (the policy lab: experiments/policy_lab.lua, docs/policies.md) ----
+
+-- t(0.975; df) for df = 1..30: the critical value of a two-sided 95% interval of Student's t.
+-- Values as in R's qt(0.975, df) and NIST/SEMATECH e-Handbook of Statistical Methods, table
+-- 1.3.6.7.2 (there to 3 decimals); checked here by integrating the t density numerically.
+M.T975 = {
+  12.706204736, 4.302652730, 3.182446305, 2.776445105, 2.570581836, 2.446911851, 2.364624252,
+  2.306004135, 2.262157163, 2.228138852, 2.200985160, 2.178812830, 2.160368656, 2.144786688,
+  2.131449546, 2.119905299, 2.109815578, 2.100922040, 2.093024054, 2.085963447, 2.079613845,
+  2.073873068, 2.068657610, 2.063898562, 2.059538553, 2.055529439, 2.051830516, 2.048407142,
+  2.045229642, 2.042272456,
+}
+
+-- t(0.975; df): the table for df <= 30; beyond it the Cornish-Fisher expansion in 1/df of
+-- Abramowitz & Stegun 26.7.5 around z = 1.959964 (error < 5e-8 for df > 30). nil for df < 1.
+function M.t_quantile(df)
+  if df < 1 then return nil end
+  if df <= 30 and df == math.floor(df) then return M.T975[math.tointeger(df)] end
+  local z = 1.959963984540054
+  local g1 = (z ^ 3 + z) / 4
+  local g2 = (5 * z ^ 5 + 16 * z ^ 3 + 3 * z) / 96
+  local g3 = (3 * z ^ 7 + 19 * z ^ 5 + 17 * z ^ 3 - 15 * z) / 384
+  local g4 = (79 * z ^ 9 + 776 * z ^ 7 + 1482 * z ^ 5 - 1920 * z ^ 3 - 945 * z) / 92160
+  return z + g1 / df + g2 / df ^ 2 + g3 / df ^ 3 + g4 / df ^ 4
+end
+
+-- Mean of xs with its 95% t interval: {n, mean, sd, half, lo, hi}; with one value there is
+-- no interval (sd, half, lo, hi nil), with none not even a mean.
+function M.mean_interval(xs)
+  local n, s = #xs, 0
+  for _, x in ipairs(xs) do s = s + x end
+  local out = {n = n, mean = n > 0 and s / n or nil}
+  if n < 2 then return out end
+  local ss = 0
+  for _, x in ipairs(xs) do ss = ss + (x - out.mean) ^ 2 end
+  out.sd = math.sqrt(ss / (n - 1))
+  out.half = M.t_quantile(n - 1) * out.sd / math.sqrt(n)
+  out.lo, out.hi = out.mean - out.half, out.mean + out.half
+  return out
+end
+
+-- Per-seed ratios (speedups) summarised on the log scale: the geometric mean and the t
+-- interval of the mean log ratio, both mapped back with exp: {n, mean, lo, hi}.
+function M.ratio_interval(ratios)
+  local logs = {}
+  for i, r in ipairs(ratios) do logs[i] = math.log(r) end
+  local m = M.mean_interval(logs)
+  return {n = m.n, mean = m.mean and math.exp(m.mean), lo = m.lo and math.exp(m.lo), hi = m.hi and math.exp(m.hi)}
+end
+
+-- Training time (the steps' /steps/t_total summed; evaluation excluded) until the first dev
+-- evaluation whose primary metric reaches `target`, and that evaluation's step; nil when no
+-- evaluation does ("never"). r: a results file's path or what af.results.read returns.
+function M.time_to_target(r, target)
+  if type(r) == "string" then r = require("autofreeze").results.read(r) end
+  local values = r.evals[r.summary.best_metric] or {}
+  local steps, times = r.steps.step or {}, r.steps.t_total or {}
+  local si, cum = 1, 0
+  for e, estep in ipairs(r.evals.step or {}) do
+    while si <= #steps and steps[si] <= estep do cum, si = cum + times[si], si + 1 end
+    local v = values[e]
+    if v and v == v and v >= target then return cum, estep end
+  end
+  return nil
+end
+
+local function wall_of(row, res)
+  return row.wall_time or (res and res.summary and res.summary.wall_time)
+end
+
+-- One policy's statistics against the baseline on one task: `runs` and `base` map seed -> row.
+local function paired_one(task, label, runs, base, target, o)
+  local seeds = {}
+  for seed in pairs(runs) do seeds[#seeds + 1] = seed end
+  table.sort(seeds)
+  local d, sp, wall, tta, tta_sp, bests, depths = {}, {}, {}, {}, {}, {}, {}
+  local st = {task = task, label = label, seeds = #seeds, target = target, never = 0}
+  for _, seed in ipairs(seeds) do
+    local p, b = runs[seed], base[seed]
+    st.policy, st.metric = st.policy or p.policy, st.metric or p.metric
+    if b then
+      bests[#bests + 1], depths[#depths + 1] = p.best, p.final_depth
+      local x = o.scale * (p.best - b.best)
+      d[#d + 1] = x
+      if not st.worst or x < st.worst then st.worst, st.worst_seed = x, seed end
+      if p.train_time and b.train_time and p.train_time > 0 then sp[#sp + 1] = b.train_time / p.train_time end
+      local pr, br = o.read(p), o.read(b)
+      local pw, bw = wall_of(p, pr), wall_of(b, br)
+      if pw and bw and pw > 0 then wall[#wall + 1] = bw / pw end
+      if pr then
+        local t = M.time_to_target(pr, target)
+        if t then tta[#tta + 1] = t else st.never = st.never + 1 end
+        local bt = br and M.time_to_target(br, target)
+        if t and bt and t > 0 then tta_sp[#tta_sp + 1] = bt / t end
+      end
+    end
+  end
+  local m = M.mean_interval(d)
+  st.n, st.diff, st.diff_lo, st.diff_hi = m.n, m.mean, m.lo, m.hi
+  local s = M.ratio_interval(sp)
+  st.speedup, st.speedup_lo, st.speedup_hi = s.mean, s.lo, s.hi
+  local w = M.ratio_interval(wall)
+  st.wall_speedup, st.wall_speedup_lo, st.wall_speedup_hi = w.mean, w.lo, w.hi
+  st.best = M.mean_interval(bests).mean
+  st.final_depth = M.mean_interval(depths).mean
+  st.tta_n = #tta + st.never
+  if #tta > 0 then st.tta, st.tta_reached = M.mean_interval(tta).mean, #tta end
+  if st.tta_n > 0 and #tta == 0 then st.tta_reached = 0 end
+  st.tta_speedup = M.ratio_interval(tta_sp).mean
+  if st.n == 1 then st.note = "1 seed: no interval" elseif st.n == 0 then st.note = "no paired seed" end
+  return st
+end
+
+-- Paired statistics by seed, per task and policy label, against the baseline runs (label
+-- opts.base; default: the label of the runs with policy "none" and no cache). For every label:
+-- n (seeds with both runs), the best dev metric's mean difference to the baseline in points
+-- (opts.scale = 100 per metric unit) with its paired 95% t interval and the worst seed's
+-- difference; the training-time speedup (baseline / run, per seed) as a geometric mean with
+-- the t interval of the mean log ratio, and the wall-time speedup likewise when the files
+-- have wall_time; time to accuracy: mean training time until the dev metric first reaches
+-- the baseline's mean best less opts.delta points (0.5), over the seeds that reach it
+-- (tta_reached of tta_n; never: tta nil); the mean best and final depth over the paired
+-- seeds; seeds: the label's runs, paired or not. Rows need task, label, policy, seed, best,
+-- metric, train_time and out (or results = what af.results.read returns); rows without a
+-- best (failed runs) are left out. Returns a list of stat rows, tasks and labels in order
+-- of appearance, the baseline first.
+function M.paired(rows, opts)
+  local o = {scale = 100, delta = 0.5}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local cache = {}
+  o.read = o.read or function(row)
+    if row.results then return row.results end
+    if not row.out then return nil end
+    if cache[row.out] == nil then
+      local ok, r = pcall(require("autofreeze").results.read, row.out)
+      cache[row.out] = ok and r or false
+    end
+    return cache[row.out] or nil
+  end
+  local base = o.base
+  if not base then
+    for _, r in ipairs(rows) do
+      if r.policy == "none" and (r.cache == nil or r.cache == "off") then base = r.label; break end
+    end
+  end
+  if not base then error("af.report.paired: no baseline: no run of policy 'none' without cache (or opts.base)", 2) end
+  local tasks, by, labels = {}, {}, {}
+  for _, r in ipairs(rows) do
+    if r.best ~= nil and r.best == r.best and r.state ~= "failed" then
+      if not by[r.task] then by[r.task], labels[r.task], tasks[#tasks + 1] = {}, {}, r.task end
+      local t = by[r.task]
+      if not t[r.label] then
+        t[r.label] = {}
+        if r.label == base then table.insert(labels[r.task], 1, r.label) else labels[r.task][#labels[r.task] + 1] = r.label end
+      end
+      t[r.label][r.seed] = r
+    end
+  end
+  local out = {}
+  for _, task in ipairs(tasks) do
+    local b = by[task][base]
+    if b then
+      local bests = {}
+      for _, r in pairs(b) do bests[#bests + 1] = r.best end
+      local target = M.mean_interval(bests).mean - o.delta / o.scale
+      for _, label in ipairs(labels[task]) do
+        local st = paired_one(task, label, by[task][label], b, target, o)
+        if label == base then st.note = "baseline" end
+        out[#out + 1] = st
+      end
+    else
+      io.stderr:write(("af.report.paired: task %s has no baseline run (%s): left out\n"):format(task, base))
+    end
+  end
+  return out
+end
+
+-- "+0.42 [-0.10, +0.94]" (or "+0.42 (1 seed: no interval)"); fmt formats each number.
+function M.interval_text(v, lo, hi, fmt, suffix)
+  if v == nil then return "-" end
+  suffix = suffix or ""
+  local s = fmt:format(v) .. suffix
+  if lo == nil then return s .. " (1 seed: no interval)" end
+  return ("%s [%s, %s]"):format(s, fmt:format(lo), fmt:format(hi))
+end
+
+-- The Markdown columns of af.report.paired's rows.
+M.paired_columns = {
+  {"label", "policy"},
+  {"n", "seeds", function(v, r) return r.seeds ~= v and ("%d of %d"):format(v, r.seeds) or tostring(v) end},
+  {"best", "best dev (mean)", "%.4f"},
+  {"diff", "vs full, points [95% CI]", function(v, r) return M.interval_text(v, r.diff_lo, r.diff_hi, "%+.2f") end},
+  {"worst", "worst seed (points)", function(v, r) return v and ("%+.2f (seed %s)"):format(v, r.worst_seed) or "-" end},
+  {"speedup", "speedup [95% CI]", function(v, r) return M.interval_text(v, r.speedup_lo, r.speedup_hi, "%.2f", "x") end},
+  {"wall_speedup", "wall speedup [95% CI]",
+   function(v, r) return M.interval_text(v, r.wall_speedup_lo, r.wall_speedup_hi, "%.2f", "x") end},
+  {"tta", "time to target (s)", function(v, r)
+     if r.tta_n == nil or r.tta_n == 0 then return "-" end
+     if v == nil then return ("never (0/%d)"):format(r.tta_n) end
+     return ("%.1f (%d/%d)"):format(v, r.tta_reached, r.tta_n)
+   end},
+  {"tta_speedup", "time-to-target speedup", "%.2fx"}, {"final_depth", "final depth (mean)", "%.1f"},
+}
+-- The CSV columns (plain values; an interval's ends empty with one seed, tta empty for never).
+M.paired_csv_columns = {}
+for _, k in ipairs{"task", "label", "policy", "metric", "n", "seeds", "best", "diff", "diff_lo", "diff_hi", "worst",
+                   "worst_seed", "speedup", "speedup_lo", "speedup_hi", "wall_speedup", "wall_speedup_lo",
+                   "wall_speedup_hi", "target", "tta", "tta_reached", "tta_n", "tta_speedup", "final_depth", "note"} do
+  M.paired_csv_columns[#M.paired_csv_columns + 1] = {k}
+end
+
+local function by_task(stats)
+  local order, groups = {}, {}
+  for _, st in ipairs(stats) do
+    if not groups[st.task] then groups[st.task], order[#order + 1] = {}, st.task end
+    table.insert(groups[st.task], st)
+  end
+  return order, groups
+end
+
+-- af.report.paired's rows as one Markdown table and one CSV per task: DIR/NAME_TASK.md and
+-- .csv (opts.name, default "paired"; opts.title, a line above each table); printed too
+-- unless opts.print == false. Returns the paths written.
+function M.paired_write(stats, dir, opts)
+  opts = opts or {}
+  local af = require "autofreeze"
+  af.mkdir(dir)
+  local order, groups = by_task(stats)
+  local written = {}
+  for _, task in ipairs(order) do
+    local g = groups[task]
+    local stem = ("%s/%s_%s"):format(dir, opts.name or "paired", task)
+    local head = ("%s%s (%s; points = 100 x metric); target for time to target: %.4f " ..
+                  "(full fine-tuning's mean best less 0.5 points)"):format(opts.title and (opts.title .. ": ") or "",
+                  task, g[1].metric or "?", g[1].target or 0 / 0)
+    local md = head .. "\n\n" .. M.format(g, M.paired_columns)
+    local f = assert(io.open(stem .. ".md", "w"))
+    f:write(md)
+    f:close()
+    M.csv(stem .. ".csv", g, M.paired_csv_columns)
+    if opts.print ~= false then io.write("\n", md) end
+    written[#written + 1] = stem .. ".md"
+    written[#written + 1] = stem .. ".csv"
+  end
+  io.stdout:flush()
+  return written
+end
+
+-- A Pareto figure per task of af.report.paired's rows (plots/pareto.gp): speedup on x,
+-- difference to the baseline on y, the 95% intervals as bars, one labelled point per policy,
+-- into OUTDIR/pareto_TASK.png and .svg (data in OUTDIR/data/pareto_TASK.dat). opts:
+-- target_x, target_y (dashed target lines), quiet. Returns the figure stems.
+function M.pareto(stats, outdir, opts)
+  opts = opts or {}
+  local af = require "autofreeze"
+  af.mkdir(outdir .. "/data")
+  local order, groups = by_task(stats)
+  local figs = {}
+  local function num(v) return (v == nil or v ~= v) and "NaN" or ("%.9g"):format(v) end
+  for _, task in ipairs(order) do
+    local stem = "pareto_" .. tostring(task):gsub("[^%w%.%-_+]", "_")
+    local path = ("%s/data/%s.dat"):format(outdir, stem)
+    local f = assert(io.open(path, "w"))
+    f:write("# label speedup diff speedup_lo speedup_hi diff_lo diff_hi\n")
+    local labels = {}
+    for _, st in ipairs(groups[task]) do
+      if st.speedup and st.diff then
+        local label = st.label:gsub('"', "'")
+        f:write(('"%s" %s %s %s %s %s %s\n'):format(label, num(st.speedup), num(st.diff),
+                num(st.speedup_lo or st.speedup), num(st.speedup_hi or st.speedup), num(st.diff_lo or st.diff),
+                num(st.diff_hi or st.diff)))
+        labels[#labels + 1] = st.n and st.n > 1 and label or label .. " (1 seed)"
+      end
+    end
+    f:close()
+    if #labels > 0 then
+      local g, n = groups[task], 0
+      for _, st in ipairs(g) do n = math.max(n, st.n or 0) end
+      af.plot_script(outdir, stem, "pareto.gp", {
+        datafile = path, npoints = #labels, labels = labels,
+        fig_title = ("%s: speedup vs accuracy per policy (n = %d seed%s; bars: paired 95%% intervals%s)"):format(
+          task, n, n == 1 and "" or "s", n < 2 and ", none with one seed" or ""),
+        xlabel = "speedup in training time over full fine-tuning (x, geometric mean over seeds)",
+        ylabel = ("best dev %s - full fine-tuning's (points, mean over seeds)"):format(g[1].metric or "metric"),
+        target_x = opts.target_x or af.nan, target_y = opts.target_y or af.nan,
+      }, {quiet = opts.quiet})
+      figs[#figs + 1] = outdir .. "/" .. stem
+    end
+  end
+  return figs
 end
 
 return M

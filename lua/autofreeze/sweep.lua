@@ -101,6 +101,12 @@ local function same_settings(path, opts)
     if type(want) == "number" and type(have) == "number" then
       return math.abs(want - have) <= 1e-6 * math.max(1, math.abs(want))
     end
+    -- the file's knobs also carry the run's policy modifiers (freeze_after=..., ...): the
+    -- policy object's own knobs come first
+    if key == "policy_knobs" then
+      local h, w = tostring(have), tostring(want)
+      return h == w or w == "" or h:sub(1, #w + 1) == w .. " "
+    end
     return tostring(want) == tostring(have)
   end
   local checks = {
@@ -268,7 +274,8 @@ local function run_cell(sw, i, raise_level)
       io.write(("[%d/%d] %s%s\n"):format(i, #sw, row.id, prev))
       io.stdout:flush()
     end
-    os.remove(row.out .. ".settings")
+    local rank0 = (af.rank or 0) == 0  -- a data-parallel cell: rank 0 alone writes its files
+    if rank0 then os.remove(row.out .. ".settings") end
     local ok, err = pcall(af.train, opts)
     if not ok and opts.resume and tostring(err):find("from another run", 1, true) then
       -- a checkpoint of other settings: this cell starts again
@@ -281,7 +288,9 @@ local function run_cell(sw, i, raise_level)
       os.remove(opts.cache_dir)
       if h.opts[i].cache_dir == nil then os.remove(h.out_dir .. "/cache") end
     end
-    if ok then
+    if ok and not rank0 then
+      row.state, row.resumed = "ran", opts.resume or nil
+    elseif ok then
       local f = io.open(row.out .. ".settings", "w")
       if f then f:write(signature(h.opts[i])); f:close() end
       row.state, row.resumed = "ran", opts.resume or nil
@@ -291,7 +300,7 @@ local function run_cell(sw, i, raise_level)
       row.state, row.error = "failed", tostring(err)
     end
   end
-  if row.state ~= "failed" then fill_summary(row) end
+  if row.state ~= "failed" and (af.rank or 0) == 0 then fill_summary(row) end  -- rank 0's file
   return row
 end
 

@@ -1,4 +1,5 @@
-/* Every op of the CUDA backend against the CPU backend: the same random inputs go to both,
+/* Every op of the CUDA backend against the CPU backend (fp32, and bf16 compute for the
+ * GEMM-bearing ops): the same random inputs go to both,
  * the outputs come back to the host and are compared with a per-op tolerance (max errors
  * printed). Dropout masks must match bit for bit. Exits 77 without a CUDA build or device.
  * Plain C: it sees the backends only through kernels/ops.h and af_backend_open. */
@@ -66,7 +67,7 @@ static void test_gemm(void) {
       for (int k = 0; k < 2; k++) {
         af_backend *be = be2[k];
         float *A = upf(be, hA, (size_t)sA * batch), *B = upf(be, hB, (size_t)sB * batch), *C = upf(be, hC, (size_t)sC * batch);
-        be->gemm(be, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, 0.5f, C, ldc, sC, batch);
+        be->gemm(be, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, 0.5f, C, ldc, sC, batch, AF_PREC_FP32);
         res[k] = hbuf((size_t)sC * batch);
         down(be, res[k], C, (size_t)sC * batch);
         release(be, A); release(be, B); release(be, C);
@@ -78,7 +79,7 @@ static void test_gemm(void) {
       for (int k = 0; k < 2; k++) {
         af_backend *be = be2[k];
         float *A = upf(be, hA, (size_t)sA), *B = upf(be, hB, (size_t)sB), *C = upf(be, hC, (size_t)sC);
-        be->gemm(be, ta, tb, M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 0.0f, C, ldc, 0, 1);
+        be->gemm(be, ta, tb, M, N, K, 1.0f, A, lda, 0, B, ldb, 0, 0.0f, C, ldc, 0, 1, AF_PREC_FP32);
         down(be, res[k], C, (size_t)sC);
         release(be, A); release(be, B); release(be, C);
       }
@@ -99,16 +100,16 @@ static void test_linear(void) {
     float *in = upf(be, hin, (size_t)N * C), *w = upf(be, hw, (size_t)OC * C), *b = upf(be, hb, OC);
     float *o = zeros(be, (size_t)N * OC), *dout = upf(be, hdout, (size_t)N * OC);
     float *di = zeros(be, (size_t)N * C), *gw = upf(be, hdw0, (size_t)OC * C), *gb = upf(be, hdb0, OC);
-    be->linear_forward(be, o, in, w, b, N, C, OC);
+    be->linear_forward(be, o, in, w, b, N, C, OC, AF_PREC_FP32);
     out[k] = hbuf((size_t)N * OC); down(be, out[k], o, (size_t)N * OC);
-    be->linear_forward(be, o, in, w, NULL, N, C, OC);
+    be->linear_forward(be, o, in, w, NULL, N, C, OC, AF_PREC_FP32);
     outnb[k] = hbuf((size_t)N * OC); down(be, outnb[k], o, (size_t)N * OC);
-    be->linear_backward(be, di, gw, gb, dout, in, w, N, C, OC);
+    be->linear_backward(be, di, gw, gb, dout, in, w, N, C, OC, AF_PREC_FP32);
     dinp[k] = hbuf((size_t)N * C); down(be, dinp[k], di, (size_t)N * C);
     dw[k] = hbuf((size_t)OC * C); down(be, dw[k], gw, (size_t)OC * C);
     db[k] = hbuf(OC); down(be, db[k], gb, OC);
     /* dinp == NULL and db == NULL: only dw, accumulated a second time */
-    be->linear_backward(be, NULL, gw, NULL, dout, in, w, N, C, OC);
+    be->linear_backward(be, NULL, gw, NULL, dout, in, w, N, C, OC, AF_PREC_FP32);
     dw2[k] = hbuf((size_t)OC * C); down(be, dw2[k], gw, (size_t)OC * C);
     release(be, in); release(be, w); release(be, b); release(be, o); release(be, dout);
     release(be, di); release(be, gw); release(be, gb);
@@ -257,14 +258,14 @@ static void test_attention(void) {
       size_t ns = be->attention_scratch_floats(B, T, C, NH);
       float *qkv = upf(be, hqkv, nqkv), *mask = upf(be, hmask, (size_t)B * T), *dout = upf(be, hdout, nout);
       float *o = zeros(be, nout), *a = zeros(be, natt), *dq = zeros(be, nqkv), *scratch = zeros(be, ns);
-      be->attention_forward(be, o, a, qkv, mask, scratch, B, T, C, NH, p, seed, offset);
+      be->attention_forward(be, o, a, qkv, mask, scratch, B, T, C, NH, p, seed, offset, AF_PREC_FP32);
       out[k] = hbuf(nout); down(be, out[k], o, nout);
       att[k] = hbuf(natt); down(be, att[k], a, natt);
       /* poison dqkv: backward must overwrite all of it */
       float *poison = hrand(nqkv, 100);
       CHECK_OK(be->to_device(be, dq, poison, nqkv * sizeof(float)));
       free(poison);
-      be->attention_backward(be, dq, dout, qkv, a, mask, scratch, B, T, C, NH, p, seed, offset);
+      be->attention_backward(be, dq, dout, qkv, a, mask, scratch, B, T, C, NH, p, seed, offset, AF_PREC_FP32);
       dqkv[k] = hbuf(nqkv); down(be, dqkv[k], dq, nqkv);
       release(be, qkv); release(be, mask); release(be, dout); release(be, o); release(be, a);
       release(be, dq); release(be, scratch);
@@ -279,6 +280,83 @@ static void test_attention(void) {
     for (int k = 0; k < 2; k++) { free(out[k]); free(att[k]); free(dqkv[k]); }
   }
   free(hqkv); free(hdout);
+}
+
+/* ---- bf16 compute (AF_PREC_BF16): cuBLAS GemmEx against oneDNN's bf16 matmul. Both round
+ * the same inputs to bf16 and multiply them exactly into fp32 accumulators, so GEMMs and
+ * linears differ only in summation order (fp32-level tolerances). Attention's probabilities
+ * come from two fp32 softmaxes (expf vs the CPU's polynomial exp) before they are rounded
+ * to bf16, so a probability can land one bf16 step (2^-8 of itself) apart: tolerances of
+ * bf16's size there. ---- */
+static void test_bf16(void) {
+  printf("bf16: cpu %s; cuda %s (native %d: %s)\n", be2[0]->bf16_name, be2[1]->bf16_name, be2[1]->bf16_native,
+         be2[1]->bf16_why);
+  const int M = 37, N = 29, K = 53, batch = 3;
+  for (int t = 0; t < 4; t++) {
+    int ta = t & 1, tb = t >> 1, lda = ta ? M + 3 : K + 1, ldb = tb ? K + 2 : N, ldc = N + 5;
+    long sA = (long)lda * (ta ? K : M), sB = (long)ldb * (tb ? N : K), sC = (long)ldc * M;
+    float *hA = hrand((size_t)sA * batch, 1), *hB = hrand((size_t)sB * batch, 1), *hC = hrand((size_t)sC * batch, 1);
+    float *res[2];
+    for (int k = 0; k < 2; k++) {
+      af_backend *be = be2[k];
+      float *A = upf(be, hA, (size_t)sA * batch), *B = upf(be, hB, (size_t)sB * batch), *C = upf(be, hC, (size_t)sC * batch);
+      be->gemm(be, ta, tb, M, N, K, 0.75f, A, lda, sA, B, ldb, sB, 0.5f, C, ldc, sC, batch, AF_PREC_BF16);
+      res[k] = hbuf((size_t)sC * batch);
+      down(be, res[k], C, (size_t)sC * batch);
+      release(be, A); release(be, B); release(be, C);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "gemm bf16 transA=%d transB=%d batch=%d", ta, tb, batch);
+    cmp(label, res, (size_t)sC * batch, 5e-5, 1e-4);
+    free(res[0]); free(res[1]); free(hA); free(hB); free(hC);
+  }
+  const int NR = 67, CI = 48, OC = 72;
+  float *hin = hrand((size_t)NR * CI, 1), *hw = hrand((size_t)OC * CI, 0.2f), *hb = hrand(OC, 1);
+  float *hdout = hrand((size_t)NR * OC, 1), *hdw0 = hrand((size_t)OC * CI, 1);
+  float *out[2], *dinp[2], *dw[2];
+  for (int k = 0; k < 2; k++) {
+    af_backend *be = be2[k];
+    float *in = upf(be, hin, (size_t)NR * CI), *w = upf(be, hw, (size_t)OC * CI), *b = upf(be, hb, OC);
+    float *o = zeros(be, (size_t)NR * OC), *dout = upf(be, hdout, (size_t)NR * OC);
+    float *di = zeros(be, (size_t)NR * CI), *gw = upf(be, hdw0, (size_t)OC * CI);
+    be->linear_forward(be, o, in, w, b, NR, CI, OC, AF_PREC_BF16);
+    be->linear_backward(be, di, gw, NULL, dout, in, w, NR, CI, OC, AF_PREC_BF16);
+    out[k] = hbuf((size_t)NR * OC); down(be, out[k], o, (size_t)NR * OC);
+    dinp[k] = hbuf((size_t)NR * CI); down(be, dinp[k], di, (size_t)NR * CI);
+    dw[k] = hbuf((size_t)OC * CI); down(be, dw[k], gw, (size_t)OC * CI);
+    release(be, in); release(be, w); release(be, b); release(be, o); release(be, dout); release(be, di); release(be, gw);
+  }
+  cmp("linear_forward bf16", out, (size_t)NR * OC, 2e-5, 1e-4);
+  cmp("linear_backward bf16 dinp", dinp, (size_t)NR * CI, 2e-5, 1e-4);
+  cmp("linear_backward bf16 dw (+=)", dw, (size_t)OC * CI, 1e-4, 1e-4);
+  for (int k = 0; k < 2; k++) { free(out[k]); free(dinp[k]); free(dw[k]); }
+  free(hin); free(hw); free(hb); free(hdout); free(hdw0);
+  const int B = 3, T = 37, C = 48, NH = 4;
+  const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C;
+  float *hqkv = hrand(nqkv, 2), *hd = hrand(nout, 1), hmask[B * T];
+  for (int i = 0; i < B * T; i++) hmask[i] = !(i / T == 1 && i % T >= 25);
+  for (int pi = 0; pi < 2; pi++) {
+    float p = pi ? 0.1f : 0.0f, *ao[2], *aq[2];
+    for (int k = 0; k < 2; k++) {
+      af_backend *be = be2[k];
+      float *qkv = upf(be, hqkv, nqkv), *mask = upf(be, hmask, (size_t)B * T), *dout = upf(be, hd, nout);
+      float *o = zeros(be, nout), *a = zeros(be, (size_t)B * NH * T * T), *dq = zeros(be, nqkv);
+      float *scratch = zeros(be, be->attention_scratch_floats(B, T, C, NH));
+      be->attention_forward(be, o, a, qkv, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
+      be->attention_backward(be, dq, dout, qkv, a, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
+      ao[k] = hbuf(nout); down(be, ao[k], o, nout);
+      aq[k] = hbuf(nqkv); down(be, aq[k], dq, nqkv);
+      release(be, qkv); release(be, mask); release(be, dout); release(be, o); release(be, a); release(be, dq);
+      release(be, scratch);
+    }
+    char label[64];
+    snprintf(label, sizeof label, "attention_forward bf16 out (p=%.1f)", p);
+    cmp(label, ao, nout, 2e-3, 1e-2);
+    snprintf(label, sizeof label, "attention_backward bf16 dqkv (p=%.1f)", p);
+    cmp(label, aq, nqkv, 2e-3, 1e-2);
+    for (int k = 0; k < 2; k++) { free(ao[k]); free(aq[k]); }
+  }
+  free(hqkv); free(hd);
 }
 
 /* ---- dropout: the masks must be identical, the values bit-exact ---- */
@@ -450,7 +528,7 @@ static void test_gemm_impls(void) {
 static void test_error_reporting(void) {
   af_backend *be = be2[1];
   float *A = zeros(be, 64), *B = zeros(be, 64), *C = zeros(be, 64);
-  be->gemm(be, 0, 0, 4, 4, 4, 1.0f, A, 0 /* lda < K: invalid */, 0, B, 4, 0, 0.0f, C, 4, 0, 1);
+  be->gemm(be, 0, 0, 4, 4, 4, 1.0f, A, 0 /* lda < K: invalid */, 0, B, 4, 0, 0.0f, C, 4, 0, 1, AF_PREC_FP32);
   af_status s = be->sync(be);
   CHECK(s == AF_ERR_BACKEND);
   printf("error reporting: sync after a bad gemm -> %s: %s\n", af_status_name(s), af_last_error());
@@ -477,6 +555,7 @@ int main(void) {
   test_layernorm();
   test_activations();
   test_attention();
+  test_bf16();
   test_dropout();
   test_elementwise();
   test_losses();

@@ -46,9 +46,24 @@ run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1 --set polici
 # --set policies: the baseline and the named policy only; an unknown label names the known ones
 [ "$(cd "$TMP/res/paper" && ls *.h5 | tr '\n' ' ')" = "sst2-adaptive+cache-s1.h5 sst2-none-s1.h5 " ] \
   || fail "paper.lua --set policies=adaptive+cache ran: $(ls "$TMP/res/paper")"
+# the policy lab: two tasks (the default layout and a GLUE folder), two seeds, every policy; a
+# table, a CSV and a Pareto figure per task; run again, every cell is skipped
+lab=(--set "data=$TMP/default" --set "glue=$TMP/glue" --set tasks=default,sst2 --set seeds=1,2 --set runs_figures=false
+     --set "out=$TMP/res/policy_lab" --set "plots=$TMP/fig/policy_lab")
+expect_rc 0 "experiments/policy_lab.lua" -- "$BIN" run "$SRC/experiments/policy_lab.lua" "${small[@]}" "${lab[@]}"
+for f in policy_lab_default.md policy_lab_default.csv pareto_default.png pareto_default.svg \
+         policy_lab_sst2.md policy_lab_sst2.csv pareto_sst2.png pareto_sst2.svg; do
+  [ -s "$TMP/fig/policy_lab/$f" ] || fail "experiments/policy_lab.lua wrote no $f"
+done
+expect_in "$TMP/fig/policy_lab/policy_lab_sst2.md" "^\| adaptive-p25 +\| +2 \|" "policy lab table: a row per policy, 2 seeds"
+expect_in "$TMP/fig/policy_lab/policy_lab_default.csv" "^default,static-last,static,accuracy,2,2," "policy lab CSV"
+expect_rc 0 "experiments/policy_lab.lua again" -- "$BIN" run "$SRC/experiments/policy_lab.lua" "${small[@]}" "${lab[@]}"
+cells=$(grep -Ec '^\[[0-9]+/[0-9]+\] ' "$TMP/out")
+[ "$cells" -ge 20 ] && [ "$(grep -c 'complete, skipped' "$TMP/out")" = "$cells" ] \
+  || fail "policy_lab.lua again: not every cell skipped ($cells cells)"
 expect_rc 1 "bench_policies with an unknown policy label" -- "$BIN" run "$SRC/experiments/bench_policies.lua" \
   "${small[@]}" --set "data=$TMP/default" --set policies=adaptive,nope
 expect_in "$TMP/err" "unknown policy label 'nope' in --set policies \(known: none, static-last, adaptive, adaptive\+cache\)" \
   "unknown label message"
-echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth bench_time paper"
+echo "ran: quickstart bench_policies custom_policy ablation_percentile ablation_intervals static_depth bench_time paper policy_lab"
 finish test_experiments

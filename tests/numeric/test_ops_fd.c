@@ -91,7 +91,7 @@ static float *diff(const float *after, const float *before, size_t n) {
 
 /* ---- linear ---- */
 static struct { float *inp, *w, *b; int N, C, OC; } LN_;
-static void linear_fwd(float *out) { be->linear_forward(be, out, LN_.inp, LN_.w, LN_.b, LN_.N, LN_.C, LN_.OC); }
+static void linear_fwd(float *out) { be->linear_forward(be, out, LN_.inp, LN_.w, LN_.b, LN_.N, LN_.C, LN_.OC, AF_PREC_FP32); }
 static void test_linear(void) {
   int N = 5, C = 7, OC = 6;
   LN_.N = N; LN_.C = C; LN_.OC = OC;
@@ -99,14 +99,14 @@ static void test_linear(void) {
   float *out = fill(N * OC, 0), *R = rnd(N * OC, -1, 1);
   float *dinp = fill(N * C, 777.0f), *dw0 = rnd(OC * C, -1, 1), *db0 = rnd(OC, -1, 1);
   float *dw = dup(dw0, OC * C), *db = dup(db0, OC);
-  be->linear_backward(be, dinp, dw, db, R, LN_.inp, LN_.w, N, C, OC);
+  be->linear_backward(be, dinp, dw, db, R, LN_.inp, LN_.w, N, C, OC, AF_PREC_FP32);
   float *gw = diff(dw, dw0, OC * C), *gb = diff(db, db0, OC);
   fd_check("linear dinp", linear_fwd, out, R, N * OC, LN_.inp, N * C, dinp, EPS, ATOL, RTOL);
   fd_check("linear dw (+=)", linear_fwd, out, R, N * OC, LN_.w, OC * C, gw, EPS, ATOL, RTOL);
   fd_check("linear db (+=)", linear_fwd, out, R, N * OC, LN_.b, OC, gb, EPS, ATOL, RTOL);
   /* b = NULL, dinp = NULL, db = NULL paths */
   float *out2 = fill(N * OC, 5.0f), *ref = fill(N * OC, 0);
-  be->linear_forward(be, out2, LN_.inp, LN_.w, NULL, N, C, OC);
+  be->linear_forward(be, out2, LN_.inp, LN_.w, NULL, N, C, OC, AF_PREC_FP32);
   for (int n = 0; n < N; n++)
     for (int o = 0; o < OC; o++) {
       double s = 0;
@@ -115,7 +115,7 @@ static void test_linear(void) {
     }
   af_test_close("linear forward (no bias) vs naive", out2, ref, N * OC, 1e-5, 1e-5);
   float *dw2 = dup(dw0, OC * C);
-  be->linear_backward(be, NULL, dw2, NULL, R, LN_.inp, LN_.w, N, C, OC);
+  be->linear_backward(be, NULL, dw2, NULL, R, LN_.inp, LN_.w, N, C, OC, AF_PREC_FP32);
   af_test_close("linear dw with dinp=db=NULL", dw2, dw, OC * C, 1e-6, 1e-6);
   free(out); free(R); free(dinp); free(dw0); free(db0); free(dw); free(db); free(gw); free(gb);
   free(out2); free(ref); free(dw2); free(LN_.inp); free(LN_.w); free(LN_.b);
@@ -213,7 +213,7 @@ static void test_gelu_tanh(void) {
 /* ---- attention ---- */
 static struct { float *qkv, *mask, *att, *scratch; int B, T, C, NH; float p; uint64_t seed, off; } AT;
 static void att_fwd(float *out) {
-  be->attention_forward(be, out, AT.att, AT.qkv, AT.mask, AT.scratch, AT.B, AT.T, AT.C, AT.NH, AT.p, AT.seed, AT.off);
+  be->attention_forward(be, out, AT.att, AT.qkv, AT.mask, AT.scratch, AT.B, AT.T, AT.C, AT.NH, AT.p, AT.seed, AT.off, AF_PREC_FP32);
 }
 /* naive double reference of the forward, with the documented dropout counter layout */
 static void att_ref(float *out, float *att) {
@@ -277,7 +277,7 @@ static void test_attention(float p, const char *tag) {
         for (int r = 0; r < NH * T; r++) zero_ok &= AT.att[((size_t)b * NH * T + r) * T + j] == 0.0f;
   CHECK(zero_ok);  /* padded keys get exactly zero probability */
   float *dqkv = fill((size_t)B * T * 3 * C, 55.0f);
-  be->attention_backward(be, dqkv, R, AT.qkv, AT.att, AT.mask, AT.scratch, B, T, C, NH, p, AT.seed, AT.off);
+  be->attention_backward(be, dqkv, R, AT.qkv, AT.att, AT.mask, AT.scratch, B, T, C, NH, p, AT.seed, AT.off, AF_PREC_FP32);
   snprintf(lab, sizeof lab, "attention %s dqkv", tag);
   fd_check(lab, att_fwd, out, R, (size_t)B * T * C, AT.qkv, (size_t)B * T * 3 * C, dqkv, EPS, ATOL, RTOL);
   free(AT.qkv); free(AT.att); free(AT.scratch); free(out); free(R); free(ref); free(aref); free(dqkv);
@@ -414,7 +414,7 @@ static void test_gemm(void) {
       long sA = (long)(tA ? K : M) * lda + 7, sB = (long)(tB ? N : K) * ldb + 1, sC = (long)M * ldc + 4;
       float *A = rnd(sA * batch, -1, 1), *Bm = rnd(sB * batch, -1, 1), *C = rnd(sC * batch, -1, 1);
       float *Cr = dup(C, sC * batch);
-      be->gemm(be, tA, tB, M, N, K, 0.75f, A, lda, sA, Bm, ldb, sB, -0.5f, C, ldc, sC, batch);
+      be->gemm(be, tA, tB, M, N, K, 0.75f, A, lda, sA, Bm, ldb, sB, -0.5f, C, ldc, sC, batch, AF_PREC_FP32);
       for (int bi = 0; bi < batch; bi++)
         naive_gemm(tA, tB, M, N, K, 0.75f, A + bi * sA, lda, Bm + bi * sB, ldb, -0.5f, Cr + bi * sC, ldc);
       char lab[96];
@@ -423,7 +423,7 @@ static void test_gemm(void) {
       float *C1 = dup(Cr, sC);
       naive_gemm(tA, tB, M, N, K, 1.0f, A, lda, Bm, ldb, 0.0f, C1, ldc);
       float *C2 = dup(Cr, sC);
-      be->gemm(be, tA, tB, M, N, K, 1.0f, A, lda, 0, Bm, ldb, 0, 0.0f, C2, ldc, 0, 1);
+      be->gemm(be, tA, tB, M, N, K, 1.0f, A, lda, 0, Bm, ldb, 0, 0.0f, C2, ldc, 0, 1, AF_PREC_FP32);
       snprintf(lab, sizeof lab, "gemm %.*s tA=%d tB=%d single", (int)strcspn(names[li], " "), names[li], tA, tB);
       af_test_close(lab, C2, C1, sC, 1e-5, 1e-4);
       free(A); free(Bm); free(C); free(Cr); free(C1); free(C2);

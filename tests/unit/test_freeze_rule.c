@@ -382,6 +382,203 @@ static void test_infinite_ratio(void) {
   af_policy_free(p);
 }
 
+/* ---- the policies of issue 14: pipe, gated, guard (hand-worked, docs/algorithm.md) ---- */
+
+/* End one interval with a validation metric and check the depth after it. */
+static void val_expect(af_freeze_ctl *c, long step, const double *s, double val, int want, const char *what) {
+  af_freeze_ctl_set_val_metric(c, val);
+  af_freeze_decision d;
+  af_status st = af_freeze_ctl_end_interval(c, step, s, s, &d);
+  if (st != AF_OK) {
+    af_test_failures++;
+    fprintf(stderr, "%s: end_interval failed: %s\n", what, af_last_error());
+    return;
+  }
+  if (d.depth_after != want) {
+    af_test_failures++;
+    fprintf(stderr, "%s: depth %d, expected %d\n", what, d.depth_after, want);
+  }
+}
+
+/* PipeTransformer: ceil(L*(1-(1-a)^e)), capped at the max depth.
+ *   L=12, a=0.5 (the authors' freeze/test.py): e=1: 6, e=2: 9, e=3: 10.5 -> 11, e=4: 11.25 -> 12.
+ *   L=6, a=0.25: e=1: 1.5 -> 2; e=2: 6*0.4375 = 2.625 -> 3; e=3: 6*0.578125 = 3.47 -> 4;
+ *   e=4: 6*0.68359375 = 4.10 -> 5; e=5: 4.58 -> 5 (cap L-1 = 5 from e=4 on anyway). */
+static void test_pipe(void) {
+  CHECK(af_pipe_frozen(12, 0.5, 0) == 0 && af_pipe_frozen(12, 0.5, 1) == 6 && af_pipe_frozen(12, 0.5, 2) == 9);
+  CHECK(af_pipe_frozen(12, 0.5, 3) == 11 && af_pipe_frozen(12, 0.5, 4) == 12);
+  CHECK(af_pipe_frozen(6, 1.0, 1) == 6);
+  af_policy *p;
+  CHECK(af_policy_pipe(0, &p) == AF_ERR_ARG && af_policy_pipe(1.5, &p) == AF_ERR_ARG);
+  CHECK_OK(af_policy_pipe(0.25, &p));
+  CHECK(!strcmp(p->name, "pipe") && !strcmp(p->knobs, "alpha=0.25") && !p->may_unfreeze);
+  af_freeze_ctl *c;
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  af_freeze_ctl_set_run(c, 100, 20, 0);  /* 5 epochs of 20 steps */
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  step_expect(c, 10, s, 0, "pipe step 10 (baseline)");
+  step_expect(c, 19, s, 0, "pipe step 19 (e=0)");
+  step_expect(c, 20, s, 2, "pipe step 20 (e=1)");
+  step_expect(c, 39, s, 2, "pipe step 39 (e=1)");
+  step_expect(c, 40, s, 3, "pipe step 40 (e=2)");
+  step_expect(c, 60, s, 4, "pipe step 60 (e=3)");
+  step_expect(c, 80, s, 5, "pipe step 80 (e=4)");
+  step_expect(c, 100, s, 5, "pipe step 100 (e=5, capped)");
+  af_freeze_ctl_free(c);
+  /* --max-depth 2 caps it */
+  af_freeze_opts fo = {.max_depth = 2};
+  CHECK_OK(af_freeze_ctl_create(6, &fo, p, &c));
+  af_freeze_ctl_set_run(c, 100, 20, 0);
+  step_expect(c, 10, s, 0, "pipe capped baseline");
+  step_expect(c, 40, s, 2, "pipe capped e=2");
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* The gated rule, L = 4 (max depth 3), percentile 50, tolerance 0.02, trial 2, cooldown 2. */
+static void test_gated(void) {
+  af_gated_opts go;
+  af_gated_defaults(&go);
+  af_policy *p;
+  CHECK_OK(af_policy_gated(&go, &p));
+  CHECK(!strcmp(p->name, "gated") && p->may_unfreeze && p->wants_val && p->stateful);
+  CHECK(!strcmp(p->knobs, "percentile=50 tolerance=0.02 trial=2 cooldown=2"));
+  af_freeze_ctl *c;
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  double s8[4] = {8, 8, 8, 8};
+  val_expect(c, 1, s8, 0.50, 0, "gated I0 (baseline)");
+  /* I1: r = 0 0 .5 .75, pct(1.5) = .25: the rule says 2; a trial starts (base 0, best .60) */
+  double s1[4] = {8, 8, 4, 2};
+  val_expect(c, 2, s1, 0.60, 2, "gated I1 (freeze 0 -> 2, on trial)");
+  /* I2: .59 >= .60 - .02: kept, one trial decision left; the rule is not asked */
+  double s2[4] = {0, 0, 1, 1};
+  val_expect(c, 3, s2, 0.59, 2, "gated I2 (kept)");
+  /* I3: .57 < .58: rolled back to 0, cooldown 2 */
+  val_expect(c, 4, s2, 0.57, 0, "gated I3 (rollback 2 -> 0)");
+  /* I4, I5: cooldown, whatever the ratios */
+  val_expect(c, 5, s8, 0.90, 0, "gated I4 (cooldown)");
+  val_expect(c, 6, s8, 0.90, 0, "gated I5 (cooldown)");
+  /* I6: r = 0 0 .5 .5 vs I5's scores, pct(1.5) = .25: 2; trial (base 0, best .61) */
+  double s6[4] = {8, 8, 4, 4};
+  val_expect(c, 7, s6, 0.61, 2, "gated I6 (freeze 0 -> 2)");
+  /* I7: .70: best .70, one left. I8: .69 >= .68: accepted, and the rule is asked at once:
+   * r2 = |4-4|/4 = 0, r3 = |4-8|/4 = 1 (vs I7's 4, 4), pct(0.5) = .5: 3; trial (base 2, best .69) */
+  double s7[4] = {0, 0, 4, 4}, s8b[4] = {0, 0, 4, 8};
+  val_expect(c, 8, s7, 0.70, 2, "gated I7 (kept, best .70)");
+  val_expect(c, 9, s8b, 0.69, 3, "gated I8 (accepted, freeze 2 -> 3)");
+  /* I9: .66 < .69 - .02: back to 2, not to 0 */
+  val_expect(c, 10, s8b, 0.66, 2, "gated I9 (rollback 3 -> 2)");
+  /* I10, I11: cooldown; I12: the rule would freeze (r3 = 1 vs .25... ) but the metric .51 is not
+   * above the first boundary's .50 by .02: nothing learned, nothing frozen */
+  val_expect(c, 11, s8b, 0.51, 2, "gated I10 (cooldown)");
+  val_expect(c, 12, s8b, 0.51, 2, "gated I11 (cooldown)");
+  double s12[4] = {0, 0, 4, 2};
+  val_expect(c, 13, s12, 0.51, 2, "gated I12 (metric not above the start)");
+  val_expect(c, 14, s8b, 0.53, 3, "gated I13 (r2 = 0, r3 = 3: pct 1.5, freeze 2 -> 3)");
+  /* no validation metric: an error naming the policy */
+  CHECK(af_freeze_ctl_end_interval(c, 15, s8, s8, NULL) == AF_ERR_ARG && strstr(af_last_error(), "gated"));
+  /* a resume is refused: the trial is not in checkpoints */
+  CHECK(af_freeze_ctl_restore(c, 3, 2, s8) == AF_ERR_ARG && strstr(af_last_error(), "cannot be resumed"));
+  CHECK_OK(af_freeze_ctl_restore(c, 0, 0, NULL));
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+  go.tolerance = -1;
+  CHECK(af_policy_gated(&go, &p) == AF_ERR_ARG);
+}
+
+/* A policy that may not unfreeze cannot go down; one that may, not below its initial depth. */
+static int script_depth[8];
+static af_status scripted(af_policy *p, const af_interval_stats *st, int *nd) {
+  (void)p;
+  *nd = script_depth[st->interval];
+  return AF_OK;
+}
+
+static int asked;
+static af_status ask_count(af_policy *p, const af_interval_stats *st, int *nd) {
+  (void)p;
+  asked++;
+  *nd = st->L - 1;  /* as deep as allowed */
+  return AF_OK;
+}
+
+static void test_unfreeze_invariant(void) {
+  double s[4] = {1, 1, 1, 1};
+  af_policy *p;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_custom("down", scripted, NULL, NULL, &p));
+  int sc[4] = {0, 2, 1, 1};
+  memcpy(script_depth, sc, sizeof sc);
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  step_expect(c, 1, s, 0, "down I0");
+  step_expect(c, 2, s, 2, "down I1");
+  CHECK(af_freeze_ctl_end_interval(c, 3, s, s, NULL) == AF_ERR_ARG && strstr(af_last_error(), "never decreases"));
+  af_freeze_ctl_free(c);
+  p->may_unfreeze = 1;
+  p->initial_depth = 1;
+  int sc2[4] = {0, 3, 1, 0};
+  memcpy(script_depth, sc2, sizeof sc2);
+  CHECK_OK(af_freeze_ctl_create(4, NULL, p, &c));
+  step_expect(c, 1, s, 1, "unfreeze I0");
+  step_expect(c, 2, s, 3, "unfreeze I1");
+  val_expect(c, 3, s, NAN, 1, "unfreeze I2 (3 -> 1)");
+  CHECK(af_freeze_ctl_end_interval(c, 4, s, s, NULL) == AF_ERR_ARG && strstr(af_last_error(), "allowed 1..3"));
+  af_freeze_ctl_free(c);
+  af_policy_free(p);
+}
+
+/* The guard: inner is not asked before the step; then at most max_step more layers. */
+static void test_guard(void) {
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  af_policy *in, *g;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_custom("deep", ask_count, NULL, NULL, &in));
+  CHECK_OK(af_policy_guard(in, 0.5, 1, &g));
+  CHECK(!strcmp(g->name, "deep") && !strcmp(g->knobs, "freeze_after=0.5 max_freeze_step=1"));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 10);
+  asked = 0;
+  step_expect(c, 10, s, 0, "guard baseline");
+  step_expect(c, 49, s, 0, "guard step 49 < 50");
+  CHECK(asked == 0);
+  step_expect(c, 50, s, 1, "guard step 50: 0 -> 5 limited to 1");
+  step_expect(c, 60, s, 2, "guard step 60: 1 -> 2");
+  CHECK(asked == 2);
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  /* warmup: the schedule's warm-up steps (30 here); no step limit */
+  CHECK_OK(af_policy_guard(in, -1, 0, &g));
+  CHECK(!strcmp(g->knobs, "freeze_after=warmup"));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 30);
+  asked = 0;
+  step_expect(c, 10, s, 0, "warmup baseline");
+  step_expect(c, 29, s, 0, "warmup step 29");
+  step_expect(c, 30, s, 5, "warmup step 30: all but the last");
+  CHECK(asked == 1);
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+  /* the adaptive rule under max_freeze_step 1: p100 would freeze 4 at once (test_percentile_extremes) */
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10};
+  CHECK_OK(af_policy_adaptive(100, -1, &in));
+  CHECK_OK(af_policy_guard(in, 0, 1, &g));
+  CHECK(!strcmp(g->knobs, "percentile=100 max_freeze_step=1") && !strcmp(g->name, "adaptive"));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  step_expect(c, 1, s0, 0, "one step I0");
+  step_expect(c, 2, s1, 1, "one step I1 (4 limited to 1)");
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+  /* static starts frozen: no freeze_after */
+  CHECK_OK(af_policy_static(2, &in));
+  CHECK(af_policy_guard(in, 0.5, 0, &g) == AF_ERR_ARG);
+  CHECK_OK(af_policy_guard(in, 0, 1, &g));
+  CHECK(g->initial_depth == 2);
+  af_policy_free(g);
+  af_policy_free(in);
+}
+
 int main(void) {
   af_set_quiet(1);
   test_infinite_ratio();
@@ -394,5 +591,9 @@ int main(void) {
   test_static_none();
   test_custom();
   test_restore();
+  test_pipe();
+  test_gated();
+  test_unfreeze_invariant();
+  test_guard();
   return af_test_done("test_freeze_rule");
 }
