@@ -12,7 +12,7 @@ want_model=1 want_torch=0
 for a in "$@"; do
   case "$a" in
     --no-model) want_model=0 ;;
-    --with-torch) want_torch=1 ;;   # python3-torch/h5py: only to regenerate reference fixtures
+    --with-torch) want_torch=1 ;;   # python3-torch: only to regenerate reference fixtures
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option $a" >&2; exit 2 ;;
   esac
@@ -21,9 +21,10 @@ done
 pkgs=(build-essential cmake pkg-config git clang libclang-rt-14-dev
       libopenblas-dev libdnnl-dev libhdf5-dev hdf5-tools liblua5.4-dev lua5.4
       libcjson-dev libutf8proc-dev libcmocka-dev gnuplot-nox python3 python3-pip ca-certificates
+      python3-h5py python3-numpy   # tests/e2e/test_train_cli.sh reads results and exports with them
       munge slurmctld slurmd slurm-client   # these four: tests/lua/test_slurm.sh's one-node Slurm
       libopenmpi-dev openmpi-bin)           # data-parallel runs (docs/distributed.md), tests/e2e/test_mpi_train
-[ "$want_torch" = 1 ] && pkgs+=(python3-torch python3-h5py python3-numpy)
+[ "$want_torch" = 1 ] && pkgs+=(python3-torch)
 
 missing=()
 for p in "${pkgs[@]}"; do
