@@ -342,14 +342,27 @@ void af_act_cache_close(af_act_cache *c) {
   free(c);
 }
 
+/* An entry with depth 0 is stale (af_act_cache_drop_deeper): its place is kept for the next
+ * put of the row, its content is never served. */
 int af_act_cache_depth(const af_act_cache *c, size_t i) {
-  if (!c || is_off(c) || i >= c->o.n_examples || c->idx[i].tier == TIER_NONE) return -1;
+  if (!c || is_off(c) || i >= c->o.n_examples || c->idx[i].tier == TIER_NONE || c->idx[i].depth <= 0) return -1;
   return c->idx[i].depth;
 }
 
 int af_act_cache_len(const af_act_cache *c, size_t i) {
-  if (!c || is_off(c) || i >= c->o.n_examples || c->idx[i].tier == TIER_NONE) return 0;
+  if (!c || is_off(c) || i >= c->o.n_examples || c->idx[i].tier == TIER_NONE || c->idx[i].depth <= 0) return 0;
   return c->idx[i].len;
+}
+
+void af_act_cache_drop_deeper(af_act_cache *c, int depth) {
+  if (!c) return;
+  pthread_mutex_lock(&c->mu);
+  for (size_t i = 0; i < c->o.n_examples; i++)
+    if (c->idx[i].tier != TIER_NONE && c->idx[i].depth > depth) c->idx[i].depth = 0;  /* get serves no depth 0 */
+  for (int s = 0; s < c->nslots; s++)  /* their staged copies would hold prefetch slots until the next put */
+    if ((c->slots[s].state == SLOT_QUEUED || c->slots[s].state == SLOT_READY) && c->idx[c->slots[s].idx].depth == 0)
+      c->slots[s].state = SLOT_FREE;
+  pthread_mutex_unlock(&c->mu);
 }
 
 static af_status ensure_raw(af_act_cache *c, size_t bytes) {
@@ -378,7 +391,7 @@ af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int 
   if (i >= c->o.n_examples) return AF_FAIL(AF_ERR_ARG, "activation cache: example %zu of %zu", i, c->o.n_examples);
   release(c);
   const entry e = c->idx[i];  /* only this thread writes the index */
-  if (is_off(c) || e.tier == TIER_NONE) {
+  if (is_off(c) || e.tier == TIER_NONE || e.depth <= 0) {
     count_miss(c);
     return AF_OK;
   }

@@ -57,6 +57,9 @@ int af_act_cache_depth(const af_act_cache *c, size_t i);
 af_status af_act_cache_get(af_act_cache *c, size_t i, float *dst, int *len, int *depth);
 /* Count a lookup the caller serves by recomputing, without reading the entry. */
 void af_act_cache_count_miss(af_act_cache *c);
+/* Entries deeper than depth go stale (a policy unfroze layers: the prefix they hold is no
+ * longer what the model computes): no longer served, their places reused by the next put. */
+void af_act_cache_drop_deeper(af_act_cache *c, int depth);
 /* Tokens of example i's entry; 0 when none. */
 int af_act_cache_len(const af_act_cache *c, size_t i);
 /* Store or replace entry i: src [len, C] fp32, the output of layer depth-1 (depth = frozen

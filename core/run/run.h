@@ -54,11 +54,6 @@ struct af_run {
   int32_t *sub_ids, *sub_tt;  /* [B*T] a group of rows as a sub-batch */
   float *sub_mask, *sub_tgt;  /* [B*T], [B] */
   int *sub_rows, *grp;        /* [B] */
-  /* entries stored before an unfreeze went below their depth are stale (train_cache.c); only
-   * with a policy that may unfreeze */
-  int *cache_gen;         /* [n train] the generation each row's entry was stored in */
-  int *cache_floor;       /* [cache_ngen] the lowest depth since that generation began */
-  int cache_ngen;
   /* evaluation */
   float *scores;          /* [n_eval_max * NL] */
   float *logits;          /* [max_B * NL] */
@@ -113,7 +108,6 @@ af_status af_run_open_cache(af_run *r);
 af_status af_run_cache_prepare(af_run *r, const af_batch *b, int *start, int *store, double *t_prefix);
 af_status af_run_cache_store(af_run *r, const af_batch *b);
 void af_run_cache_prefetch_next(af_run *r);
-af_status af_run_cache_unfreeze(af_run *r, int depth);  /* the depth went down to depth: older entries deeper are stale */
 
 /* train_dist.c: data parallelism across ranks (core/run/dist.h; docs/distributed.md) */
 af_status af_run_dist_open(af_run *r);             /* rank and size; after the model is built */

@@ -303,11 +303,8 @@ static af_status end_interval(af_run *r) {
       fprintf(stderr, "%sautofreeze: step %ld: interval %d: frozen depth %d -> %d%s\n", r->progress ? "\r\033[K" : "",
               r->step, d.interval, r->depth, d.depth_after, d.depth_after < r->depth ? " (rolled back)" : "");
     if (d.depth_after < r->depth) {  /* unfrozen (gated): no cached prefix deeper than the new depth is exact */
-      AF_TRY(af_run_cache_unfreeze(r, d.depth_after));
-      for (int e = 0; e < 2; e++) {  /* the dev rows' caches start again (train_eval.c reopens them) */
-        af_act_cache_close(r->eval_cache[e]);
-        r->eval_cache[e] = NULL;
-      }
+      af_act_cache_drop_deeper(r->cache, d.depth_after);
+      for (int e = 0; e < 2; e++) af_act_cache_drop_deeper(r->eval_cache[e], d.depth_after);
     }
     r->depth = d.depth_after;
   }
@@ -401,8 +398,6 @@ static void cleanup(af_run *r) {
   af_policy_free(r->guard);  /* before the policy it borrows */
   af_policy_free(r->own_policy);
   af_run_val_free(r);
-  free(r->cache_gen);
-  free(r->cache_floor);
   af_task_free(r->task);
   af_tokenizer_free(r->tok);
   free(r->host_params);

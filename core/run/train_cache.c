@@ -24,44 +24,10 @@ af_status af_run_open_cache(af_run *r) {
            (unsigned long long)o->seed, o->max_len, r->rank, (long)getpid(), af_now());
   /* strict: with --cache disk, a folder that cannot be created (or a file that cannot be
    * made in it) fails the run here, before any training, rather than running uncached */
-  if (r->policy->may_unfreeze) {
-    AF_TRY(af_calloc((void **)&r->cache_gen, r->train->n, sizeof *r->cache_gen, "cache generations"));
-    AF_TRY(af_malloc((void **)&r->cache_floor, sizeof *r->cache_floor, "cache generations"));
-    r->cache_floor[0] = r->L;
-    r->cache_ngen = 1;
-  }
   af_act_cache_opts co = {.mode = o->cache, .dtype = r->ro.cache_dtype, .budget_bytes = o->cache_budget, .dir = dir,
                           .compress = o->cache_compress, .n_examples = r->train->n, .hidden = r->C, .run_key = key,
                           .strict = 1};
   return af_act_cache_open(&co, &r->cache);
-}
-
-/* An unfreeze to depth j: layers j.. train again, so every entry stored so far deeper than j
- * goes stale (the frozen prefix it holds is no longer what the model computes), while
- * entries at depth <= j stay exact. The cache cannot drop entries by depth, so the run keeps
- * generations: a row's entry, stored in generation g at depth d, is used only while d is at
- * most the lowest depth since g began. */
-af_status af_run_cache_unfreeze(af_run *r, int depth) {
-  if (!r->cache_gen) return AF_OK;
-  int *f = realloc(r->cache_floor, (size_t)(r->cache_ngen + 1) * sizeof *f);
-  if (!f) return AF_FAIL(AF_ERR_NOMEM, "out of memory growing the cache generations");
-  r->cache_floor = f;
-  for (int g = 0; g < r->cache_ngen; g++)
-    if (depth < f[g]) f[g] = depth;
-  f[r->cache_ngen++] = r->L;
-  return AF_OK;
-}
-
-/* The depth of example i's entry, -1 when absent or stale. */
-static int entry_depth(af_run *r, size_t i) {
-  int d = af_act_cache_depth(r->cache, i);
-  if (d > 0 && r->cache_gen && d > r->cache_floor[r->cache_gen[i]]) return -1;
-  return d;
-}
-
-static af_status put_entry(af_run *r, size_t i, int k, const float *src, int len) {
-  if (r->cache_gen) r->cache_gen[i] = r->cache_ngen - 1;
-  return af_act_cache_put(r->cache, i, k, src, len);
 }
 
 /* Row i's cache entry into dst [T,C], its padding rows zeroed; *depth is the entry's depth,
@@ -96,7 +62,7 @@ af_status af_run_cache_prepare(af_run *r, const af_batch *b, int *start, int *st
   int *grp = r->grp;  /* [B]: the depth a row starts from (0: the tokens), k for a hit */
   int same = 1, d;
   for (int i = 0; i < B; i++) {
-    d = entry_depth(r, (size_t)b->index[i]);
+    d = af_act_cache_depth(r->cache, (size_t)b->index[i]);
     /* absent, or stored deeper than k (the depth went back: gated): computed from the tokens */
     if (d < 0 || d > k) af_act_cache_count_miss(r->cache);
     grp[i] = d > 0 && d <= k ? d : 0;
@@ -161,7 +127,7 @@ af_status af_run_cache_prepare(af_run *r, const af_batch *b, int *start, int *st
     for (int q = 0; q < n; q++) {
       const int i = r->sub_rows[q];
       memcpy(r->hbuf + (size_t)i * row, r->hsub + (size_t)q * row, row * sizeof(float));
-      AF_TRY(put_entry(r, (size_t)b->index[i], k, r->hsub + (size_t)q * row, b->len[i]));
+      AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], k, r->hsub + (size_t)q * row, b->len[i]));
     }
   }
   *start = k;
@@ -174,7 +140,7 @@ af_status af_run_cache_store(af_run *r, const af_batch *b) {
   const size_t row = (size_t)T * (size_t)r->C;
   AF_TRY(r->be->to_host(r->be, r->hsub, af_bert_hidden(&r->m, k), (size_t)B * row * sizeof(float)));
   for (int i = 0; i < B; i++)
-    AF_TRY(put_entry(r, (size_t)b->index[i], k, r->hsub + (size_t)i * row, b->len[i]));
+    AF_TRY(af_act_cache_put(r->cache, (size_t)b->index[i], k, r->hsub + (size_t)i * row, b->len[i]));
   return AF_OK;
 }
 

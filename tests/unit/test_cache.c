@@ -301,6 +301,54 @@ static void test_replace_len(af_cache_mode mode, size_t budget) {
   af_act_cache_close(c);
 }
 
+/* An unfreeze to depth 1: entries stored at depth 2 and 3 go stale (a miss, also when the
+ * reader had staged them), depth-1 entries stay; a stale row's next put reuses its place
+ * (the stored bytes do not grow). */
+static void test_drop_deeper(af_cache_mode mode) {
+  const size_t N = 30;
+  af_act_cache *c = NULL;
+  af_act_cache_opts o = opts(mode, AF_DTYPE_F32, 0, af_test_tmpdir(), 0, N, "drop");
+  CHECK_OK(af_act_cache_open(&o, &c));
+  if (!c) return;
+  float *x = malloc(sizeof(float) * 90 * C), *got = malloc(sizeof(float) * 90 * C);
+  for (size_t i = 0; i < N; i++) {
+    fill(x, i, 0, len_of(i));
+    CHECK_OK(af_act_cache_put(c, i, 1 + (int)(i % 3), x, len_of(i)));
+  }
+  size_t ids[30];
+  for (size_t i = 0; i < N; i++) ids[i] = i;
+  af_act_cache_prefetch(c, ids, 12);
+  wait_staged(c);
+  af_cache_record before, after;
+  af_act_cache_stats(c, &before);
+  af_act_cache_drop_deeper(c, 1);
+  int bad = 0;
+  for (size_t i = 0; i < N; i++) {
+    int len = -1, dep = -1, stale = i % 3 != 0;
+    CHECK_OK(af_act_cache_get(c, i, got, &len, &dep));
+    fill(x, i, 0, len_of(i));
+    bad += stale ? (dep != -1 || af_act_cache_depth(c, i) != -1 || af_act_cache_len(c, i) != 0)
+                 : (dep != 1 || len != len_of(i) || memcmp(got, x, (size_t)len * C * sizeof *x));
+  }
+  for (size_t i = 0; i < N; i++)  /* stored again at depth 1, as a run does after the unfreeze */
+    if (i % 3) {
+      fill(x, i, 1, len_of(i));
+      CHECK_OK(af_act_cache_put(c, i, 1, x, len_of(i)));
+    }
+  for (size_t i = 0; i < N; i++) {
+    int len = -1, dep = -1;
+    CHECK_OK(af_act_cache_get(c, i, got, &len, &dep));
+    fill(x, i, i % 3 ? 1 : 0, len_of(i));
+    bad += dep != 1 || len != len_of(i) || memcmp(got, x, (size_t)len * C * sizeof *x);
+  }
+  if (bad) fprintf(stderr, "drop-deeper mode %d: %d entries wrong\n", (int)mode, bad);
+  af_test_failures += bad != 0;
+  af_act_cache_stats(c, &after);
+  CHECK(after.bytes == before.bytes && after.entries == before.entries);
+  free(x), free(got);
+  af_act_cache_close(c);
+}
+
 /* Many epochs of prefetch / get / occasional replacement through the reader thread. */
 static void test_stress(af_cache_mode mode, size_t budget) {
   const size_t N = 200;
@@ -849,6 +897,8 @@ int main(int argc, char **argv) {
   RUN("relen", test_replace_len(AF_CACHE_MEMORY, 0));
   RUN("relen", test_replace_len(AF_CACHE_DISK, 0));
   RUN("relen", test_replace_len(AF_CACHE_AUTO, 8 << 10));
+  RUN("drop", test_drop_deeper(AF_CACHE_MEMORY));
+  RUN("drop", test_drop_deeper(AF_CACHE_DISK));
   RUN("stress", test_stress(AF_CACHE_DISK, 0));
   RUN("stress", test_stress(AF_CACHE_AUTO, 200 << 10));
   RUN("runkey", test_run_key());
