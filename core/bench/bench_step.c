@@ -4,7 +4,10 @@
  * alike), reports tokens/s and achieved GFLOP/s, the fraction of the machine's best sgemm
  * rate for the same shapes, the bf16/fp32 ratio with what ran the bf16 GEMMs (oneDNN's
  * implementation and ISA, the CPU's bf16 flags), and (with --torch) the ratio to an
- * equivalent PyTorch step measured in the same run. */
+ * equivalent PyTorch step measured in the same run. Per depth it also reports the gradient
+ * bytes a data-parallel step all-reduces; started by mpirun/srun it runs as N ranks, each a
+ * slice of the batch, with the run's bucketed all-reduce (core/run/grad_sync.h), and adds
+ * that all-reduce's time and its share of the step. */
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,7 +22,10 @@
 #include "core/model/bert.h"
 #include "core/cli/cli.h"
 #include "core/model/optim.h"
+#include "core/run/dist.h"
+#include "core/run/grad_sync.h"
 #include "core/run/options.h"
+#include "kernels/comm.h"
 
 /* FLOPs of one step at depth k: every layer from `start` runs forward; layers >= k run
  * backward (2x forward: input and weight gradients), except that the lowest trainable
@@ -44,7 +50,7 @@ static void print_load(const char *when) {
 static void usage(FILE *f) {
   fprintf(f,
           "usage: autofreeze bench step (--model DIR | --config tiny|minilm-l6|bert-base) [options]\n"
-          "  --batch B        examples per step (32)\n"
+          "  --batch B        examples per step (32); under mpirun/srun the global batch, split over the ranks\n"
           "  --seq S          tokens per example (128)\n"
           "  --frozen K|all   frozen depth, or every depth 0..L-1 (all)\n"
           "  --cached         start the forward at layer K from a stored hidden state (activation cache hit)\n"
@@ -82,6 +88,7 @@ enum { MAX_PREC = 4, FROZEN_BF16 = 3 };
 typedef struct {
   const char *model, *cfgname, *device, *frozen, *precision, *frozen_precision;
   int B, T, steps, warmup, threads, cached, torch;
+  int global_B;  /* --batch; B is this rank's slice of it (all of it with one rank) */
   int nprec, prec[MAX_PREC];  /* --precision as parsed: af_precision_names indices (auto: 2), FROZEN_BF16 */
   af_precision fprec;
 } step_opts;
@@ -103,7 +110,7 @@ static int parse_precisions(step_opts *o) {
 
 /* -1 to go on, else the exit code (help, usage error). */
 static int parse_opts(int argc, char **argv, step_opts *o) {
-  *o = (step_opts){NULL, NULL, "cpu", "0", "fp32", "fp32", 32, 128, 5, 2, 0, 0, 0, 0, {0}, AF_PREC_FP32};
+  *o = (step_opts){NULL, NULL, "cpu", "0", "fp32", "fp32", 32, 128, 5, 2, 0, 0, 0, 0, 0, {0}, AF_PREC_FP32};
   static const struct option opts[] = {
       {"model", 1, 0, 'm'}, {"config", 1, 0, 'c'}, {"batch", 1, 0, 'b'}, {"seq", 1, 0, 's'},
       {"frozen", 1, 0, 'k'}, {"cached", 0, 0, 'C'}, {"steps", 1, 0, 'n'}, {"warmup", 1, 0, 'w'},
@@ -191,12 +198,17 @@ static af_status inputs_load(af_bert *m, const step_opts *o, const af_config *cf
   return af_bert_load_batch(m, &batch);
 }
 
+/* Per timed repetition: step, forward, backward, optimizer; the communication the step waited
+ * for (buckets started during the backward, then the wait before the optimizer); the same
+ * bytes all-reduced alone after the step (the cost with nothing to hide it behind). */
+enum { NT = 6 };
+
 /* Depths and precisions are interleaved (every repetition runs each depth in each
  * precision once) so that load from other processes on a shared machine drifts over all of
  * them alike and t/t(k=0) and bf16/fp32 stay fair ratios; ts holds, per precision and
- * depth, step/fwd/bwd/opt times of each timed repetition. */
+ * depth, the NT times of each timed repetition; sent[k - k_lo]: the bytes all-reduced. */
 static af_status time_steps(af_bert *m, const step_opts *o, const af_precision *prec, const af_precision *fprec,
-                            int k_lo, int k_hi, const float *hid, double *ts) {
+                            int k_lo, int k_hi, const float *hid, af_grad_sync *gs, double *ts, long long *sent) {
   af_backend *be = m->be;
   const int B = o->B, T = o->T, steps = o->steps, nk = k_hi - k_lo + 1;
   af_optim_opts oo;
@@ -208,25 +220,32 @@ static af_status time_steps(af_bert *m, const step_opts *o, const af_precision *
       m->frozen_precision = fprec[pk / nk];
       int start = o->cached ? k : 0;
       float loss;
-      double grad_norm, a = af_now();
+      double grad_norm, t_comm, t_alone, a = af_now();
       if (o->cached) AF_TRY(af_bert_load_hidden(m, k, hid, B, T));
       af_grads_zero(m, k);
       AF_TRY(af_bert_forward(m, B, T, start, k, 1, (uint64_t)it, &loss));
       be->sync(be);
       double b = af_now();
+      af_grad_sync_arm(gs, k);
       AF_TRY(af_bert_backward(m, B, T, k, (uint64_t)it, 1.0f / B));
       be->sync(be);
       double c = af_now();
+      AF_TRY(af_grad_sync_finish(gs, k, &sent[pk % nk], &t_comm));
+      double c2 = af_now();
       AF_TRY(af_optim_step(m, &oo, k, 1e-5f, it + 1, &grad_norm));
       AF_TRY(be->sync(be));
       double d = af_now();
+      long long again;
+      AF_TRY(af_grad_sync_finish(gs, k, &again, &t_alone));  /* no backward since: a plain all-reduce */
       if (it >= o->warmup) {
-        double *tk = ts + (size_t)pk * 4 * steps;
+        double *tk = ts + (size_t)pk * NT * steps;
         int j = it - o->warmup;
         tk[j] = d - a;
         tk[steps + j] = b - a;
         tk[2 * steps + j] = c - b;
-        tk[3 * steps + j] = d - c;
+        tk[3 * steps + j] = d - c2;
+        tk[4 * steps + j] = t_comm;
+        tk[5 * steps + j] = t_alone;
       }
     }
   }
@@ -244,7 +263,7 @@ static double report(const af_config *cfg, const step_opts *o, const char *label
          "tokens/s", "GFLOP/s", "%sgemm", "t/t(k=0)");
   for (int k = k_lo; k <= k_hi; k++) {
     int start = cached ? k : 0;
-    double *tk = ts + (size_t)(k - k_lo) * 4 * steps;
+    double *tk = ts + (size_t)(k - k_lo) * NT * steps;
     double st = af_median(tk, steps), fw = af_median(tk + steps, steps), bw = af_median(tk + 2 * steps, steps),
            op = af_median(tk + 3 * steps, steps);
     double gf = step_flops(cfg, B, T, k, start) / st * 1e-9;
@@ -257,6 +276,34 @@ static double report(const af_config *cfg, const step_opts *o, const char *label
            step_flops(cfg, B, T, k, start) / step_flops(cfg, B, T, k_lo, cached ? k_lo : 0));
   }
   return full_tok_s;
+}
+
+/* Per depth: the trainable parameters and the gradient bytes a step all-reduces (what this
+ * run's ranks sent; with one process, what each rank of a data-parallel run would send), and
+ * over N ranks the communication times of the first precision's steps and their share. */
+static void report_comm(const af_bert *m, const step_opts *o, int k_lo, int k_hi, double *ts, const long long *sent,
+                        const af_grad_sync *gs) {
+  const int n = af_dist_size(), steps = o->steps;
+  if (n < 2)
+    printf("gradient all-reduce: one process, nothing sent; comm_bytes is what each rank of a data-parallel run "
+           "sends a step (mpirun -np N autofreeze bench step ... times it)\n");
+  else
+    printf("gradient all-reduce over %d ranks (%s; transport %s): comm_ms = communication the step waited for "
+           "(buckets started during the backward, then the wait), allreduce_ms = the same bytes all-reduced alone; "
+           "rank 0's times, medians\n", n, af_dist_library(), af_grad_sync_transport(gs));
+  printf("%-6s %12s %12s", "frozen", "trainable", "comm_bytes");
+  if (n > 1) printf(" %10s %10s %7s %12s %8s", "step_ms", "comm_ms", "comm%", "allreduce_ms", "alone%");
+  printf("\n");
+  for (int k = k_lo; k <= k_hi; k++) {
+    const long long trainable = (long long)(m->lay.total - af_bert_trainable_begin(m, k));
+    printf("%-6d %12lld %12lld", k, trainable, n > 1 ? sent[k - k_lo] : 4 * trainable);
+    if (n > 1) {
+      double *tk = ts + (size_t)(k - k_lo) * NT * steps;
+      const double st = af_median(tk, steps), cm = af_median(tk + 4 * steps, steps), al = af_median(tk + 5 * steps, steps);
+      printf(" %10.1f %10.2f %6.1f%% %12.2f %7.1f%%", st * 1e3, cm * 1e3, 100 * cm / st, al * 1e3, 100 * al / st);
+    }
+    printf("\n");
+  }
 }
 
 static void report_torch(const af_config *cfg, const step_opts *o, double full_tok_s) {
@@ -300,10 +347,29 @@ static void report_ratios(const step_opts *o, char (*label)[48], int k_lo, int k
              tok_s[k - k_lo]);
 }
 
+/* Started by mpirun/srun: this rank's slice of --batch (as a training run splits a batch), its
+ * GPU by local rank, and only rank 0 prints. -1 to go on, else the exit code. */
+static int dist_setup(step_opts *o) {
+  if (af_dist_init() != AF_OK) return af_cli_report("bench step");
+  const int n = af_dist_size(), r = af_dist_rank();
+  int dev;
+  o->global_B = o->B;
+  if (n < 2) return -1;
+  if (o->B < n) {
+    fprintf(stderr, "autofreeze bench step: --batch %d is smaller than the %d ranks\n", o->B, n);
+    return AF_EXIT_USAGE;
+  }
+  o->B = (int)((long)o->B * (r + 1) / n - (long)o->B * r / n);
+  if (strcmp(o->device, "cpu") && af_devcomm_select_device(af_dist_local_rank(), &dev) != AF_OK)
+    return af_cli_report("bench step");
+  if (r > 0 && !freopen("/dev/null", "w", stdout)) return AF_EXIT_RUNTIME;
+  return -1;
+}
+
 int af_bench_step(int argc, char **argv) {
   step_opts o;
   int rc = parse_opts(argc, argv, &o);
-  if (rc >= 0) return rc;
+  if (rc >= 0 || (rc = dist_setup(&o)) >= 0) return rc;
   af_config cfg;
   if (af_bench_config(o.model, o.cfgname, &cfg) != AF_OK) return af_cli_report("bench step");
   const int L = cfg.num_hidden_layers, BT = o.B * o.T;
@@ -325,33 +391,43 @@ int af_bench_step(int argc, char **argv) {
   memset(&m, 0, sizeof m);
   step_inputs in = {NULL, NULL, NULL, NULL, NULL, NULL};
   double *ts = NULL, tok_s[MAX_PREC * 64];
+  long long sent[64];
+  af_grad_sync *gs = NULL;
   rc = AF_EXIT_RUNTIME;
-  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK) goto out;
+  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK ||
+      af_grad_sync_open(&m, &gs) != AF_OK)
+    goto out;
   /* The yardstick is measured before and after the steps and the larger value is used, so
    * a load burst during one measurement cannot inflate the %sgemm column. */
   const double sgemm0 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
   printf("bench step: %s, L=%d C=%d I=%d heads=%d, batch %d x seq %d, device %s, GEMM %s\n",
          o.model ? o.model : o.cfgname, L, cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads, o.B, o.T,
          be->name, be->gemm_name);
+  if (af_dist_size() > 1)
+    printf("data parallel: %d ranks, global batch %d, rank 0 runs %d rows (the tables are rank 0's: tokens/s a rank)\n",
+           af_dist_size(), o.global_B, o.B);
   print_hardware(be, &o);
   printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
   print_load("start");
-  ts = malloc(sizeof(double) * (size_t)o.steps * 4 * (size_t)(nk * o.nprec));
-  if (!ts || nk > 64 || time_steps(&m, &o, prec, fprec, k_lo, k_hi, in.hid, ts) != AF_OK) goto out;
+  ts = malloc(sizeof(double) * (size_t)o.steps * NT * (size_t)(nk * o.nprec));
+  if (!ts || nk > 64 || time_steps(&m, &o, prec, fprec, k_lo, k_hi, in.hid, gs, ts, sent) != AF_OK) goto out;
   const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
   const double sgemm = sgemm1 > sgemm0 ? sgemm1 : sgemm0;
   printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
   double full_tok_s = 0;
   for (int p = 0; p < o.nprec; p++) {
-    double f = report(&cfg, &o, label[p], k_lo, k_hi, ts + (size_t)p * nk * 4 * o.steps, sgemm, tok_s + p * nk);
+    double f = report(&cfg, &o, label[p], k_lo, k_hi, ts + (size_t)p * nk * NT * o.steps, sgemm, tok_s + p * nk);
     if (p == 0) full_tok_s = f;
   }
   report_ratios(&o, label, k_lo, k_hi, tok_s);
-  if (o.torch) report_torch(&cfg, &o, full_tok_s);
+  report_comm(&m, &o, k_lo, k_hi, ts, sent, gs);
+  if (o.torch && af_dist_rank() == 0) report_torch(&cfg, &o, full_tok_s);
   print_load("end");
   rc = AF_EXIT_OK;
 out:
+  if (rc != AF_EXIT_OK && af_last_error()[0]) af_dist_fail_all(af_last_error());  /* returns with one rank */
   if (rc != AF_EXIT_OK && af_last_error()[0]) af_cli_report("bench step");
+  af_grad_sync_close(gs);
   free(ts);
   inputs_free(&in);
   af_bert_free(&m);

@@ -371,6 +371,11 @@ static void layer_backward(af_bert *m, int l, int B, int T, uint64_t seed, int n
   if (need_dinp) be->add(be, a->dA, a->dB, a->dC, NC);
 }
 
+/* the hook of a data-parallel run (bert.h: grads_ready); nothing with one process */
+static af_status grads_ready(af_bert *m, size_t begin, size_t end) {
+  return m->grads_ready ? m->grads_ready(m->grads_ready_ctx, begin, end) : AF_OK;
+}
+
 af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, float loss_scale) {
   af_bert_acts *a = m->a;
   if (a->fwd_B != B || a->fwd_T != T || a->fwd_depth != depth || !a->fwd_train)
@@ -386,8 +391,13 @@ af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, f
   be->tanh_backward(be, a->dh1, a->dh2, a->pooled, (size_t)B * C);
   be->linear_backward(be, a->dh3, G(m, af_param_head(L, AF_HP_POOL_W)), G(m, af_param_head(L, AF_HP_POOL_B)), a->dh1,
                       a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C, m->precision);
+  const size_t *gb = m->lay.group_begin;  /* embeddings 0, layer l at l+1, head from L+1 */
+  AF_TRY(grads_ready(m, gb[L + 1], m->lay.total));
   be->cls_backward(be, a->dA, a->dh3, B, T, C);
-  for (int l = L - 1; l >= depth; l--) layer_backward(m, l, B, T, seed, l > depth || depth == 0);
+  for (int l = L - 1; l >= depth; l--) {
+    layer_backward(m, l, B, T, seed, l > depth || depth == 0);
+    AF_TRY(grads_ready(m, gb[l + 1], gb[l + 2]));
+  }
   if (depth == 0) {
     const int N = B * T;
     be->dropout_backward(be, a->dB, a->dA, (size_t)N * C, m->cfg.hidden_dropout_prob, seed, site_offset(SITE_EMB) + row_shift(m, (size_t)T * C));
@@ -395,6 +405,7 @@ af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, f
                            P(m, af_param_emb(AF_EP_LNW)), a->emb_mean, a->emb_rstd, N, C);
     be->embedding_backward(be, G(m, af_param_emb(AF_EP_WTE)), G(m, af_param_emb(AF_EP_WPE)), G(m, af_param_emb(AF_EP_WTT)),
                            a->dC, a->ids, a->type_ids, B, T, C);
+    AF_TRY(grads_ready(m, 0, gb[1]));
   }
   return AF_OK;
 }

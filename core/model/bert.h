@@ -34,6 +34,12 @@ typedef struct {
                                (kernels/ops.h: bf16 inputs, fp32 accumulation); 0 = FP32 */
   af_precision frozen_precision; /* also the frozen prefix's forward (layers < depth, and
                                af_bert_forward_prefix) when BF16; precision BF16 implies it */
+  /* Called by af_bert_backward each time a range [begin, end) of the gradient arena (floats)
+   * is final for this backward: the head, then each trainable layer from the last down, then
+   * the embeddings (depth 0); each range ends where the one before began. NULL (one process):
+   * not called. A data-parallel run starts its all-reduce buckets from it (grad_sync.h). */
+  af_status (*grads_ready)(void *ctx, size_t begin, size_t end);
+  void *grads_ready_ctx;
   af_bert_acts *a;          /* activation arena and views */
 } af_bert;
 

@@ -12,6 +12,7 @@
 #include "core/model/config.h"
 #include "core/results/results.h"
 #include "core/run/cache.h"
+#include "core/run/grad_sync.h"
 #include "core/run/train.h"
 #include "core/run/train_ckpt_writer.h"
 
@@ -75,7 +76,7 @@ struct af_run {
   uint64_t ckpt_prefix_id;
   /* data parallelism (train_dist.c): this process's rank of nranks; 1 rank: all below unused */
   int rank, nranks;
-  float *dist_stage;      /* host staging of the gradients when the backend's memory is not host memory */
+  af_grad_sync *gsync;    /* the gradient all-reduce (grad_sync.h); NULL with one rank */
 };
 
 static inline double af_run_train_time(const af_run *r) {
@@ -110,10 +111,14 @@ af_status af_run_cache_store(af_run *r, const af_batch *b);
 void af_run_cache_prefetch_next(af_run *r);
 
 /* train_dist.c: data parallelism across ranks (core/run/dist.h; docs/distributed.md) */
+af_status af_run_dist_device(af_run *r);           /* a GPU rank's device by local rank; before set-up */
 af_status af_run_dist_open(af_run *r);             /* rank and size; after the model is built */
+/* Before the backward that completes the step's gradients: buckets start during it. */
+void af_run_dist_arm(af_run *r, int depth);
 void af_run_dist_slice(const af_run *r, int B, int *lo, int *hi);  /* this rank's rows of a global batch */
 /* After backward: sums the trainable gradients (frozen layers send nothing) and *loss_sum
- * over the ranks; *bytes: the gradient bytes this rank handed to the all-reduce. */
+ * over the ranks; *bytes: the gradient bytes this rank handed to the all-reduce; *t_comm: the
+ * communication time the backward did not hide (grad_sync.h). */
 af_status af_run_dist_grads(af_run *r, int depth, double *loss_sum, long long *bytes, double *t_comm);
 int af_run_dist_stop(af_run *r, int sig);          /* the stop signal any rank saw (all ranks agree) */
 af_status af_run_dist_check_ckpt(const af_run *r, const char *ckpt_config);  /* same rank count */

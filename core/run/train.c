@@ -232,6 +232,7 @@ static af_status train_step(af_run *r, const af_batch *gb, af_step_record *rec) 
       t_data += af_now() - a;
     }
     a = af_now();
+    if (g + micro >= s1) af_run_dist_arm(r, depth);  /* the last micro-batch: all-reduce buckets start in it */
     AF_TRY(af_bert_backward(&r->m, n, b->T, depth, seed, 1.0f / (float)gb->B));
     be->sync(be);
     t_bwd += af_now() - a;
@@ -438,6 +439,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
     quiet.progress = 0;
     r.o = &quiet;
   }
+  if (s == AF_OK) s = af_run_dist_device(&r);  /* before the backend opens on the current GPU */
   if (s == AF_OK) s = setup(&r);
   if (s == AF_OK) s = af_run_dist_open(&r);
   if (s == AF_OK && o->resume) s = af_run_load_ckpt(&r);

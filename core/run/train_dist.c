@@ -6,32 +6,39 @@
  * and AdamW see exactly what one process would, so every rank holds the same parameters,
  * moments and interval sums, and takes the same freeze decisions. The frozen prefix's
  * gradients (its layers and the embeddings once k > 0) are never computed, so never sent:
- * the all-reduce covers [af_bert_trainable_begin(k), total), one contiguous range. */
+ * the all-reduce covers [af_bert_trainable_begin(k), total), one contiguous range, in buckets
+ * that start while the last micro-batch's backward still runs (grad_sync.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "core/run/dist.h"
 #include "core/run/run.h"
+#include "kernels/comm.h"
 
-/* gradients travel in pieces of this many floats (64 MiB): a few large all-reduces */
-#define BUCKET ((size_t)16 << 20)
+/* A rank of a run on GPUs takes the GPU of its place on the machine (local rank modulo the
+ * GPUs it sees: with one GPU per task, as Slurm's --gpus-per-task gives, that GPU). */
+af_status af_run_dist_device(af_run *r) {
+  int dev;
+  if (af_dist_size() < 2 || r->o->device == AF_DEVICE_CPU) return AF_OK;
+  return af_devcomm_select_device(af_dist_local_rank(), &dev);
+}
 
 af_status af_run_dist_open(af_run *r) {
   AF_TRY(af_dist_init());
   r->rank = af_dist_rank();
   r->nranks = af_dist_size();
-  if (r->nranks > 1 && strcmp(r->be->name, "cpu")) {  /* device memory: staged through the host */
-    size_t n = r->m.lay.total < BUCKET ? r->m.lay.total : BUCKET;
-    AF_TRY(af_malloc((void **)&r->dist_stage, n * sizeof(float), "gradient all-reduce staging"));
-  }
+  if (r->nranks > 1) AF_TRY(af_grad_sync_open(&r->m, &r->gsync));
+  if (r->nranks > 1 && !r->o->quiet && r->rank == 0)
+    fprintf(stderr, "autofreeze: %d ranks (%s), gradients all-reduced over %s\n", r->nranks, af_dist_library(),
+            af_grad_sync_transport(r->gsync));
   if (r->nranks > 1 && r->o->batch < r->nranks && !r->o->quiet && r->rank == 0)
     af_warn("--batch %d is smaller than the %d ranks: some ranks have no rows", r->o->batch, r->nranks);
   return AF_OK;
 }
 
 void af_run_dist_free(af_run *r) {
-  free(r->dist_stage);
-  r->dist_stage = NULL;
+  af_grad_sync_close(r->gsync);
+  r->gsync = NULL;
 }
 
 /* Rows [lo, hi) of a batch of B rows: contiguous slices in rank order, sizes differing by at
@@ -42,32 +49,16 @@ void af_run_dist_slice(const af_run *r, int B, int *lo, int *hi) {
   *hi = (int)((long)B * (k + 1) / n);
 }
 
-static af_status allreduce_grads(af_run *r, float *g, size_t n) {
-  af_backend *be = r->be;
-  for (size_t i = 0; i < n; i += BUCKET) {
-    size_t c = n - i < BUCKET ? n - i : BUCKET;
-    if (!r->dist_stage) {
-      AF_TRY(af_dist_allreduce_sum_f32(g + i, c));
-      continue;
-    }
-    AF_TRY(be->to_host(be, r->dist_stage, g + i, c * sizeof(float)));
-    AF_TRY(af_dist_allreduce_sum_f32(r->dist_stage, c));
-    AF_TRY(be->to_device(be, g + i, r->dist_stage, c * sizeof(float)));
-  }
-  return AF_OK;
-}
+void af_run_dist_arm(af_run *r, int depth) { af_grad_sync_arm(r->gsync, depth); }
 
 af_status af_run_dist_grads(af_run *r, int depth, double *loss_sum, long long *bytes, double *t_comm) {
   *bytes = 0;
   *t_comm = 0;
   if (r->nranks < 2) return AF_OK;
+  AF_TRY(af_grad_sync_finish(r->gsync, depth, bytes, t_comm));
   double a = af_now();
-  const size_t tb = af_bert_trainable_begin(&r->m, depth), n = r->m.lay.total - tb;
-  AF_TRY(r->be->sync(r->be));
-  AF_TRY(allreduce_grads(r, r->m.grads + tb, n));
   AF_TRY(af_dist_allreduce_sum_f64(loss_sum, 1));
-  *bytes = (long long)(n * sizeof(float));
-  *t_comm = af_now() - a;
+  *t_comm += af_now() - a;
   return AF_OK;
 }
 

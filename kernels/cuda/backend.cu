@@ -144,6 +144,16 @@ extern "C" int af_cuda_device_count(void) {
   return n;
 }
 
+extern "C" af_status af_cuda_select_device(int local_rank, int *device) {
+  const int n = af_cuda_device_count();
+  *device = -1;
+  if (n <= 0) return AF_OK;  /* nothing to choose: the run says so when it opens a backend */
+  const int d = (local_rank < 0 ? 0 : local_rank) % n;
+  AF_CUDA_TRY(cudaSetDevice(d));
+  *device = d;
+  return AF_OK;
+}
+
 static af_status setup(af_backend *be, af_cuda_ctx *ctx) {
   AF_CUDA_TRY(cudaGetDevice(&ctx->device));
   AF_CUDA_TRY(cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking));

@@ -18,6 +18,10 @@ af_status af_cuda_backend_create(af_backend **be);
 /* Number of visible CUDA devices; 0 when there is no driver or no device. */
 int af_cuda_device_count(void);
 
+/* Makes device local_rank % af_cuda_device_count() current (a data-parallel rank's GPU, before
+ * af_cuda_backend_create); *device: its ordinal, or -1 when no device is visible (AF_OK). */
+af_status af_cuda_select_device(int local_rank, int *device);
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,7 +50,14 @@ function M.sbatch_text(p)
   lines[#lines + 1] = ""
   lines[#lines + 1] = "# OpenMP threads: the CPUs Slurm gave each task, unless set"
   lines[#lines + 1] = 'export OMP_NUM_THREADS="${OMP_NUM_THREADS:-${SLURM_CPUS_PER_TASK:-1}}"'
-  local cmd = {ntasks > 1 and "exec srun" or "exec", shq(p.bin), "run", shq(p.script)}
+  if ntasks > 1 then
+    -- decided where the job runs: the compute node's Slurm is the one that starts the ranks
+    lines[#lines + 1] = "# srun's PMIx plugin, where this Slurm has one (srun --mpi=list), makes the ranks one MPI job"
+    lines[#lines + 1] = "# (Open MPI needs it under srun); without it, or with SLURM_MPI_TYPE set, srun's default"
+    lines[#lines + 1] = 'AF_SRUN_MPI=""'
+    lines[#lines + 1] = 'if [ -z "${SLURM_MPI_TYPE:-}" ] && srun --mpi=list 2>&1 | grep -qw pmix; then AF_SRUN_MPI=--mpi=pmix; fi'
+  end
+  local cmd = {ntasks > 1 and "exec srun $AF_SRUN_MPI" or "exec", shq(p.bin), "run", shq(p.script)}
   for _, kv in ipairs(p.sets or {}) do cmd[#cmd + 1] = "--set " .. shq(kv) end
   cmd[#cmd + 1] = '--cell "$SLURM_ARRAY_TASK_ID"'
   if p.args and #p.args > 0 then

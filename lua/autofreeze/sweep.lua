@@ -268,7 +268,7 @@ local function run_cell(sw, i, raise_level)
     local cl = af.cluster  -- under a cluster flag af.train runs only inside a cell (lua/host.c)
     if cl then cl.in_cell = true end
     local opts = cell_opts(sw, i, fs)
-    if not spec.quiet then
+    if not spec.quiet and (af.rank or 0) == 0 then  -- one line per cell, not per rank
       local prev = fs.state ~= "missing" and ("  (previous file: " .. fs.state .. (fs.why and ("; " .. fs.why) or "") ..
                                               (opts.resume and "; resuming from its checkpoint" or "") .. ")") or ""
       io.write(("[%d/%d] %s%s\n"):format(i, #sw, row.id, prev))

@@ -11,7 +11,12 @@
  * start inside the batch, so its dropout counters are offset); the memory activation cache;
  * rank 0 killed (SIGKILL) inside a checkpoint write, then `--resume` under mpirun; a resume
  * under another rank count refused; one rank failing stops both with one message. Also: the
- * bytes all-reduced per step are 4 x the trainable parameters at the step's frozen depth.
+ * bytes all-reduced per step are 4 x the trainable parameters at the step's frozen depth. The
+ * dropout case sends a bucket per layer during the backward (AF_DIST_BUCKET_KB=1), the others
+ * one bucket after it; the accum case (--accum 4: two micro-batches a rank) sends them during
+ * the last micro-batch's backward only. AF_TEST_MPI_DEVICE=cuda runs every case (and its
+ * reference) on the CUDA backend, a GPU per rank, gradients summed by NCCL: for a machine with
+ * 2 GPUs (NCCL does not put two ranks on one GPU).
  * This program is both the driver (no MPI environment) and the ranks (`rank MODE ...`, started
  * by mpirun). Skips (77) when autofreeze was built without MPI or mpirun cannot start 2 ranks. */
 #include <errno.h>
@@ -41,7 +46,10 @@ static void case_opts(af_train_opts *o, const char *mode, const char *model, con
   o->intervals = 12;
   o->checkpoint_every = (af_period){AF_PERIOD_INTERVALS, 0};
   if (!strcmp(mode, "dropout")) o->batch = 15;
+  if (!strcmp(mode, "accum")) o->accum = 4;  /* micro-batches of 4: two on each rank's 8 rows */
   if (!strcmp(mode, "cache") || !strcmp(mode, "kill")) o->cache = AF_CACHE_MEMORY;
+  const char *dev = getenv("AF_TEST_MPI_DEVICE");  /* cuda: every case on GPUs (NCCL), reference too */
+  if (dev && !strcmp(dev, "cuda")) o->device = AF_DEVICE_CUDA;
 }
 
 /* rank 1 fails at the decision after interval 2 (the "fail" case) */
@@ -69,6 +77,9 @@ static int rank_main(int argc, char **argv) {
   case_opts(&o, mode, argv[3], argv[4], argv[5], p);
   o.resume = argc > 6 && !strcmp(argv[6], "resume");
   if (!strcmp(mode, "kill") && !o.resume && af_dist_rank() == 0) af_run_test_kill_in_ckpt_write(80);
+  /* 1 KiB buckets: every layer's gradients start on their way as the backward finishes it
+   * (the other cases' tiny model fits one bucket, sent after the backward) */
+  if (!strcmp(mode, "dropout") || !strcmp(mode, "accum")) setenv("AF_DIST_BUCKET_KB", "1", 1);
   if (s == AF_OK) s = af_train(&o, &sum);
   if (s != AF_OK) fprintf(stderr, "rank %d: %s\n", af_dist_rank(), af_last_error());
   af_policy_free(p);
@@ -294,6 +305,7 @@ int main(int argc, char **argv) {
   dropout_model(model, drop, sizeof drop);
   run_case("dropout", drop, data);
   run_case("cache", model, data);
+  run_case("accum", model, data);
   kill_case(model, data);
   fail_case(model, data);
   return af_test_done("test_mpi_train");

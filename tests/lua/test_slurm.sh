@@ -190,17 +190,30 @@ sleep 1
 expect_rc 0 "--report, all complete" -- "$BIN" "${sw[@]}" --report
 expect_in "$TMP/out" "report: 4 of 4 cells complete in res" "complete report"
 
-# one cell as 2 ranks under srun (cells 1-3 copied as complete): rank 0 runs it, rank 1 idles
+# one cell as 2 ranks under srun (cells 1-3 copied as complete). Where this Slurm has PMIx
+# (srun --mpi=list) the script runs srun --mpi=pmix and, autofreeze built with MPI, the ranks
+# are one MPI job: the cell trains data-parallel (same decisions, values within fp32 reduction
+# order). Otherwise rank 0 runs the cell alone (the same run bit for bit) and rank 1 idles.
 mkdir -p res2 && cp res/sst2-none-s*.h5* res/sst2-hold-s1.h5* res2/ 2>/dev/null
 expect_rc 0 "--slurm --slurm-ntasks 2" -- "$BIN" run "$FIX/sweep.lua" --set "data=$TMP/tiny" --set out=res2 \
   --set ctl=ctl --slurm --slurm-ntasks 2
 expect_in "$TMP/out" "1 of 4 cells \(--array=4\)" "one cell with 2 ranks"
 JOB3=$(job_of)
+dp=
+srun --mpi=list 2>&1 | grep -qw pmix && ldd "$BIN" | grep -q libmpi && dp=dp  # PMIx here, autofreeze with MPI
 if [ -n "$JOB3" ]; then
   wait_job "$JOB3"
-  expect_in "res2/slurm/${JOB3}_4.out" "cell 4: rank 1 idle" "rank 1 under srun"
   expect_in "res2/slurm/${JOB3}_4.out" "^\[4/4\] sst2-hold-s2$" "rank 0 ran the cell"
-  expect_rc 0 "the 2-rank cell = uninterrupted cell 4" -- "$BIN" run "$FIX/same_run.lua" ref/sst2-hold-s2.h5 res2/sst2-hold-s2.h5
+  if [ -n "$dp" ]; then
+    expect_in res2/slurm/sweep.sbatch "^exec srun \\\$AF_SRUN_MPI " "srun line"
+    grep -q "rank 1 idle" "res2/slurm/${JOB3}_4.out" && fail "srun --mpi=pmix: rank 1 idled instead of joining the MPI job"
+    expect_rc 0 "the 2-rank cell = cell 4, data-parallel" -- "$BIN" run "$FIX/same_run.lua" ref/sst2-hold-s2.h5 \
+      res2/sst2-hold-s2.h5 dp
+    echo "srun --mpi=pmix: $(tail -1 "$TMP/out")"
+  else
+    expect_in "res2/slurm/${JOB3}_4.out" "cell 4: rank 1 idle" "rank 1 under srun"
+    expect_rc 0 "the 2-rank cell = uninterrupted cell 4" -- "$BIN" run "$FIX/same_run.lua" ref/sst2-hold-s2.h5 res2/sst2-hold-s2.h5
+  fi
 else
   fail "no job id printed for the 2-rank cell"
 fi

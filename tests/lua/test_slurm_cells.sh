@@ -128,7 +128,20 @@ if [ "$got" != "$(cat "$FIX/sweep.sbatch")" ]; then
 fi
 expect_rc 0 "--slurm-dry-run --slurm-ntasks 2" -- "$BIN" "${sw[@]}" --slurm-dry-run --slurm-ntasks 2
 expect_in res/slurm/sweep.sbatch "^#SBATCH --ntasks=2$" "ntasks line"
-expect_in res/slurm/sweep.sbatch "^exec srun $BIN run " "ranks launched with srun"
+expect_in res/slurm/sweep.sbatch "^exec srun \\\$AF_SRUN_MPI $BIN run " "ranks launched with srun"
+# srun gets --mpi=pmix where `srun --mpi=list` shows pmix (decided on the node, by the script),
+# srun's default otherwise or when SLURM_MPI_TYPE says what to use (fake sruns here)
+mkdir -p "$TMP/srunbin"
+grep -E '^(AF_SRUN_MPI=|if .*srun --mpi=list)' res/slurm/sweep.sbatch >"$TMP/pick.sh"
+echo 'echo "[$AF_SRUN_MPI]"' >>"$TMP/pick.sh"
+pick() { # pick "LINES srun --mpi=list prints" [SLURM_MPI_TYPE]
+  printf '#!/bin/sh\nprintf "%%b" "%s" >&2\n' "$1" >"$TMP/srunbin/srun" && chmod +x "$TMP/srunbin/srun"
+  PATH="$TMP/srunbin:$PATH" SLURM_MPI_TYPE=${2:-} sh "$TMP/pick.sh"
+}
+[ "$(pick 'srun: MPI types are...\nsrun: none\nsrun: pmi2\nsrun: pmix\nsrun: pmix_v4\n')" = "[--mpi=pmix]" ] ||
+  fail "srun with pmix: $(pick 'srun: none\nsrun: pmix\n')"
+[ "$(pick 'MPI plugin types are...\n\tnone\n\tpmi2\n')" = "[]" ] || fail "srun without pmix: $(pick 'none\npmi2\n')"
+[ "$(pick 'srun: pmix\n' pmi2)" = "[]" ] || fail "SLURM_MPI_TYPE set: --mpi=pmix added anyway"
 # ... and rank 1 of a cell has nothing to do while the engine trains in one process
 SLURM_PROCID=1 expect_rc 0 "rank 1" -- "$BIN" "${sw[@]}" --cell 1
 expect_in "$TMP/out" "cell 1: rank 1 idle" "rank 1 message"
