@@ -7,8 +7,9 @@
 --   autofreeze run experiments/paper.lua ~/glue [--set ag_news=DIR] [--set imdb=DIR]
 --       [--set seeds=1,2,3] [--set epochs=3] [--set seq=128] [--set tasks=sst2,rte]
 --       [--set train_rows=N] [--set eval_rows=N] [--set model=DIR] [--set threads=N]
---       [--set policies=adaptive+cache]  (a subset of none, static-last, adaptive, adaptive+cache;
---       none, the baseline of every speedup, always runs)
+--       [--set policies=adaptive+cache]  (a subset of none, static-last, adaptive, adaptive+cache,
+--       auto; none, the baseline of every speedup, always runs; auto, the recommended preset
+--       --policy auto with the cache (docs/algorithm.md), runs only when named)
 --
 -- The paper's recipe is recipe=paper (BERTAdam, stepped schedule); the default here is the
 -- Hugging Face recipe (--set recipe=paper to switch). Both default to BERT-base learning
@@ -55,7 +56,8 @@ local rows = af.sweep{
     {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
     {policy = adaptive, label = "adaptive"},
     {policy = adaptive, label = "adaptive+cache", cache = S.cache or "auto"},
-  }, S.policies, {"none"}, "paper.lua"),
+    {policy = af.policy.auto{}, label = "auto", cache = S.cache or "auto"},  -- not the paper's: next to its rule
+  }, S.policies or "none,static-last,adaptive,adaptive+cache", {"none"}, "paper.lua"),
   seeds = list(S.seeds or "1,2,3", tonumber),
   out_dir = S.out or "results/paper",
   continue_on_error = S.keep_going,

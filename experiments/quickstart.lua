@@ -13,7 +13,10 @@
 --       --set epochs=3 --set seq=128      # the whole task (51k rows): hours on 2 cores
 -- settings: model, data, out (results folder), plots (figure folder), train_rows, eval_rows,
 -- epochs, seq, batch, lr, intervals, percentile, seed, threads, cache (memory|disk|auto),
--- fresh (true: rerun even when complete results exist).
+-- fresh (true: rerun even when complete results exist), policies (the runs by label: the
+-- default is full,static-last,adaptive,adaptive+cache; auto+cache, the recommended preset
+-- --policy auto with the cache (docs/algorithm.md), runs when named, e.g.
+-- --set policies=adaptive+cache,auto+cache; full always runs).
 local af = require "autofreeze"
 local S = af.settings
 
@@ -35,12 +38,13 @@ print(("%s\n%s"):format(tostring(model), tostring(task)))
 local adaptive = af.policy.adaptive{percentile = S.percentile or 50}
 local rows = af.sweep{
   tasks = {task},
-  policies = {
+  policies = af.report.pick({
     {policy = af.policy.none(), label = "full"},
     {policy = af.policy.static{frozen = model.layers - 1}, label = "static-last"},
     {policy = adaptive, label = "adaptive"},
     {policy = adaptive, label = "adaptive+cache", cache = S.cache or "memory"},
-  },
+    {policy = af.policy.auto{}, label = "auto+cache", cache = S.cache or "memory"},
+  }, S.policies or "full,static-last,adaptive,adaptive+cache", {"full"}, "quickstart.lua"),
   seeds = {S.seed or 1},
   out_dir = out_dir,
   force = S.fresh,

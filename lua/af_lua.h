@@ -34,12 +34,14 @@ void af_lua_open_results(lua_State *L);   /* af.results.*  (bind_results.c) */
 struct af_policy;
 typedef struct {
   struct af_policy *p;
-  char kind[16];          /* "none", "static", "adaptive", "custom" */
+  char kind[16];          /* af_policy_kind_names (freeze.h) or "custom" */
   char label[64];         /* for file names and tables: "static-k5", "adaptive-p50", ... */
   int frozen;             /* static */
   double percentile;      /* adaptive */
   int max_depth;          /* adaptive; -1: none */
   int signed_ratio;       /* adaptive: the paper's signed change ratio */
+  double t0;              /* freezeout: af_freezeout_opts */
+  int cubic, scaled;      /* freezeout */
   int intervals;          /* 0: not given (the run's setting applies) */
   long interval_steps;    /* 0: not given */
   struct af_lua_custom *custom;  /* custom policies: the Lua function and state */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/run/freeze.h"
+#include "core/run/options.h"
 #include "lua/af_lua.h"
 
 struct af_lua_custom {
@@ -22,8 +23,8 @@ struct af_lua_custom {
 af_lua_policy *af_lua_check_policy(lua_State *L, int idx) {
   af_lua_policy *pol = luaL_testudata(L, idx, AF_LUA_POLICY_MT);
   if (!pol) {
-    luaL_error(L, "expected a policy (af.policy.none/static/adaptive/pipe/gated/custom), found a %s",
-               luaL_typename(L, idx));
+    luaL_error(L, "expected a policy (af.policy.none/static/adaptive/pipe/gated/freezeout/auto/custom), "
+               "found a %s", luaL_typename(L, idx));
     return NULL;
   }
   if (!pol->p) luaL_error(L, "the policy was closed (its __close or __gc ran)");
@@ -194,6 +195,51 @@ static int p_gated(lua_State *L) {
   return 1;
 }
 
+static int p_freezeout(lua_State *L) {
+  lua_settop(L, 1);
+  int t = af_lua_opt_table(L, 1);
+  static const char *const known[] = {"t0", "schedule", "scaled", "intervals", "interval_steps", "label", NULL};
+  af_lua_check_keys(L, t, "af.policy.freezeout", known);
+  af_freezeout_opts fo;
+  af_freezeout_defaults(&fo);
+  if (af_lua_get_num(L, t, "t0", "af.policy.freezeout", -HUGE_VAL, HUGE_VAL, &fo.t0) && !(fo.t0 > 0 && fo.t0 <= 1)) {
+    char v[32];
+    snprintf(v, sizeof v, "%g", fo.t0);
+    return luaL_error(L, "af.policy.freezeout: t0 expects a number in (0, 1] (layer 0's freeze time, a fraction of "
+                      "the run), found %s", v);
+  }
+  const char *sched = af_lua_get_str(L, t, "schedule", "af.policy.freezeout");
+  if (sched) {
+    int k = af_choice_index(af_freezeout_schedule_names, sched);
+    if (k < 0) return luaL_error(L, "af.policy.freezeout: schedule expects \"linear\" or \"cubic\", found %s", sched);
+    fo.cubic = k;
+  }
+  af_lua_get_bool(L, t, "scaled", "af.policy.freezeout", &fo.scaled);
+  af_lua_policy *pol = new_policy(L, "freezeout");
+  common_opts(L, t, pol, "af.policy.freezeout");
+  pol->t0 = fo.t0;
+  pol->cubic = fo.cubic;
+  pol->scaled = fo.scaled;
+  if (af_policy_freezeout(&fo, &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.freezeout");
+  if (!pol->label[0])
+    snprintf(pol->label, sizeof pol->label, "freezeout-t%g%s%s", fo.t0, fo.cubic ? "-cubic" : "",
+             fo.scaled ? "-scaled" : "");
+  return 1;
+}
+
+/* af.policy.auto{}: the preset of core/run/freeze_preset.c (its knobs: the spec it expands to) */
+static int p_auto(lua_State *L) {
+  lua_settop(L, 1);
+  int t = af_lua_opt_table(L, 1);
+  static const char *const known[] = {"intervals", "interval_steps", "label", NULL};
+  af_lua_check_keys(L, t, "af.policy.auto", known);
+  af_lua_policy *pol = new_policy(L, "auto");
+  common_opts(L, t, pol, "af.policy.auto");
+  if (af_policy_preset("auto", &pol->p) != AF_OK) return af_lua_core_error(L, "af.policy.auto");
+  if (!pol->label[0]) snprintf(pol->label, sizeof pol->label, "auto");
+  return 1;
+}
+
 /* ---- custom ---- */
 
 static af_status custom_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
@@ -315,8 +361,8 @@ void af_lua_open_policy(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {
-      {"none", p_none},   {"static", p_static}, {"adaptive", p_adaptive},
-      {"pipe", p_pipe},   {"gated", p_gated},   {"custom", p_custom}, {NULL, NULL}};
+      {"none", p_none},   {"static", p_static}, {"adaptive", p_adaptive}, {"pipe", p_pipe},
+      {"gated", p_gated}, {"freezeout", p_freezeout}, {"auto", p_auto}, {"custom", p_custom}, {NULL, NULL}};
   luaL_newlib(L, fns);
   lua_setfield(L, -2, "policy");
 }

@@ -76,6 +76,11 @@ static af_lua_policy *policy_object(lua_State *L, int t, af_train_opts *o) {
       if (!strcmp(pol->kind, af_policy_kind_names[k])) o->policy_kind = k;
     if (!strcmp(pol->kind, "static")) o->frozen = pol->frozen;
     if (!strcmp(pol->kind, "adaptive")) o->percentile = pol->percentile;
+    if (!strcmp(pol->kind, "freezeout")) {  /* /config shows the knobs the policy runs with */
+      o->freezeout_t0 = pol->t0;
+      o->freezeout_schedule = pol->cubic;
+      o->freezeout_scaled = pol->scaled;
+    }
     if (pol->intervals > 0) o->intervals = pol->intervals;
     if (pol->interval_steps > 0) o->interval_steps = pol->interval_steps;
     if (pol->max_depth >= 0) o->freeze.max_depth = pol->max_depth;

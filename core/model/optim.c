@@ -47,7 +47,19 @@ void af_grads_zero(af_bert *m, int depth) {
   m->be->zero(m->be, m->grads + begin, (m->lay.total - begin) * sizeof(float));
 }
 
+/* the rate of tensor p: lr times its group's factor (rounded once to float, so a factor of 1 gives lr) */
+static float tensor_lr(const af_param_info *p, int L, float lr, const double *layer_scale) {
+  if (!layer_scale) return lr;
+  const int slot = p->group + 1 > L + 1 ? L + 1 : p->group + 1;
+  return (float)((double)lr * layer_scale[slot]);
+}
+
 af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr, long t, double *grad_norm) {
+  return af_optim_step_scaled(m, o, depth, lr, NULL, t, grad_norm);
+}
+
+af_status af_optim_step_scaled(af_bert *m, const af_optim_opts *o, int depth, float lr, const double *layer_scale,
+                               long t, double *grad_norm) {
   af_backend *be = m->be;
   const int first = first_trainable_tensor(m, depth), n = m->lay.n - first;
   size_t stack_off[512];
@@ -71,9 +83,9 @@ af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr,
     const float bc2 = o->bias_correction ? 1.0f - powf(o->beta2, (float)t) : 1.0f;
     const float gscale = (o->clip == AF_CLIP_GLOBAL && *grad_norm > o->max_grad_norm)
                              ? (float)(o->max_grad_norm / (*grad_norm + 1e-6)) : 1.0f;
-    /* Adjacent tensors with the same decay and clip scale are one span for the update:
-     * the update is elementwise, so this only cuts the number of kernel calls (and thread
-     * fork/joins) from one per tensor to one per run (105 -> 54 for MiniLM). */
+    /* Adjacent tensors with the same decay, clip scale and learning rate are one span for
+     * the update: the update is elementwise, so this only cuts the number of kernel calls
+     * (and thread fork/joins) from one per tensor to one per run (105 -> 54 for MiniLM). */
     for (int i = 0; i < n;) {
       float sc = gscale;
       if (o->clip == AF_CLIP_PER_TENSOR) {
@@ -81,17 +93,19 @@ af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr,
         sc = nrm > o->max_grad_norm ? (float)(o->max_grad_norm / (nrm + 1e-6)) : 1.0f;
       }
       const af_param_info *p = &m->lay.t[first + i];
+      const float plr = tensor_lr(p, m->lay.L, lr, layer_scale);
       size_t numel = p->numel;
       int j = i + 1;
       if (o->clip != AF_CLIP_PER_TENSOR)
         for (; j < n; j++) {
           const af_param_info *q = &m->lay.t[first + j];
-          if (q->decay != p->decay || q->offset != p->offset + numel) break;
+          if (q->decay != p->decay || q->offset != p->offset + numel || tensor_lr(q, m->lay.L, lr, layer_scale) != plr)
+            break;
           numel += q->numel;
         }
       float *g = m->grads + p->offset;
       if (sc != 1.0f) be->scale(be, g, sc, numel);
-      be->adamw_update(be, m->params + p->offset, g, m->m + p->offset, m->v + p->offset, numel, lr, o->beta1,
+      be->adamw_update(be, m->params + p->offset, g, m->m + p->offset, m->v + p->offset, numel, plr, o->beta1,
                        o->beta2, o->eps, p->decay ? o->weight_decay : 0.f, bc1, bc2);
       i = j;
     }

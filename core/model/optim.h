@@ -34,6 +34,13 @@ float af_lr_at(const af_optim_opts *o, long step, long total);
  * gradient norm before clipping to *grad_norm. Gradients are left in place (the caller
  * zeroes them). */
 af_status af_optim_step(af_bert *m, const af_optim_opts *o, int depth, float lr, long t, double *grad_norm);
+/* The same with a learning rate per layer group: a tensor of group g (params.h: embeddings -1,
+ * encoder layer l, pooler L, classifier L+1) takes lr * layer_scale[min(g + 1, L + 1)], i.e.
+ * layer_scale[0] the embeddings, [1 + l] layer l, [L + 1] the head. NULL: every tensor takes
+ * lr (af_optim_step); so does a factor of exactly 1, bit for bit. Clipping is unchanged: it
+ * scales gradients, before the rates. */
+af_status af_optim_step_scaled(af_bert *m, const af_optim_opts *o, int depth, float lr, const double *layer_scale,
+                               long t, double *grad_norm);
 
 /* Zero the gradients of the trainable range at depth. */
 void af_grads_zero(af_bert *m, int depth);

@@ -1,6 +1,7 @@
 /* The freeze controller (change ratios, invariants, decision log) and the built-in policies:
  * none, static, the AutoFreeze adaptive rule, PipeTransformer's schedule (pipe), the
- * validation-gated rule with rollback (gated), and the guard that wraps any policy. The controller, not the policy, owns every
+ * validation-gated rule with rollback (gated), and the guard that wraps any policy (FreezeOut
+ * and the presets have files of their own). The controller, not the policy, owns every
  * invariant, so a custom (Lua) policy can only propose a depth. */
 #include "core/run/freeze.h"
 #include <math.h>
@@ -53,7 +54,7 @@ static af_status keep_depth(af_policy *p, const af_interval_stats *st, int *new_
   return AF_OK;
 }
 
-const char *const af_policy_kind_names[] = {"none", "static", "adaptive", "pipe", "gated", NULL};
+const char *const af_policy_kind_names[] = {"none", "static", "adaptive", "pipe", "gated", "freezeout", "auto", NULL};
 
 af_status af_policy_none(af_policy **out) {
   *out = NULL;
@@ -79,6 +80,7 @@ af_status af_policy_static(int k, af_policy **out) {
 typedef struct {
   double percentile;
   int max_depth;   /* < 0: none */
+  int keep;        /* > 0: also capped at L - keep */
 } adaptive_ctx;
 
 /* The AutoFreeze rule (docs/algorithm.md, "The adaptive policy"):
@@ -93,6 +95,7 @@ static af_status adaptive_decide(af_policy *p, const af_interval_stats *st, int 
   const adaptive_ctx *a = p->ctx;
   int F = st->depth, cap = st->max_depth;
   if (a->max_depth >= 0 && a->max_depth < cap) cap = a->max_depth;
+  if (a->keep > 0 && st->L - a->keep < cap) cap = st->L - a->keep;
   *new_depth = F;
   if (F >= cap) return AF_OK;
   double vals[st->L > 0 ? st->L : 1];
@@ -115,6 +118,10 @@ static void adaptive_destroy(af_policy *p) {
 }
 
 af_status af_policy_adaptive(double percentile, int max_depth, af_policy **out) {
+  return af_policy_adaptive_keep(percentile, max_depth, 0, out);
+}
+
+af_status af_policy_adaptive_keep(double percentile, int max_depth, int keep, af_policy **out) {
   *out = NULL;
   if (!(percentile >= 0 && percentile <= 100))
     return AF_FAIL(AF_ERR_ARG, "adaptive policy: percentile must be in [0, 100], got %g", percentile);
@@ -125,13 +132,13 @@ af_status af_policy_adaptive(double percentile, int max_depth, af_policy **out) 
   if (s != AF_OK) { free(p); return s; }
   a->percentile = percentile;
   a->max_depth = max_depth < 0 ? -1 : max_depth;
+  a->keep = keep > 0 ? keep : 0;
   p->ctx = a;
   p->decide = adaptive_decide;
   p->destroy = adaptive_destroy;
-  if (a->max_depth >= 0)
-    snprintf(p->knobs, sizeof p->knobs, "percentile=%g max_depth=%d", percentile, a->max_depth);
-  else
-    snprintf(p->knobs, sizeof p->knobs, "percentile=%g", percentile);
+  size_t u = (size_t)snprintf(p->knobs, sizeof p->knobs, "percentile=%g", percentile);
+  if (a->max_depth >= 0) u += (size_t)snprintf(p->knobs + u, sizeof p->knobs - u, " max_depth=%d", a->max_depth);
+  if (a->keep > 0 && u < sizeof p->knobs) snprintf(p->knobs + u, sizeof p->knobs - u, " keep=%d", a->keep);
   *out = p;
   return AF_OK;
 }
@@ -247,7 +254,7 @@ af_status af_policy_gated(const af_gated_opts *o, af_policy **out) {
     return AF_FAIL(AF_ERR_ARG, "gated policy: trial must be >= 1 and cooldown >= 0, got %d and %d", o->trial,
                    o->cooldown);
   af_policy *rule;
-  AF_TRY(af_policy_adaptive(o->percentile, o->max_depth, &rule));
+  AF_TRY(af_policy_adaptive_keep(o->percentile, o->max_depth, o->keep, &rule));
   af_policy *p = NULL;
   af_status s = alloc_policy("gated", &p);
   gated_ctx *g = NULL;
@@ -274,10 +281,25 @@ af_status af_policy_gated(const af_gated_opts *o, af_policy **out) {
 /* ---------------------------------------------------------------- guard */
 
 typedef struct {
-  af_policy *inner;    /* borrowed */
+  af_policy *inner;    /* borrowed, or owned (own) */
   double freeze_after; /* fraction of the run; < 0: the warm-up's end */
   int max_step;        /* <= 0: unlimited */
+  double when_learned; /* F: wait until an interval's mean loss < (1 - F) x the prior's; 0: none */
+  int own;             /* 1: inner is freed with the guard (af_policy_guard_own) */
 } guard_ctx;
+
+/* A model that has left the label prior has a training loss below the prior's: (1 - F) x
+ * prior_loss, at any boundary so far (loss_min: the condition latches, so a noisy interval
+ * after it does not block freezing). A run still at the majority class never gets there. */
+static af_status learned(const af_policy *p, const guard_ctx *g, const af_interval_stats *st, int *yes) {
+  *yes = 1;
+  if (g->when_learned <= 0) return AF_OK;
+  if (isnan(st->prior_loss))
+    return AF_FAIL(AF_ERR_ARG, "policy '%s': freeze_when_learned needs the label prior's training loss, "
+                   "which the run did not give", p->name);
+  *yes = st->loss_min < (1.0 - g->when_learned) * st->prior_loss;
+  return AF_OK;
+}
 
 static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
   const guard_ctx *g = p->ctx;
@@ -285,6 +307,9 @@ static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *ne
   if (g->freeze_after < 0 ? st->step < st->warmup_steps
                           : (double)st->step < g->freeze_after * (double)st->total_steps)
     return AF_OK;  /* too early: inner is not asked */
+  int yes;
+  AF_TRY(learned(p, g, st, &yes));
+  if (!yes) return AF_OK;  /* nothing learned yet: inner is not asked (a stateful one records no freeze) */
   int nd = st->depth;
   af_status s = g->inner->decide(g->inner, st, &nd);
   if (s != AF_OK) return s;
@@ -293,37 +318,97 @@ static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *ne
   return AF_OK;
 }
 
-af_status af_policy_guard(af_policy *inner, double freeze_after, int max_step, af_policy **out) {
+/* the guard changes no learning rate: the inner policy's factors pass through */
+static void guard_lr_scale(af_policy *p, long step, long total, int L, double *scale) {
+  const guard_ctx *g = p->ctx;
+  g->inner->lr_scale(g->inner, step, total, L, scale);
+}
+
+static void guard_destroy(af_policy *p) {
+  guard_ctx *g = p->ctx;
+  if (g && g->own) af_policy_free(g->inner);
+  free_ctx(p);
+}
+
+af_status af_policy_guard_own(af_policy *inner, const af_guard_opts *o, af_policy **out) {
+  af_status s = af_policy_guard(inner, o, out);
+  if (s != AF_OK) {
+    af_policy_free(inner);
+    return s;
+  }
+  ((guard_ctx *)(*out)->ctx)->own = 1;
+  return AF_OK;
+}
+
+/* inner's knobs, then the modifiers that are set */
+static void guard_knobs(af_policy *p, const af_policy *inner, const guard_ctx *g) {
+  const size_t cap = sizeof p->knobs;
+  size_t u = (size_t)snprintf(p->knobs, cap, "%s", inner->knobs);
+  if (g->freeze_after < 0 && u < cap)
+    u += (size_t)snprintf(p->knobs + u, cap - u, "%sfreeze_after=warmup", u ? " " : "");
+  else if (g->freeze_after > 0 && u < cap)
+    u += (size_t)snprintf(p->knobs + u, cap - u, "%sfreeze_after=%g", u ? " " : "", g->freeze_after);
+  if (g->max_step > 0 && u < cap)
+    u += (size_t)snprintf(p->knobs + u, cap - u, "%smax_freeze_step=%d", u ? " " : "", g->max_step);
+  if (g->when_learned > 0 && u < cap)
+    snprintf(p->knobs + u, cap - u, "%sfreeze_when_learned=%g", u ? " " : "", g->when_learned);
+}
+
+af_status af_policy_guard(af_policy *inner, const af_guard_opts *o, af_policy **out) {
   *out = NULL;
+  const af_guard_opts none = {0};
+  if (!o) o = &none;
   if (!inner || !inner->decide) return AF_FAIL(AF_ERR_ARG, "policy guard: no policy to guard");
-  if (!(freeze_after <= 1) || isnan(freeze_after))
+  if (!(o->freeze_after <= 1) || isnan(o->freeze_after))
     return AF_FAIL(AF_ERR_ARG, "policy guard: freeze_after must be a fraction in [0, 1] or warmup, got %g",
-                   freeze_after);
-  if (freeze_after != 0 && inner->initial_depth > 0)
+                   o->freeze_after);
+  if (!(o->when_learned >= 0 && o->when_learned < 1))
+    return AF_FAIL(AF_ERR_ARG, "policy guard: freeze_when_learned must be a number in [0, 1), got %g",
+                   o->when_learned);
+  if ((o->freeze_after != 0 || o->when_learned > 0) && inner->initial_depth > 0)
     return AF_FAIL(AF_ERR_ARG, "policy '%s' freezes %d layer(s) from the start, so it cannot wait with freezing "
-                   "(freeze_after)", inner->name, inner->initial_depth);
+                   "(%s)", inner->name, inner->initial_depth,
+                   o->freeze_after != 0 ? "freeze_after" : "freeze_when_learned");
   af_policy *p;
   AF_TRY(alloc_policy(inner->name, &p));
   guard_ctx *g;
   af_status s = af_calloc((void **)&g, 1, sizeof *g, "policy guard");
   if (s != AF_OK) { free(p); return s; }
-  *g = (guard_ctx){.inner = inner, .freeze_after = freeze_after < 0 ? -1 : freeze_after, .max_step = max_step};
+  *g = (guard_ctx){.inner = inner, .freeze_after = o->freeze_after < 0 ? -1 : o->freeze_after,
+                   .max_step = o->max_step, .when_learned = o->when_learned};
   p->ctx = g;
   p->decide = guard_decide;
-  p->destroy = free_ctx;
+  p->destroy = guard_destroy;
+  p->lr_scale = inner->lr_scale ? guard_lr_scale : NULL;
   p->initial_depth = inner->initial_depth;
   p->may_unfreeze = inner->may_unfreeze;
   p->wants_val = inner->wants_val;
   p->stateful = inner->stateful;
-  size_t u = (size_t)snprintf(p->knobs, sizeof p->knobs, "%s", inner->knobs);
-  if (freeze_after < 0 && u < sizeof p->knobs)
-    u += (size_t)snprintf(p->knobs + u, sizeof p->knobs - u, "%sfreeze_after=warmup", u ? " " : "");
-  else if (freeze_after > 0 && u < sizeof p->knobs)
-    u += (size_t)snprintf(p->knobs + u, sizeof p->knobs - u, "%sfreeze_after=%g", u ? " " : "", freeze_after);
-  if (max_step > 0 && u < sizeof p->knobs)
-    snprintf(p->knobs + u, sizeof p->knobs - u, "%smax_freeze_step=%d", u ? " " : "", max_step);
+  guard_knobs(p, inner, g);
   *out = p;
   return AF_OK;
+}
+
+/* ---------------------------------------------------------------- prior loss */
+
+double af_prior_loss(const float *targets, size_t n, int num_labels) {
+  if (n == 0 || !targets) return NAN;
+  if (num_labels <= 1) {  /* squared error: the best constant is the mean; its loss the variance */
+    double mean = 0, var = 0;
+    for (size_t i = 0; i < n; i++) mean += targets[i];
+    mean /= (double)n;
+    for (size_t i = 0; i < n; i++) var += ((double)targets[i] - mean) * ((double)targets[i] - mean);
+    return var / (double)n;
+  }
+  size_t cnt[num_labels], m = 0;  /* cross-entropy: the best constant is the label frequencies */
+  memset(cnt, 0, sizeof cnt);
+  for (size_t i = 0; i < n; i++)  /* a label as the loss kernel reads it: (int) truncates toward 0 */
+    if (targets[i] > -1.0f && targets[i] < (float)num_labels) cnt[(int)targets[i]]++, m++;
+  if (m == 0) return NAN;
+  double h = 0;
+  for (int c = 0; c < num_labels; c++)
+    if (cnt[c]) h -= (double)cnt[c] * log((double)cnt[c] / (double)m);
+  return h / (double)n;
 }
 
 af_status af_policy_custom(const char *name, af_policy_decide_fn decide, void *ctx,
@@ -360,6 +445,8 @@ struct af_freeze_ctl {
   long total_steps, epoch_steps, warmup_steps;  /* af_freeze_ctl_set_run */
   double val_metric;         /* for the next end_interval; NAN: none */
   double val_start;          /* the one given at the first boundary; NAN: none */
+  af_freeze_loss_state loss; /* the interval's training losses so far, the smallest mean at a boundary */
+  double prior_loss;         /* the label prior's training loss; NAN: not told */
   af_freeze_record *hist;
   int nhist, caphist;
 };
@@ -394,6 +481,8 @@ af_status af_freeze_ctl_create(int L, const af_freeze_opts *opts, af_policy *pol
   c->policy = policy;
   c->val_metric = NAN;
   c->val_start = NAN;
+  c->loss.min = INFINITY;
+  c->prior_loss = NAN;
   *out = c;
   return AF_OK;
 }
@@ -405,6 +494,16 @@ void af_freeze_ctl_set_run(af_freeze_ctl *c, long total_steps, long epoch_steps,
 }
 
 void af_freeze_ctl_set_val_metric(af_freeze_ctl *c, double v) { c->val_metric = v; }
+
+void af_freeze_ctl_add_loss(af_freeze_ctl *c, double loss) {
+  c->loss.sum += loss;
+  c->loss.steps++;
+}
+
+void af_freeze_ctl_set_prior_loss(af_freeze_ctl *c, double prior) { c->prior_loss = prior; }
+double af_freeze_ctl_prior_loss(const af_freeze_ctl *c) { return c->prior_loss; }
+void af_freeze_ctl_loss_state(const af_freeze_ctl *c, af_freeze_loss_state *out) { *out = c->loss; }
+void af_freeze_ctl_restore_loss(af_freeze_ctl *c, const af_freeze_loss_state *s) { c->loss = *s; }
 
 void af_freeze_ctl_free(af_freeze_ctl *c) {
   if (!c) return;
@@ -456,11 +555,14 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
   const double val = c->val_metric;
   c->val_metric = NAN;  /* one measurement, one decision */
   if (first) c->val_start = val;
+  const double loss = c->loss.steps > 0 ? c->loss.sum / (double)c->loss.steps : NAN;
+  const double loss_min = loss < c->loss.min ? loss : c->loss.min;
   if (!first) {
     af_interval_stats st = {.interval = c->intervals, .step = step, .L = L, .depth = F,
                             .max_depth = c->max_depth, .l1 = c->l1, .l2 = c->l2, .ratio = c->ratio,
                             .total_steps = c->total_steps, .epoch_steps = c->epoch_steps,
-                            .warmup_steps = c->warmup_steps, .val_metric = val, .val_start = c->val_start};
+                            .warmup_steps = c->warmup_steps, .val_metric = val, .val_start = c->val_start,
+                            .loss = loss, .loss_min = loss_min, .prior_loss = c->prior_loss};
     af_status s = c->policy->decide(c->policy, &st, &nd);
     if (s != AF_OK) {
       if (!strncmp(af_last_error(), "policy '", 8))  /* already names the policy */
@@ -479,6 +581,7 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
                      c->max_depth < L - 1 ? "; max depth option" : "");
   }
   memcpy(c->prev, c->l1, (size_t)L * sizeof *c->prev);
+  c->loss = (af_freeze_loss_state){.min = loss_min};  /* the next interval's losses start from none */
   c->hist[c->nhist++] = (af_freeze_record){.interval = c->intervals, .step = step,
                                            .depth_before = F, .depth_after = nd};
   if (out)

@@ -6,6 +6,7 @@
  * break them. See docs/algorithm.md for the rules. */
 #ifndef AF_FREEZE_H
 #define AF_FREEZE_H
+#include <stddef.h>
 #include "core/base/status.h"
 
 /* One interval's statistics as a policy sees them. Layer l is encoder layer l (0..L-1);
@@ -27,11 +28,21 @@ typedef struct {
                             split, measured just before this decision; NAN unless the policy
                             asked for it (wants_val) */
   double val_start;      /* the same at the run's first boundary (before any freezing); NAN: none */
+  double loss;           /* mean training loss over the interval's optimizer steps (the /steps losses);
+                            NAN: the run recorded none (af_freeze_ctl_add_loss) */
+  double loss_min;       /* the smallest such mean at any boundary so far, this one included
+                            (INFINITY: none) */
+  double prior_loss;     /* the training loss of the label prior (af_prior_loss); NAN: not told */
 } af_interval_stats;
 
 typedef struct af_policy af_policy;
 typedef af_status (*af_policy_decide_fn)(af_policy *p, const af_interval_stats *st, int *new_depth);
 typedef void (*af_policy_destroy_fn)(af_policy *p);
+/* A policy's own learning-rate factors for optimizer step `step` (0-based) of `total`:
+ * multiplies scale[0] (the embeddings), scale[1 + l] (encoder layer l) and scale[L + 1] (the
+ * head: pooler and classifier) by its factor for that group. Called before every step, so it
+ * must be a function of (step, total) alone: a resumed run then gets the same rates. */
+typedef void (*af_policy_lr_fn)(af_policy *p, long step, long total, int L, double *scale);
 
 struct af_policy {
   char name[32];          /* "none", "static", "adaptive" or the custom name; used in errors */
@@ -44,11 +55,16 @@ struct af_policy {
   int wants_val;          /* 1: the run holds out a validation slice of the training split and
                              passes its metric in af_interval_stats.val_metric */
   int stateful;           /* 1: decisions depend on state checkpoints do not hold: no resume */
+  af_policy_lr_fn lr_scale;  /* per-layer learning-rate factors (FreezeOut); NULL: none */
 };
 
 /* The built-in policies by name (--policy, Lua policy = "adaptive"). */
-typedef enum { AF_POLICY_NONE = 0, AF_POLICY_STATIC, AF_POLICY_ADAPTIVE, AF_POLICY_PIPE, AF_POLICY_GATED } af_policy_kind;
-extern const char *const af_policy_kind_names[];  /* "none", "static", "adaptive", "pipe", "gated", NULL */
+typedef enum {
+  AF_POLICY_NONE = 0, AF_POLICY_STATIC, AF_POLICY_ADAPTIVE, AF_POLICY_PIPE, AF_POLICY_GATED, AF_POLICY_FREEZEOUT,
+  AF_POLICY_AUTO
+} af_policy_kind;
+/* "none", "static", "adaptive", "pipe", "gated", "freezeout", "auto", NULL */
+extern const char *const af_policy_kind_names[];
 
 /* Never freezes. */
 af_status af_policy_none(af_policy **out);
@@ -60,6 +76,9 @@ af_status af_policy_static(int k, af_policy **out);
  * change is undefined) is left out of the percentile and stops the upward scan, as an
  * infinite change would: a layer is never frozen on an undefined measurement. */
 af_status af_policy_adaptive(double percentile, int max_depth, af_policy **out);
+/* The same, also capped at L - keep: at least `keep` encoder layers train whatever L is
+ * (keep <= 0: no such cap). Knob "keep=K". */
+af_status af_policy_adaptive_keep(double percentile, int max_depth, int keep, af_policy **out);
 /* PipeTransformer's progressive schedule (He et al. 2021, "freeze algorithm"): after e
  * completed epochs, ceil(L*(1-(1-alpha)^e)) layers frozen (the closed form of
  * F_e = F_{e-1} + alpha*(L - F_{e-1}), F_0 = 0), capped at the max depth. alpha in (0, 1].
@@ -81,17 +100,64 @@ typedef struct {
   double tolerance;   /* 0.02: in metric units (accuracy 0..1) */
   int trial;          /* 2 decisions */
   int cooldown;       /* 2 decisions */
+  int keep;           /* 0: none; else the rule keeps at least `keep` layers training (adaptive_keep) */
 } af_gated_opts;
 void af_gated_defaults(af_gated_opts *o);
 af_status af_policy_gated(const af_gated_opts *o, af_policy **out);
 
-/* Modifiers for any policy (a wrapper that borrows `inner`, which must outlive it): no
- * decision is asked of inner before step freeze_after*total_steps (freeze_after < 0: the
- * end of the learning-rate warm-up, warmup_steps), and a decision freezes at most
- * max_step more layers (<= 0: unlimited). Lower depths (a rollback) pass unchanged. Name,
- * initial depth and flags are inner's; knobs are inner's plus "freeze_after=..."
- * and "max_freeze_step=...". A policy starting frozen (initial depth > 0) takes no guard. */
-af_status af_policy_guard(af_policy *inner, double freeze_after, int max_step, af_policy **out);
+/* Modifiers for any policy (a wrapper that borrows `inner`, which must outlive it):
+ *   freeze_after: no decision is asked of inner before step freeze_after*total_steps (< 0: the
+ *                 end of the learning-rate warm-up, warmup_steps; 0: no such wait);
+ *   max_step:     a decision freezes at most max_step more layers (<= 0: unlimited);
+ *   when_learned: F in [0, 1): no decision is asked of inner until an interval's mean training
+ *                 loss has been below (1 - F) x prior_loss at some boundary (loss_min; latched:
+ *                 it stays satisfied); 0: no such wait. Until then the depth is the initial
+ *                 one, so there is nothing to roll back; from then on rollbacks pass.
+ * Lower depths (a rollback) pass unchanged. Name, initial depth and flags are inner's; knobs
+ * are inner's plus "freeze_after=...", "max_freeze_step=..." and "freeze_when_learned=...".
+ * A policy starting frozen (initial depth > 0) takes no wait (freeze_after, when_learned). */
+typedef struct {
+  double freeze_after;  /* fraction of the run in [0, 1]; -1: the warm-up's end; 0: none */
+  int max_step;         /* <= 0: unlimited */
+  double when_learned;  /* F in [0, 1); 0: none */
+} af_guard_opts;
+af_status af_policy_guard(af_policy *inner, const af_guard_opts *o, af_policy **out);
+/* The same, owning inner: freed with the wrapper, or at once when this fails. */
+af_status af_policy_guard_own(af_policy *inner, const af_guard_opts *o, af_policy **out);
+/* The mean training loss of a model that learned only the label frequencies of the training
+ * rows, under the run's loss: num_labels > 1, cross-entropy: sum over classes c of
+ * -n_c ln(n_c / m) / n, with n_c the rows of class c and m those with a label in [0,
+ * num_labels) (a row outside counts with loss 0, as the loss kernel has it), i.e. H(p) when
+ * every label is valid; num_labels == 1, squared error: the targets' variance (divided by n).
+ * n == 0 (or m == 0): NAN. */
+double af_prior_loss(const float *targets, size_t n, int num_labels);
+
+/* FreezeOut (Brock, Lim, Ritchie, Weston 2017; core/run/freeze_freezeout.c, docs/algorithm.md):
+ * encoder layer i < L-1 has a freeze time t_i, a fraction of the run; its learning rate is
+ * the run's times 0.5*(1 + cos(pi*t/t_i)) while t = step/total < t_i (times 1/t_i when scaled),
+ * 0 after, and it freezes at the first boundary with t >= t_i. The embeddings follow layer 0;
+ * the last layer and the head keep the run's rate. Stateless: a function of step/total. */
+typedef struct {
+  double t0;    /* layer 0's freeze time, in (0, 1] (0.5) */
+  int cubic;    /* 0: t_i = t0 + (1-t0)*i/(L-1); 1: the authors' cubic spacing, t_i = (c + (1-c)*i/(L-1))^3
+                   with c = cbrt(t0), so t0 stays layer 0's freeze time */
+  int scaled;   /* 1: layer i's rate divided by t_i (the same area under every layer's curve) */
+} af_freezeout_opts;
+extern const char *const af_freezeout_schedule_names[];  /* "linear", "cubic", NULL (index = cubic) */
+void af_freezeout_defaults(af_freezeout_opts *o);
+af_status af_policy_freezeout(const af_freezeout_opts *o, af_policy **out);
+/* t_i of encoder layer i of L (1 for the last layer: it never freezes). */
+double af_freezeout_time(const af_freezeout_opts *o, int i, int L);
+
+/* Presets (core/run/freeze_preset.c): a named policy defined by one line of text, its
+ * "spec": a built-in policy and its knobs, then modifiers, e.g. "adaptive percentile=50
+ * keep=2 freeze_after=warmup max_freeze_step=1". The policy carries the preset's name and
+ * the spec as its knobs. af_policy_preset_spec: the spec of a preset, NULL when unknown. */
+const char *af_policy_preset_spec(const char *name);
+af_status af_policy_preset(const char *name, af_policy **out);
+/* A policy from any spec (tests, the presets); name: what the policy is called. Unknown
+ * words and bad values are AF_ERR_ARG naming the spec. */
+af_status af_policy_from_spec(const char *name, const char *spec, af_policy **out);
 
 /* A policy backed by a callback (the Lua binding). name is copied (truncated to 31 chars);
  * destroy(p) is called on af_policy_free and may release ctx. */
@@ -140,6 +206,12 @@ af_status af_freeze_ctl_create(int L, const af_freeze_opts *opts, af_policy *pol
 void af_freeze_ctl_set_run(af_freeze_ctl *c, long total_steps, long epoch_steps, long warmup_steps);
 /* The validation metric for the next end_interval (consumed by it; NAN when not set). */
 void af_freeze_ctl_set_val_metric(af_freeze_ctl *c, double v);
+/* One optimizer step's training loss (the /steps value), into the interval's mean
+ * (af_interval_stats.loss). Every rank adds the same all-reduced loss. */
+void af_freeze_ctl_add_loss(af_freeze_ctl *c, double loss);
+/* The label prior's training loss (af_prior_loss) the policy sees; NAN until told. */
+void af_freeze_ctl_set_prior_loss(af_freeze_ctl *c, double prior);
+double af_freeze_ctl_prior_loss(const af_freeze_ctl *c);
 void af_freeze_ctl_free(af_freeze_ctl *c);   /* NULL-safe */
 
 int af_freeze_ctl_depth(const af_freeze_ctl *c);
@@ -161,5 +233,14 @@ const af_freeze_record *af_freeze_ctl_history(const af_freeze_ctl *c, int *n);
  * counters, as saved from af_freeze_ctl_prev_scores/intervals/depth. */
 const double *af_freeze_ctl_prev_scores(const af_freeze_ctl *c);
 af_status af_freeze_ctl_restore(af_freeze_ctl *c, int intervals_done, int depth, const double *prev_scores);
+/* The losses a resume needs: the interval's sum and step count so far (a checkpoint may cut
+ * an interval) and the smallest interval mean at a boundary so far. */
+typedef struct {
+  double sum;   /* of the losses added since the last boundary */
+  long steps;   /* how many */
+  double min;   /* INFINITY: no boundary yet */
+} af_freeze_loss_state;
+void af_freeze_ctl_loss_state(const af_freeze_ctl *c, af_freeze_loss_state *out);
+void af_freeze_ctl_restore_loss(af_freeze_ctl *c, const af_freeze_loss_state *s);
 
 #endif

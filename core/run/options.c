@@ -84,8 +84,8 @@ const af_opt af_opts[] = {
    "the first row names the columns (--no-header: it is data)", NULL, NULL, 0},
   /* freezing */
   {"policy", NULL, AF_OPT_CHOICE, AF_CT_INT, F(policy_kind), "none", NULL, 0, 0, af_policy_kind_names, NULL,
-   "NAME", NULL, "freezing", "freeze policy (Lua also takes af.policy.* objects)", NULL, "policy",
-   AF_OPT_TRAJECTORY},
+   "NAME", NULL, "freezing", "freeze policy (Lua also takes af.policy.* objects); auto: a preset of the others "
+   "(--help shows what it runs)", NULL, "policy", AF_OPT_TRAJECTORY},
   {"frozen", NULL, AF_OPT_INT, AF_CT_INT, F(frozen), NULL, "none", 0, 1 << 20, NULL, NULL, "K", "layers",
    "freezing", "static: layers 0..K-1 frozen from the start (K = layers-1: all but the last)", NULL, NULL,
    AF_OPT_TRAJECTORY | AF_OPT_UNSET_NEG},
@@ -111,6 +111,10 @@ const af_opt af_opts[] = {
   {"max_freeze_step", NULL, AF_OPT_INT, AF_CT_INT, F(max_freeze_step), NULL, "unlimited", 1, 1 << 20, NULL, NULL,
    "K", "layers", "freezing", "any policy: a decision freezes at most K more layers", NULL, NULL,
    AF_OPT_TRAJECTORY | AF_OPT_UNSET_NEG},
+  {"freeze_when_learned", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freeze_when_learned), "0", "0: off", 0, 1, NULL, NULL,
+   "F", NULL, "freezing", "any policy: no freezing until an interval's mean training loss is below (1-F) x the "
+   "label prior's (/config: prior_loss), i.e. the run has left the majority class; auto: 0.1", NULL, NULL,
+   AF_OPT_TRAJECTORY | AF_OPT_BELOW_HI},
   {"alpha", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(alpha), "0.25", NULL, 0, 1, NULL, NULL, "A", NULL, "freezing",
    "pipe: PipeTransformer's freezing rate, L*(1-(1-A)^e) layers frozen after epoch e", NULL, NULL,
    AF_OPT_TRAJECTORY | AF_OPT_POSITIVE},
@@ -120,6 +124,16 @@ const af_opt af_opts[] = {
   {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "10% of the training rows, at most 2000", 0, BIG,
    NULL, NULL, "N", "examples", "freezing", "gated: training rows held out (never trained on) as its validation "
    "slice", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"freezeout_t0", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freezeout_t0), "0.5", NULL, 0, 1, NULL, NULL, "T", NULL,
+   "freezing", "freezeout: layer 0's freeze time, a fraction of the run; its learning rate follows a cosine to 0 "
+   "there", NULL, NULL,
+   AF_OPT_TRAJECTORY | AF_OPT_POSITIVE},
+  {"freezeout_schedule", NULL, AF_OPT_CHOICE, AF_CT_INT, F(freezeout_schedule), "linear", NULL, 0, 0,
+   af_freezeout_schedule_names, NULL, "S", NULL, "freezing", "freezeout: the later layers' freeze times, spaced "
+   "linearly from T to 1 or cubically (the authors' code)", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"freezeout_scaled", NULL, AF_OPT_BOOL, AF_CT_INT, F(freezeout_scaled), "false", NULL, 0, 0, NULL, NULL, NULL,
+   NULL, "freezing", "freezeout: each layer's learning rate divided by its freeze time", NULL, NULL,
+   AF_OPT_TRAJECTORY},
   /* the optimizer */
   {"recipe", NULL, AF_OPT_CHOICE, AF_CT_INT, F(recipe), "hf", NULL, 0, 0, af_recipe_names, NULL, "NAME", NULL,
    "optimizer", "hf: AdamW, global clip 1.0, linear warm-up 10% and decay; paper: AutoFreeze's BERTAdam, "
@@ -147,6 +161,10 @@ const af_opt af_opts[] = {
    "NAME", NULL, "optimizer", "learning-rate schedule", NULL, "schedule", AF_OPT_TRAJECTORY | AF_OPT_RECIPE},
   {"warmup", NULL, AF_OPT_NUM, AF_CT_FLOAT, F(optim.warmup_frac), NULL, NULL, 0, 1, NULL, NULL, "F", "of the steps",
    "optimizer", "linear schedule: warm-up fraction", NULL, "warmup", AF_OPT_TRAJECTORY | AF_OPT_RECIPE},
+  {"layer_lr_decay", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(layer_lr_decay), "1", "1: off", 0, 1, NULL, NULL, "X", NULL,
+   "optimizer", "layer-wise learning-rate decay: the head gets the scheduled rate, encoder layer l of L "
+   "X^(L-l), the embeddings X^(L+1)", NULL, "layer_lr_decay",
+   AF_OPT_TRAJECTORY | AF_OPT_POSITIVE | AF_OPT_IDENT_SET},
   /* the activation cache */
   {"cache", NULL, AF_OPT_CHOICE, AF_CT_INT, F(cache), "off", NULL, 0, 0, af_cache_mode_names, "auto", "MODE", NULL,
    "activation cache", "cache the frozen prefix's output: memory, disk, or auto (memory, then disk)", NULL, NULL,
@@ -256,8 +274,10 @@ static af_status set_num(const af_opt *opt, af_train_opts *o, const char *text) 
   char *end;
   double v = strtod(text, &end);
   int low_ok = opt->flags & AF_OPT_POSITIVE ? v > opt->lo : v >= opt->lo;
-  if (end == text || *end || !low_ok || !(v <= opt->hi) || !isfinite(v)) {
+  int high_ok = opt->flags & AF_OPT_BELOW_HI ? v < opt->hi : v <= opt->hi;
+  if (end == text || *end || !low_ok || !high_ok || !isfinite(v)) {
     if (opt->flags & AF_OPT_WARMUP) return bad("expects a number in [%s, %s] or warmup, got '%s'", lo, hi, text);
+    if (opt->flags & AF_OPT_BELOW_HI) return bad("expects a number in [%s, %s), got '%s'", lo, hi, text);
     if ((opt->flags & AF_OPT_POSITIVE) && opt->hi < HUGE_VAL)
       return bad("expects a number in (%s, %s], got '%s'", lo, hi, text);
     if (opt->flags & AF_OPT_POSITIVE) return bad("expects a positive number%s%s, got '%s'", "", "", text);
@@ -416,6 +436,10 @@ af_status af_opts_check(const af_train_opts *o) {
                    "output changes at every step, so there is nothing fixed to cache");
   if (!o->policy && o->policy_kind == AF_POLICY_STATIC && o->frozen < 0)
     return AF_FAIL(AF_ERR_ARG, "--policy static needs --frozen K (the layers frozen from the start)");
+  if (!(o->layer_lr_decay > 0 && o->layer_lr_decay <= 1))  /* a C caller's value; the parser checks the rest */
+    return AF_FAIL(AF_ERR_ARG, "--layer-lr-decay expects a number in (0, 1], got %g", o->layer_lr_decay);
+  if (!(o->freeze_when_learned >= 0 && o->freeze_when_learned < 1))
+    return AF_FAIL(AF_ERR_ARG, "--freeze-when-learned expects a number in [0, 1), got %g", o->freeze_when_learned);
   return AF_OK;
 }
 
@@ -467,6 +491,9 @@ void af_opts_help(FILE *f) {
     if (opt->unit) fprintf(f, " [%s]", opt->unit);
     if (def[0]) fprintf(f, " (%s)", def);
     fputc('\n', f);
+    for (int k = 0; opt->choices == af_policy_kind_names && opt->choices[k]; k++)  /* what a preset stands for */
+      if (af_policy_preset_spec(opt->choices[k]))
+        fprintf(f, "  %-26s   %s = %s\n", "", opt->choices[k], af_policy_preset_spec(opt->choices[k]));
   }
 }
 

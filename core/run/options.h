@@ -43,6 +43,7 @@ enum {
   AF_OPT_WARMUP = 1 << 6,      /* NUM (a double): also "warmup", stored as -1 */
   AF_OPT_IDENT_SET = 1 << 7,   /* in the identity only when not at its default, so checkpoints from
                                   before the option existed keep theirs (af_opts_identity_complete) */
+  AF_OPT_BELOW_HI = 1 << 8,    /* NUM: hi is excluded */
 };
 
 typedef struct {

@@ -31,6 +31,8 @@ struct af_run {
   af_policy *policy;        /* the run's: o->policy, or own_policy made from o->policy_kind */
   af_policy *own_policy;
   af_policy *guard;         /* --freeze-after / --max-freeze-step around the policy (NULL: none) */
+  double *lr_decay;         /* [2*(L+2)] --layer-lr-decay's factors per group, then the step's (train_lr.c);
+                               NULL: every group at the scheduled rate */
   af_split val;             /* the policy's validation slice, carved from the training split (train_val.c) */
   int have_val;
   af_freeze_ctl *ctl;
@@ -98,6 +100,11 @@ void af_run_finish_results(af_run *r, const char *status, af_train_summary *sum)
 /* train_eval.c */
 af_status af_run_evaluate(af_run *r, af_metrics *out0);  /* every eval split; results rows, best */
 void af_run_eval_cache_record(af_run *r);                /* /cache@eval_*: the dev rows' cache */
+
+/* train_lr.c: the learning rate per layer group (embeddings, layer 0..L-1, head) as factors of
+ * the scheduled one: --layer-lr-decay's times the policy's (af_policy.lr_scale) */
+af_status af_run_lr_open(af_run *r);                          /* after the policy; nothing when all are 1 */
+const double *af_run_lr_scales(af_run *r, long step);        /* [L+2] for af_optim_step_scaled, or NULL */
 
 /* train_val.c */
 af_status af_run_carve_val(af_run *r);               /* r->val out of r->train (before the batcher) */

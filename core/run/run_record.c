@@ -82,6 +82,7 @@ af_status af_run_write_config(af_run *r) {
   char host[256] = "";
   gethostname(host, sizeof host - 1);
   AF_TRY(af_results_attr_str(res, "policy_knobs", r->policy->knobs));
+  AF_TRY(af_results_attr_double(res, "prior_loss", af_freeze_ctl_prior_loss(r->ctl)));  /* --freeze-when-learned */
   AF_TRY(af_results_attr_int(res, "total_steps", r->total_steps));
   AF_TRY(af_results_attr_str(res, "gemm", r->be->gemm_name));
   AF_TRY(af_results_attr_str(res, "host", host));
@@ -164,13 +165,16 @@ int af_run_ckpt_due(const af_run *r, int boundary) {
 af_status af_run_save_ckpt(af_run *r) {
   if (!r->ckw || (r->ckpt_have && r->ckpt_step == r->step && r->ckpt_eval_step == r->last_eval_step)) return AF_OK;
   double a = af_now();
+  af_freeze_loss_state ls;
+  af_freeze_ctl_loss_state(r->ctl, &ls);
   af_train_state st = {.step = r->step, .epoch = r->epoch, .batch_in_epoch = r->batch_in_epoch,
                        .depth = r->depth, .examples = r->examples,
                        .intervals_done = af_freeze_ctl_intervals(r->ctl),
                        .prev_scores = af_freeze_ctl_prev_scores(r->ctl), .L = r->L, .have_best = r->have_best,
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
                        .train_time = af_run_train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
-                       .last_eval_step = r->last_eval_step};
+                       .last_eval_step = r->last_eval_step, .loss_sum = ls.sum, .loss_steps = ls.steps,
+                       .loss_min = ls.min};
   af_status s = af_ckpt_writer_submit(r->ckw, &r->m, &st);  /* the strings: the writer's copies */
   r->ckpt_time += af_now() - a;
   if (s != AF_OK) return s;
@@ -216,6 +220,8 @@ af_status af_run_load_ckpt(af_run *r) {
     return AF_FAIL(AF_ERR_ARG, "%s: the checkpoint is from another run (it has %s; this run: %s)", r->ckpt_dir,
                    theirs, mine[0] ? mine : "no such setting");
   AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
+  if (st.has_loss)  /* an older checkpoint has none: its run had no loss guard (the identity says so) */
+    af_freeze_ctl_restore_loss(r->ctl, &(af_freeze_loss_state){st.loss_sum, st.loss_steps, st.loss_min});
   r->step = st.step;
   r->epoch = st.epoch;
   r->batch_in_epoch = st.batch_in_epoch;

@@ -66,7 +66,7 @@ static af_status open_data(af_run *r) {
 }
 
 /* The run's policy: the object given (Lua, tests), else the one --policy names; wrapped in
- * the guard when --freeze-after or --max-freeze-step asks for one. */
+ * the guard when --freeze-after, --max-freeze-step or --freeze-when-learned asks for one. */
 static af_status make_policy(af_run *r) {
   const af_train_opts *o = r->o;
   r->policy = o->policy;
@@ -78,6 +78,13 @@ static af_status make_policy(af_run *r) {
       break;
     case AF_POLICY_ADAPTIVE: AF_TRY(af_policy_adaptive(o->percentile, o->freeze.max_depth, &r->own_policy)); break;
     case AF_POLICY_PIPE: AF_TRY(af_policy_pipe(o->alpha, &r->own_policy)); break;
+    case AF_POLICY_FREEZEOUT: {
+      const af_freezeout_opts fo = {.t0 = o->freezeout_t0, .cubic = o->freezeout_schedule,
+                                    .scaled = o->freezeout_scaled};
+      AF_TRY(af_policy_freezeout(&fo, &r->own_policy));
+      break;
+    }
+    case AF_POLICY_AUTO: AF_TRY(af_policy_preset("auto", &r->own_policy)); break;
     case AF_POLICY_GATED:
       af_gated_defaults(&g);
       g.percentile = o->percentile;
@@ -90,8 +97,10 @@ static af_status make_policy(af_run *r) {
     r->policy = r->own_policy;
   }
   const int val_knob = r->policy->wants_val && o->val_rows > 0;
-  if (o->freeze_after != 0 || o->max_freeze_step > 0 || val_knob) {
-    AF_TRY(af_policy_guard(r->policy, o->freeze_after, o->max_freeze_step, &r->guard));
+  const af_guard_opts go = {.freeze_after = o->freeze_after, .max_step = o->max_freeze_step,
+                            .when_learned = o->freeze_when_learned};
+  if (go.freeze_after != 0 || go.max_step > 0 || go.when_learned > 0 || val_knob) {
+    AF_TRY(af_policy_guard(r->policy, &go, &r->guard));
     r->policy = r->guard;
     size_t u = strlen(r->guard->knobs);  /* the slice's size shapes the run: recorded with the knobs */
     if (val_knob && u < sizeof r->guard->knobs)
@@ -110,6 +119,7 @@ static af_status setup(af_run *r) {
   r->L = r->cfg.num_hidden_layers;
   r->C = r->cfg.hidden_size;
   AF_TRY(make_policy(r));
+  AF_TRY(af_run_lr_open(r));  /* per-layer learning-rate factors (train_lr.c) */
   if (r->policy->wants_val) AF_TRY(af_run_carve_val(r));  /* before the batcher: held-out rows never train */
   AF_TRY(af_freeze_ctl_create(r->L, &o->freeze, r->policy, &r->ctl));
   r->depth = af_freeze_ctl_depth(r->ctl);
@@ -139,6 +149,8 @@ static af_status setup(af_run *r) {
   const af_optim_opts *oo = &r->ro.optim;
   long warm = oo->schedule == AF_SCHED_LINEAR ? (long)(oo->warmup_frac * (double)r->total_steps) : 0;
   af_freeze_ctl_set_run(r->ctl, r->total_steps, per_epoch, warm);  /* as af_lr_at counts the warm-up */
+  /* the rows that train (after --max-train-rows and a policy's validation slice) */
+  af_freeze_ctl_set_prior_loss(r->ctl, af_prior_loss(r->train->labels, r->train->n, r->NL));
 
   /* interval statistics: one segment per encoder tensor */
   const int nseg = r->L * AF_LP_COUNT;
@@ -247,7 +259,7 @@ static af_status train_step(af_run *r, const af_batch *gb, af_step_record *rec) 
   if (tb < r->m.enc_end) be->accumulate(be, r->m.acc + (tb - r->m.enc_begin), r->m.grads + tb, r->m.enc_end - tb);
   float lr = af_lr_at(&r->ro.optim, r->step, r->total_steps);
   double gnorm;
-  AF_TRY(af_optim_step(&r->m, &r->ro.optim, depth, lr, r->step + 1, &gnorm));
+  AF_TRY(af_optim_step_scaled(&r->m, &r->ro.optim, depth, lr, af_run_lr_scales(r, r->step), r->step + 1, &gnorm));
   AF_TRY(be->sync(be));
   t_opt = af_now() - a;
   double loss = loss_sum / gb->B;
@@ -255,6 +267,7 @@ static af_status train_step(af_run *r, const af_batch *gb, af_step_record *rec) 
   r->step++;
   r->examples += gb->B;
   r->last_loss = loss;
+  af_freeze_ctl_add_loss(r->ctl, loss);  /* the interval's mean loss (--freeze-when-learned) */
   *rec = (af_step_record){.step = r->step, .epoch = r->epoch, .loss = loss, .lr = lr, .frozen_depth = depth,
                           .t_data = t_data, .t_forward = t_fwd, .t_backward = t_bwd, .t_optimizer = t_opt,
                           .t_total = t_data + t_fwd + t_bwd + t_opt, .wall = af_now() - r->t0, .examples = r->examples,
@@ -398,6 +411,7 @@ static void cleanup(af_run *r) {
   af_freeze_ctl_free(r->ctl);
   af_policy_free(r->guard);  /* before the policy it borrows */
   af_policy_free(r->own_policy);
+  free(r->lr_decay);
   af_run_val_free(r);
   af_task_free(r->task);
   af_tokenizer_free(r->tok);

@@ -49,12 +49,17 @@ typedef struct af_train_opts {
   long interval_steps;       /* > 0: fixed interval length instead of intervals */
   double freeze_after;       /* any policy: no freezing before this fraction of the run (-1: warm-up end) */
   int max_freeze_step;       /* any policy: layers one decision may add (-1: unlimited) */
+  double freeze_when_learned; /* any policy: no freezing until an interval's loss < (1-F) x the label prior's (0: off) */
   double alpha;              /* pipe */
   double tolerance;          /* gated */
   size_t val_rows;           /* gated: validation slice carved from the training split (0: auto) */
+  double freezeout_t0;       /* freezeout: layer 0's freeze time (af_freezeout_opts) */
+  int freezeout_schedule;    /* freezeout: af_freezeout_schedule_names index (1: cubic) */
+  int freezeout_scaled;      /* freezeout: rates divided by the freeze times */
   /* optimizer: the recipe's values, each overridden by a field >= 0 (lr: > 0 or NaN) */
   int recipe;                /* af_recipe */
   af_optim_opts optim;
+  double layer_lr_decay;     /* layer-wise lr decay X in (0, 1]: layer l gets X^(L-l), embeddings X^(L+1) */
   /* activation cache */
   int cache;                 /* af_cache_mode */
   int cache_dtype;           /* af_cache_dtype */

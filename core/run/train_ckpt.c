@@ -72,11 +72,13 @@ af_status af_train_ckpt_write_last_tmp(const char *dir, const af_ckpt_snapshot *
            "\"intervals_done\":\"%d\",\"prev_scores\":\"%s\",\"has_prev\":\"%d\",\"have_best\":\"%d\","
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
            "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\","
-           "\"run_config\":\"%s\",\"prefix_file\":\"%s\",\"prefix_end\":\"%zu\",\"prefix_id\":\"%llu\"}",
+           "\"run_config\":\"%s\",\"prefix_file\":\"%s\",\"prefix_end\":\"%zu\",\"prefix_id\":\"%llu\","
+           "\"interval_loss_sum\":\"%.17g\",\"interval_loss_steps\":\"%ld\",\"loss_min\":\"%.17g\"}",
            mdir, s->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
            st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step,
-           lesc, rcfg, pfile, s->F, (unsigned long long)(s->F > 0 ? s->prefix_id : 0));
+           lesc, rcfg, pfile, s->F, (unsigned long long)(s->F > 0 ? s->prefix_id : 0), st->loss_sum,
+           st->loss_steps, st->loss_min);
   free(lesc);
   const size_t T = s->P - s->F;
   af_st_write_tensor t[4] = {
@@ -239,6 +241,12 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
   GETL("seed", seed, uint64_t);
   GETL("total_steps", total_steps, long);
   GETL("last_eval_step", last_eval_step, long);
+  out->has_loss = af_st_metadata(st, "interval_loss_sum") != NULL;  /* absent before --freeze-when-learned */
+  if (out->has_loss) {
+    GETD("interval_loss_sum", loss_sum);
+    GETL("interval_loss_steps", loss_steps, long);
+    GETD("loss_min", loss_min);
+  }
 #undef GETL
 #undef GETD
   out->prefix_depth = F > 0 ? out->depth : -1;

@@ -25,6 +25,9 @@ typedef struct {
   const double *prev_scores;    /* save: [L] or NULL */
   double *prev_scores_out;      /* load: caller's buffer [L] (L <= 512) */
   double best, best_train_time, train_time;
+  double loss_sum, loss_min;    /* the controller's af_freeze_loss_state: the interval's losses so far */
+  long loss_steps;              /* (sum, count) and the smallest interval mean at a boundary */
+  int has_loss;                 /* load: 0 for a checkpoint written before they were kept */
   uint64_t seed;
   const char *labels;           /* save: the task's label names joined by '\n' ("" for regression) */
   const char *run_config;       /* save: what decides the run's trajectory ("k=v;k=v") */

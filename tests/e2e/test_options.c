@@ -68,9 +68,13 @@ static const opt_case cases[] = {
     {"interval_steps", "1", "1", NULL, NULL, "0"},
     {"freeze_after", "0.25", "0.25", "policy=adaptive", NULL, "2"},
     {"max_freeze_step", "1", "1", "policy=adaptive", NULL, "0"},
+    {"freeze_when_learned", "0.1", "0.1", "policy=adaptive", NULL, "1"},
     {"alpha", "0.5", "0.5", "policy=pipe", NULL, "0"},
     {"tolerance", "0.05", "0.05", "policy=gated", NULL, "-1"},
     {"val_rows", "8", "8", "policy=gated", NULL, "x"},
+    {"freezeout_t0", "0.3", "0.3", "policy=freezeout", NULL, "0"},
+    {"freezeout_schedule", "cubic", "cubic", "policy=freezeout", NULL, "quadratic"},
+    {"freezeout_scaled", "true", "1", "policy=freezeout", NULL, "sure"},
     {"recipe", "paper", "paper", NULL, NULL, "fast"},
     {"lr", "0.002", "0.002", NULL, NULL, "0"},
     {"beta1", "0.8", "0.8", NULL, NULL, "1.5"},
@@ -82,6 +86,7 @@ static const opt_case cases[] = {
     {"max_grad_norm", "0.5", "0.5", NULL, NULL, "-1"},
     {"schedule", "constant", "constant", NULL, NULL, "cosine"},
     {"warmup", "0.2", "0.2", NULL, NULL, "2"},
+    {"layer_lr_decay", "0.8", "0.8", NULL, NULL, "1.5"},
     {"cache", "memory", "memory", NULL, NULL, "gpu"},
     {"cache_dtype", "bf16", "bf16", NULL, NULL, "f8"},
     {"cache_budget", "1M", "1048576", NULL, NULL, "12Q"},
@@ -320,6 +325,42 @@ static void bad_value(lua_State *L, const af_opt *opt, const opt_case *c) {
   }
 }
 
+/* more values both front-ends refuse, each with the message that names the allowed range */
+static void more_bad_values(lua_State *L) {
+  static const struct { const char *name, *bad, *says; } more[] = {
+      {"layer_lr_decay", "0", "expects a number in (0, 1], got '0'"},
+      {"layer_lr_decay", "1.5", "expects a number in (0, 1], got '1.5'"},
+      {"layer_lr_decay", "abc", "expects a number in (0, 1], got 'abc'"},
+      {"layer_lr_decay", "-0.5", "expects a number in (0, 1], got '-0.5'"},
+      {"freezeout_t0", "0", "expects a number in (0, 1], got '0'"},
+      {"freezeout_t0", "1.01", "expects a number in (0, 1], got '1.01'"},
+      {"freezeout_schedule", "squared", "expects one of linear, cubic, got 'squared'"},
+      {"freeze_when_learned", "-0.1", "expects a number in [0, 1), got '-0.1'"},
+      {"freeze_when_learned", "1", "expects a number in [0, 1), got '1'"},
+      {"freeze_when_learned", "abc", "expects a number in [0, 1), got 'abc'"},
+      {"policy", "automatic", "expects one of none, static, adaptive, pipe, gated, freezeout, auto, got 'automatic'"},
+  };
+  for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) {
+    const af_opt *opt = af_opt_find(more[i].name);
+    CHECK(opt != NULL);
+    if (!opt) continue;
+    const opt_case c = {more[i].name, NULL, NULL, NULL, NULL, more[i].bad};
+    int before = af_test_failures;
+    bad_value(L, opt, &c);  /* the same text from both, after the name */
+    settings s;
+    char err[4096], want[512], cli[64];
+    base(&s, "bad", "%T/bad.h5");
+    put(&s, opt->name, more[i].bad);
+    run_cli(&s, err, sizeof err);
+    snprintf(want, sizeof want, "autofreeze train: %s %s", af_opt_cli_name(opt, cli, sizeof cli), more[i].says);
+    if (!strstr(err, want)) {
+      af_test_failures++;
+      fprintf(stderr, "%s = '%s': the CLI says\n  %s\nexpected\n  %s\n", more[i].name, more[i].bad, err, want);
+    }
+    if (af_test_failures == before) printf("refused from the CLI and Lua alike: %s\n", want);
+  }
+}
+
 /* a trajectory option: a checkpoint made with it is refused by a run without it */
 static void refused_on_resume(const af_opt *opt, const opt_case *c) {
   settings s;
@@ -441,6 +482,7 @@ int main(void) {
   }
   docs_table();
   period_values();
+  more_bad_values(L);
   CHECK(covered == NCASES);  /* and no case for an option that is gone */
   printf("%d options set from the CLI and Lua and read back, %d refused on a mismatched resume\n", covered, traj);
   lua_close(L);

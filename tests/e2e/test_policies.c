@@ -7,13 +7,32 @@
  *   guard     --freeze-after 0.3, and warmup with a 30% warm-up (36 steps), over the adaptive
  *             rule with --max-freeze-step 1: no change before step 36, then the adaptive rule
  *             (replayed from /intervals/ratio) limited to one more layer;
+ *   learned   --freeze-when-learned 0.1 over pipe: the means of each interval's /steps losses
+ *             against 0.9 x /config@prior_loss (ln 2 here) say where the guard opens; no depth
+ *             changes before, pipe's replay from then on, so the first freeze is at the first
+ *             boundary with a mean below; stopped 5 and 8 steps into that interval, each
+ *             checkpoint holds the interval's losses so far (sum, count, smallest mean) bit for
+ *             bit, and the resumed run equals the uninterrupted one;
  *   gated     a wrapper records the validation metric and ratios the policy saw; the gated
  *             rule replayed on them gives the recorded depths;
  *   rollback  a scripted policy that unfreezes (0,2,2,1,2,0,...), run with the memory cache
  *             and without: the same losses bit for bit (the cache recomputes rows stored
  *             deeper than the new depth), the depths as scripted, sane cache counts;
- *   safety    every built-in policy with its default knobs ends clearly above the majority
- *             class (0.5) where full fine-tuning does. */
+ *   freezeout t_i = t0 + (1-t0)*i/(L-1) (cubic: (c + (1-c)*i/(L-1))^3, c = cbrt(t0)); depth after a
+ *             boundary = the layers i < L-1 with step/T >= t_i; the learning-rate factors of
+ *             every step (0.5*(1+cos(pi*t/t_i)), /t_i when scaled, 0 past t_i; embeddings as layer 0;
+ *             last layer and head 1) from the policy, and as a run hands them over with
+ *             --layer-lr-decay 0.8 (X^(L+1), X^(L-l), 1 before the policy's); factors of 0
+ *             reach the optimizer (no evaluation changes); a run stopped at step 50 and resumed
+ *             equals the uninterrupted one bit for bit;
+ *   auto      --policy auto records the preset's name and line, and runs as the policy built
+ *             from that line (the same losses and depths); while the line is the one it was
+ *             written for, its depths replayed as adaptive (percentile 50, at least 2 layers
+ *             train: depth <= 1 here), no freezing in the warm-up nor before the learned
+ *             replay above opens (F = 0.1), one layer per decision;
+ *   safety    every built-in policy with its default knobs, and each one that fails here again
+ *             with --freeze-when-learned 0.1, ends clearly above the majority class (0.5) where
+ *             full fine-tuning does, or is printed as a known failure (test_safety says why). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,6 +85,62 @@ static void knobs_are(const char *out, const char *want) {
   af_results_close_read(&rr);
 }
 
+/* a number from /config (NAN when absent) */
+static double config_number(const char *out, const char *key) {
+  af_results_reader *rr = NULL;
+  double v = NAN;
+  if (af_results_open_read(out, &rr) != AF_OK) return v;
+  af_attr *at = NULL;
+  int na = 0;
+  if (af_results_read_attrs(rr, "config", &at, &na) == AF_OK) {
+    const af_attr *a = af_results_find_attr(at, na, key);
+    if (a && (a->type == AF_ATTR_DOUBLE || a->type == AF_ATTR_INT)) v = a->d;
+  }
+  af_results_free_attrs(at, na);
+  af_results_close_read(&rr);
+  return v;
+}
+
+/* --freeze-when-learned F, replayed from the file alone (docs/algorithm.md): the mean of the
+ * /steps losses of each interval (steps after the previous boundary up to this one, summed in
+ * step order), and latched[k] = 1 from the first boundary where such a mean is below
+ * (1 - F) x /config@prior_loss on. mean[k] too; NULL arrays on a read failure. */
+typedef struct {
+  int *latched;
+  double *mean, threshold;
+  size_t n;
+} learned_replay;
+
+static int replay_learned(const char *out, const intervals *iv, double F, learned_replay *lr) {
+  size_t ns = 0, nl = 0;
+  double *step = af_test_read_col(out, "steps/step", &ns), *loss = af_test_read_col(out, "steps/loss", &nl);
+  double prior = config_number(out, "prior_loss");
+  lr->n = iv->n;
+  lr->latched = calloc(iv->n, sizeof *lr->latched);
+  lr->mean = calloc(iv->n, sizeof *lr->mean);
+  lr->threshold = (1.0 - F) * prior;
+  int ok = step && loss && ns == nl && lr->latched && lr->mean && !isnan(prior);
+  CHECK(ok);
+  double low = INFINITY;
+  for (size_t k = 0, i = 0; ok && k < iv->n; k++) {
+    double sum = 0;
+    long cnt = 0;
+    for (; i < ns && step[i] <= iv->step[k]; i++) sum += loss[i], cnt++;
+    lr->mean[k] = cnt ? sum / (double)cnt : NAN;
+    if (lr->mean[k] < low) low = lr->mean[k];
+    lr->latched[k] = low < lr->threshold;
+  }
+  free(step);
+  free(loss);
+  return ok;
+}
+
+static void free_learned(learned_replay *lr) {
+  free(lr->latched);
+  free(lr->mean);
+  memset(lr, 0, sizeof *lr);
+}
+
 /* the adaptive rule, written again from docs/algorithm.md: numpy's linear percentile of the
  * defined ratios of layers F..L-1, then the first layer from F up at or above it (or NaN) */
 static int replay_adaptive(int F, const double *r, double pct_p, int cap) {
@@ -102,6 +177,15 @@ static af_status run(af_train_opts *o, af_train_summary *sum) {
 }
 
 /* ---- pipe ---- */
+
+/* the depth pipe (alpha a) sets at a boundary after `step` from depth F */
+static int replay_pipe(int F, double step, double a) {
+  long e = (long)step / EPOCH;
+  int want = (int)ceil(L * (1 - pow(1 - a, (double)e)) - 1e-9);
+  if (want > L - 1) want = L - 1;
+  return want < F ? F : want;  /* never lower */
+}
+
 static void test_pipe(const char *tmp) {
   char out[4300];
   snprintf(out, sizeof out, "%s/pipe.h5", tmp);
@@ -118,9 +202,8 @@ static void test_pipe(const char *tmp) {
   int worst = 0;
   for (size_t k = 0; k < iv.n; k++) {
     long e = (long)iv.step[k] / EPOCH;
-    int want = (int)ceil(L * (1 - pow(0.75, (double)e)) - 1e-9);
-    if (want > L - 1) want = L - 1;
-    if (want < (int)iv.before[k] || k == 0) want = (int)iv.before[k];  /* baseline; never lower */
+    int want = replay_pipe((int)iv.before[k], iv.step[k], 0.25);
+    if (k == 0) want = (int)iv.before[k];  /* baseline */
     if ((int)iv.after[k] != want) {
       worst++;
       fprintf(stderr, "pipe: boundary %zu (step %.0f, epoch %ld): depth %.0f, replay %d\n", k, iv.step[k], e,
@@ -174,6 +257,98 @@ static void test_guard(const char *tmp) {
     CHECK(bad == 0 && moved > 0);
     free_intervals(&iv);
   }
+}
+
+/* ---- freeze_when_learned over pipe ---- */
+
+/* the checkpoint's loss state against the /steps losses of the uninterrupted run u: the sum and
+ * count of the steps after boundary `last` (0: none) up to `stop`, bit for bit, and the
+ * smallest interval mean at the boundaries up to `last` */
+static void ckpt_loss_is(const char *ckdir, const double *loss, long last, long stop, double low, const char *what) {
+  char buf[128];
+  double sum = 0;
+  for (long i = last; i < stop; i++) sum += loss[i];
+  double got_sum = strtod(af_test_st_meta(ckdir, "last.safetensors", "interval_loss_sum", buf, sizeof buf), NULL);
+  long got_n = strtol(af_test_st_meta(ckdir, "last.safetensors", "interval_loss_steps", buf, sizeof buf), NULL, 10);
+  double got_min = strtod(af_test_st_meta(ckdir, "last.safetensors", "loss_min", buf, sizeof buf), NULL);
+  printf("%s: checkpoint at step %ld holds %ld steps' losses, sum %.17g (replay %.17g), smallest mean %.6f\n", what,
+         stop, got_n, got_sum, sum, got_min);
+  CHECK(got_sum == sum && got_n == stop - last && got_min == low);
+}
+
+static void test_learned(const char *tmp) {
+  const double F = 0.1;
+  char out[4300];
+  snprintf(out, sizeof out, "%s/learned.h5", tmp);
+  af_train_opts o;
+  af_train_summary sum;
+  af_test_tiny_train_opts(&o, g_model, g_data, out, NULL);
+  o.policy_kind = AF_POLICY_PIPE;  /* proposes a freeze at every boundary from epoch 1 on */
+  o.alpha = 0.25;
+  o.intervals = 12;
+  o.freeze_when_learned = F;
+  if (run(&o, &sum) != AF_OK) return;
+  knobs_are(out, "alpha=0.25 freeze_when_learned=0.1");
+  /* the "you" task's 320 training rows are half 0, half 1: the prior's loss is ln 2 */
+  double prior = config_number(out, "prior_loss");
+  CHECK(fabs(prior - log(2.0)) < 1e-15 && config_number(out, "freeze_when_learned") == F);
+  intervals iv;
+  learned_replay lr = {0};
+  if (!read_intervals(out, &iv)) return;
+  if (!replay_learned(out, &iv, F, &lr)) {
+    free_intervals(&iv);
+    return;
+  }
+  int bad = 0, first_latched = -1, first_freeze = -1;
+  for (size_t k = 0; k < iv.n; k++) {
+    int F0 = (int)iv.before[k], want = k > 0 && lr.latched[k] ? replay_pipe(F0, iv.step[k], 0.25) : F0;
+    if (k > 0 && lr.latched[k] && first_latched < 0) first_latched = (int)k;
+    if (iv.after[k] > iv.before[k] && first_freeze < 0) first_freeze = (int)k;
+    if ((int)iv.after[k] != want) {
+      bad++;
+      fprintf(stderr, "learned: boundary %zu (step %.0f, interval loss %.4f, threshold %.4f): depth %.0f, replay %d\n",
+              k, iv.step[k], lr.mean[k], lr.threshold, iv.after[k], want);
+    }
+  }
+  if (first_latched >= 0)
+    printf("learned (pipe, F = %g): prior loss %.6f, threshold %.6f; first interval mean below it at boundary %d "
+           "(step %.0f, %.6f); first freeze at boundary %d; final depth %d, best %.4f; %d differ from the replay\n",
+           F, prior, lr.threshold, first_latched, iv.step[first_latched], lr.mean[first_latched], first_freeze,
+           sum.final_depth, sum.best, bad);
+  /* the first freeze is where the loss first beats the threshold, after epoch 1 (pipe wants 1+ there) */
+  CHECK(bad == 0 && first_latched > 0 && first_freeze == first_latched && iv.step[first_latched] >= EPOCH);
+  /* resumed: stopped 5 steps into the interval that latches, then 3 steps later, then to the end */
+  size_t nl = 0;
+  double *loss = af_test_read_col(out, "steps/loss", &nl);
+  if (first_latched > 0 && loss && nl == T) {
+    char part[4300], ck[4400];
+    snprintf(part, sizeof part, "%s/learned-resumed.h5", tmp);
+    snprintf(ck, sizeof ck, "%s.ckpt", part);
+    const long last = (long)iv.step[first_latched - 1];
+    double low = INFINITY;
+    for (int k = 0; k < first_latched; k++) low = lr.mean[k] < low ? lr.mean[k] : low;
+    af_test_tiny_train_opts(&o, g_model, g_data, part, NULL);
+    o.policy_kind = AF_POLICY_PIPE;
+    o.alpha = 0.25;
+    o.intervals = 12;
+    o.freeze_when_learned = F;
+    o.max_steps = last + 5;
+    if (run(&o, &sum) == AF_OK) ckpt_loss_is(ck, loss, last, last + 5, low, "learned, stopped");
+    o.resume = 1;
+    o.max_steps = last + 8;
+    if (run(&o, &sum) == AF_OK) ckpt_loss_is(ck, loss, last, last + 8, low, "learned, resumed and stopped");
+    o.max_steps = 0;
+    if (run(&o, &sum) == AF_OK) {
+      int same = af_test_same_col(part, out, "steps/loss") && af_test_same_col(part, out, "steps/frozen_depth") &&
+                 af_test_same_col(part, out, "intervals/depth_after");
+      printf("learned, stopped at steps %ld and %ld and resumed vs uninterrupted: losses and depths %s\n", last + 5,
+             last + 8, same ? "identical" : "DIFFERENT");
+      CHECK(same && sum.steps == T);
+    }
+  }
+  free(loss);
+  free_learned(&lr);
+  free_intervals(&iv);
 }
 
 /* ---- gated, through a recording wrapper ---- */
@@ -318,44 +493,322 @@ static void test_rollback_cache(const char *tmp) {
   af_policy_free(p);
 }
 
-/* ---- safety: no built-in policy ends at the majority class where full fine-tuning learns ---- */
-static void test_safety(const char *tmp) {
-  /* safe = 0: KNOWN FAILURES on this fixture, printed and not asserted (issue 14 is open on
-   * them): pipe and static freeze on a clock, blind to learning, and this 3-layer task needs
-   * layer 0 to train; gated's 32-row validation slice (one row = 3 points) lets a noisy rise
-   * start a freeze that no later drop undoes. Flip to 1 when a policy is fixed. */
-  struct { const char *name; int kind; double after; int step, safe; } pol[] = {
-      {"none (full fine-tuning)", AF_POLICY_NONE, 0, -1, 1},
-      {"adaptive", AF_POLICY_ADAPTIVE, 0, -1, 1},
-      {"adaptive, freeze_after warmup", AF_POLICY_ADAPTIVE, -1, -1, 1},
-      {"adaptive, max_freeze_step 1", AF_POLICY_ADAPTIVE, 0, 1, 1},
-      {"pipe", AF_POLICY_PIPE, 0, -1, 0},
-      {"gated", AF_POLICY_GATED, 0, -1, 0},
-      {"static --frozen 1", AF_POLICY_STATIC, 0, -1, 0},
+/* ---- freezeout ---- */
+
+/* written again from docs/algorithm.md, "FreezeOut" */
+static double fo_time(double t0, int cubic, int i) {
+  if (i >= L - 1) return 1.0;
+  double f = (double)i / (double)(L - 1);
+  if (!cubic) return t0 + (1.0 - t0) * f;
+  double c = cbrt(t0), x = c + (1.0 - c) * f;
+  return x * x * x;
+}
+
+static double fo_factor(double t0, int cubic, int scaled, int i, double t) {
+  if (i >= L - 1) return 1.0;
+  double ti = fo_time(t0, cubic, i);
+  if (t >= ti) return 0.0;
+  return 0.5 * (1.0 + cos(M_PI * t / ti)) / (scaled ? ti : 1.0);
+}
+
+/* the policy's factors for every step of a T-step run against the replay */
+static int fo_factors_differ(af_policy *p, double t0, int cubic, int scaled) {
+  int bad = 0;
+  for (long s = 0; s < T; s++) {
+    double sc[L + 2], t = (double)s / T;
+    for (int k = 0; k < L + 2; k++) sc[k] = 1.0;
+    p->lr_scale(p, s, T, L, sc);
+    double want[L + 2];
+    want[0] = fo_factor(t0, cubic, scaled, 0, t);
+    for (int l = 0; l < L; l++) want[1 + l] = fo_factor(t0, cubic, scaled, l, t);
+    want[L + 1] = 1.0;
+    for (int k = 0; k < L + 2; k++)
+      if (!(fabs(sc[k] - want[k]) <= 1e-12 * fabs(want[k]))) {
+        if (bad++ < 5) fprintf(stderr, "freezeout: step %ld, group %d: factor %.17g, replay %.17g\n", s, k, sc[k], want[k]);
+      }
+  }
+  return bad;
+}
+
+/* depths of a finished run against the replay: no decision at the first boundary */
+static int fo_depths_differ(const char *out, double t0, int cubic, int *final) {
+  intervals iv;
+  if (!read_intervals(out, &iv)) return 1;
+  int bad = 0;
+  for (size_t k = 0; k < iv.n; k++) {
+    int F = (int)iv.before[k], want = F;
+    if (k > 0) {
+      int n = 0;
+      while (n < L - 1 && iv.step[k] / T >= fo_time(t0, cubic, n)) n++;
+      if (n > want) want = n;
+    }
+    if ((int)iv.after[k] != want) {
+      bad++;
+      fprintf(stderr, "freezeout: boundary %zu (step %.0f): depth %.0f, replay %d\n", k, iv.step[k], iv.after[k], want);
+    }
+  }
+  *final = iv.n ? (int)iv.after[iv.n - 1] : -1;
+  free_intervals(&iv);
+  return bad;
+}
+
+/* a wrapper that records the factors a run hands the policy (before the policy's own) */
+typedef struct {
+  af_policy *inner;
+  long steps, bad_step, bad_in;
+  double x;  /* --layer-lr-decay */
+} lr_recorder;
+
+static af_status lr_rec_decide(af_policy *p, const af_interval_stats *st, int *nd) {
+  lr_recorder *r = p->ctx;
+  return r->inner->decide(r->inner, st, nd);
+}
+
+static void lr_rec_scale(af_policy *p, long step, long total, int nl, double *scale) {
+  lr_recorder *r = p->ctx;
+  r->bad_step += step != r->steps || total != T || nl != L;
+  double want[L + 2];
+  want[0] = pow(r->x, L + 1);
+  for (int l = 0; l < L; l++) want[1 + l] = pow(r->x, L - l);
+  want[L + 1] = 1.0;
+  for (int k = 0; k < L + 2; k++) r->bad_in += !(fabs(scale[k] - want[k]) <= 1e-15);
+  r->steps++;
+  if (r->inner->lr_scale) r->inner->lr_scale(r->inner, step, total, nl, scale);
+}
+
+static void zero_scale(af_policy *p, long step, long total, int nl, double *scale) {
+  (void)p, (void)step, (void)total;
+  for (int k = 0; k < nl + 2; k++) scale[k] = 0.0;
+}
+
+static void test_freezeout(const char *tmp) {
+  static const struct { double t0; int cubic, scaled; const char *knobs; } v[] = {
+      {0.5, 0, 0, "t0=0.5 schedule=linear scaled=false"},
+      {0.3, 1, 1, "t0=0.3 schedule=cubic scaled=true"},
   };
-  double full = NAN;
-  for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++) {
-    char out[4300];
-    snprintf(out, sizeof out, "%s/safety%zu.h5", tmp, i);
+  char out[2][4300];
+  for (int i = 0; i < 2; i++) {
+    snprintf(out[i], sizeof out[i], "%s/freezeout%d.h5", tmp, i);
     af_train_opts o;
     af_train_summary sum;
-    af_test_tiny_train_opts(&o, g_model, g_data, out, NULL);
-    o.policy_kind = pol[i].kind;
-    o.freeze_after = pol[i].after;
-    o.max_freeze_step = pol[i].step;
-    if (pol[i].kind == AF_POLICY_STATIC) o.frozen = 1;
+    af_test_tiny_train_opts(&o, g_model, g_data, out[i], NULL);
+    o.policy_kind = AF_POLICY_FREEZEOUT;
+    o.freezeout_t0 = v[i].t0;
+    o.freezeout_schedule = v[i].cubic;
+    o.freezeout_scaled = v[i].scaled;
+    o.intervals = 12;
     o.cache = AF_CACHE_MEMORY;
     if (run(&o, &sum) != AF_OK) continue;
+    knobs_are(out[i], v[i].knobs);
+    int final = -1, bad = fo_depths_differ(out[i], v[i].t0, v[i].cubic, &final);
+    af_freezeout_opts fo = {.t0 = v[i].t0, .cubic = v[i].cubic, .scaled = v[i].scaled};
+    af_policy *p = NULL;
+    CHECK_OK(af_policy_freezeout(&fo, &p));
+    int fbad = p ? fo_factors_differ(p, v[i].t0, v[i].cubic, v[i].scaled) : 1;
+    af_policy_free(p);
+    printf("freezeout %s: t_0 %.4f, t_1 %.4f; final depth %d, %d depths and %d of %d factors differ from the replay; "
+           "best %.4f\n", v[i].knobs, fo_time(v[i].t0, v[i].cubic, 0), fo_time(v[i].t0, v[i].cubic, 1), final, bad,
+           fbad, T * (L + 2), sum.best);
+    CHECK(bad == 0 && fbad == 0 && final == L - 1);
+  }
+  /* resumed: stopped at step 50 (after layer 0's cosine started, before it froze) */
+  char part[4300];
+  snprintf(part, sizeof part, "%s/freezeout-resumed.h5", tmp);
+  af_train_opts o;
+  af_train_summary sum;
+  af_test_tiny_train_opts(&o, g_model, g_data, part, NULL);
+  o.policy_kind = AF_POLICY_FREEZEOUT;
+  o.intervals = 12;
+  o.cache = AF_CACHE_MEMORY;
+  o.max_steps = 50;
+  if (run(&o, &sum) == AF_OK) {
+    o.max_steps = 0;
+    o.resume = 1;
+    run(&o, &sum);
+    int same = af_test_same_col(part, out[0], "steps/loss") && af_test_same_col(part, out[0], "steps/frozen_depth") &&
+               af_test_same_col(part, out[0], "intervals/depth_after");
+    printf("freezeout stopped at step 50 and resumed vs uninterrupted: losses and depths %s\n",
+           same ? "identical" : "DIFFERENT");
+    CHECK(same && sum.steps == T);
+  }
+  /* what a run hands the policy, with --layer-lr-decay 0.8 */
+  af_policy *inner = NULL, *w = NULL;
+  CHECK_OK(af_policy_freezeout(NULL, &inner));
+  lr_recorder rec = {.inner = inner, .x = 0.8};
+  CHECK_OK(af_policy_custom("freezeout-recorded", lr_rec_decide, &rec, NULL, &w));
+  if (w) {
+    w->lr_scale = lr_rec_scale;
+    char out2[4300];
+    snprintf(out2, sizeof out2, "%s/freezeout-decay.h5", tmp);
+    af_test_tiny_train_opts(&o, g_model, g_data, out2, w);
+    o.intervals = 12;
+    o.layer_lr_decay = 0.8;
+    if (run(&o, &sum) == AF_OK) {
+      int final = -1, bad = fo_depths_differ(out2, 0.5, 0, &final);
+      printf("freezeout with --layer-lr-decay 0.8: %ld steps handed factors (%ld with a wrong step/total, %ld wrong "
+             "factors in); %d depths differ\n", rec.steps, rec.bad_step, rec.bad_in, bad);
+      CHECK(rec.steps == T && rec.bad_step == 0 && rec.bad_in == 0 && bad == 0);
+    }
+    /* factors of 0 reach the optimizer: nothing trains, so no evaluation changes */
+    w->lr_scale = zero_scale;
+    snprintf(out2, sizeof out2, "%s/zero-lr.h5", tmp);
+    af_test_tiny_train_opts(&o, g_model, g_data, out2, w);
+    o.intervals = 12;
+    if (run(&o, &sum) == AF_OK) {
+      size_t n = 0, moved = 0;
+      double *acc = af_test_read_col(out2, "evals/accuracy", &n);
+      for (size_t k = 1; acc && k < n; k++) moved += acc[k] != acc[0];
+      printf("every learning-rate factor 0: %zu evaluations, %zu differ from the first\n", n, moved);
+      CHECK(n >= 12 && moved == 0);
+      free(acc);
+    }
+  }
+  af_policy_free(w);
+  af_policy_free(inner);
+}
+
+/* ---- the auto preset ---- */
+static void test_auto(const char *tmp) {
+  const char *spec = af_policy_preset_spec("auto");
+  CHECK(spec != NULL);
+  if (!spec) return;
+  char out[4300], direct[4300];
+  snprintf(out, sizeof out, "%s/auto.h5", tmp);
+  snprintf(direct, sizeof direct, "%s/auto-from-spec.h5", tmp);
+  af_train_opts o;
+  af_train_summary sum;
+  af_test_tiny_train_opts(&o, g_model, g_data, out, NULL);
+  o.policy_kind = AF_POLICY_AUTO;
+  o.intervals = 12;
+  if (run(&o, &sum) != AF_OK) return;
+  knobs_are(out, spec);
+  af_policy *p = NULL;
+  CHECK_OK(af_policy_from_spec("auto", spec, &p));
+  af_train_summary sum2;
+  af_test_tiny_train_opts(&o, g_model, g_data, direct, p);
+  o.intervals = 12;
+  if (p && run(&o, &sum2) == AF_OK) {
+    int same = af_test_same_col(out, direct, "steps/loss") && af_test_same_col(out, direct, "intervals/depth_after");
+    printf("auto = '%s': --policy auto and the policy built from its line %s\n", spec, same ? "agree" : "DIFFER");
+    CHECK(same);
+  }
+  af_policy_free(p);
+  if (strcmp(spec, "adaptive percentile=50 keep=2 freeze_after=warmup max_freeze_step=1 freeze_when_learned=0.1")) {
+    printf("auto: the preset changed since this test was written; its adaptive replay is skipped\n");
+    return;
+  }
+  intervals iv;
+  learned_replay lr = {0};
+  if (!read_intervals(out, &iv)) return;
+  if (!replay_learned(out, &iv, 0.1, &lr)) {
+    free_intervals(&iv);
+    return;
+  }
+  const int warm = (int)(0.1 * T), cap = L - 2;  /* the hf recipe's warm-up; at least 2 layers train */
+  int bad = 0, first_latched = -1;
+  for (size_t k = 0; k < iv.n; k++) {
+    int F = (int)iv.before[k], want = F;
+    if (k > 0 && lr.latched[k] && first_latched < 0) first_latched = (int)k;
+    if (k > 0 && iv.step[k] >= warm && lr.latched[k]) {
+      want = replay_adaptive(F, iv.ratio + k * L, 50, cap);
+      if (want > F + 1) want = F + 1;
+    }
+    if ((int)iv.after[k] != want) {
+      bad++;
+      fprintf(stderr, "auto: boundary %zu (step %.0f): depth %.0f, replay %d\n", k, iv.step[k], iv.after[k], want);
+    }
+  }
+  printf("auto: %zu boundaries, the loss below %.4f from boundary %d on, final depth %d, %d differ from the replay; "
+         "best %.4f\n", iv.n, lr.threshold, first_latched, sum.final_depth, bad, sum.best);
+  CHECK(bad == 0 && sum.final_depth <= cap);
+  free_learned(&lr);
+  free_intervals(&iv);
+}
+
+/* ---- safety: no built-in policy ends at the majority class where full fine-tuning learns ---- */
+
+/* One row of the safety table. safe = 0: KNOWN FAILURES on this fixture, printed and not
+ * asserted (issue 14 is open on them). Unguarded, pipe, static and freezeout freeze on a
+ * clock, blind to learning, and this 3-layer task needs layer 0 to train until its loss
+ * leaves the prior's, at about step 85 of 120; gated's 32-row validation slice (one row = 3
+ * points) lets a noisy rise start a freeze that no later drop undoes. Each runs again with
+ * --freeze-when-learned 0.1, which holds every freeze until the loss is 10% below the prior's:
+ *   pipe      safe: it freezes at the first boundary past that point;
+ *   static    refused (refused = 1): its depth is set at step 0, before any loss;
+ *   freezeout still unsafe: the guard keeps depth 0 all run, but FreezeOut's learning-rate
+ *             factors (not a freeze) anneal layers 0-1 to rate 0 by 60% and 80% of the run,
+ *             so the loss never leaves the prior's;
+ *   gated     still unsafe, and not by freezing: the guard keeps depth 0 all run, which leaves
+ *             full fine-tuning of the 288 rows the slice leaves in another order (108 steps),
+ *             and that does not leave the prior's loss on this seed either.
+ * Flip to 1 when a policy is fixed. */
+typedef struct {
+  const char *name;
+  int kind;
+  double after, learned;
+  int step, intervals, safe, refused;
+  const char *spec;  /* a policy built from this line instead of kind */
+} safety_case;
+
+static void run_safety(const char *tmp, size_t i, const safety_case *c, double *full) {
+  char out[4300];
+  snprintf(out, sizeof out, "%s/safety%zu.h5", tmp, i);
+  af_policy *p = NULL;
+  if (c->spec) CHECK_OK(af_policy_from_spec("auto-unguarded", c->spec, &p));
+  af_train_opts o;
+  af_train_summary sum;
+  af_test_tiny_train_opts(&o, g_model, g_data, out, p);
+  o.policy_kind = c->kind;
+  o.freeze_after = c->after;
+  o.max_freeze_step = c->step;
+  o.freeze_when_learned = c->learned;
+  if (c->intervals) o.intervals = c->intervals;
+  if (c->kind == AF_POLICY_STATIC) o.frozen = 1;
+  o.cache = AF_CACHE_MEMORY;
+  if (c->refused) {  /* a guard that cannot help is refused, with the reason */
+    af_status st = af_train(&o, &sum);
+    printf("safety: %-48s refused (%s)  KNOWN UNSAFE (not asserted)\n", c->name,
+           st == AF_ERR_ARG && strstr(af_last_error(), "from the start") ? "it freezes from the start" : "?");
+    CHECK(st == AF_ERR_ARG && strstr(af_last_error(), "from the start"));
+    return;
+  }
+  if (run(&o, &sum) == AF_OK) {
     int ok = sum.best >= 0.7 && sum.final >= 0.7;  /* majority class: 0.5 */
-    printf("safety: %-32s best %.4f final %.4f final depth %d%s\n", pol[i].name, sum.best, sum.final,
-           sum.final_depth, ok ? "" : pol[i].safe ? "  UNSAFE" : "  KNOWN UNSAFE (not asserted)");
+    printf("safety: %-48s best %.4f final %.4f final depth %d%s\n", c->name, sum.best, sum.final, sum.final_depth,
+           ok ? "" : c->safe ? "  UNSAFE" : "  KNOWN UNSAFE (not asserted)");
     if (i == 0) {
-      full = sum.best;
-      CHECK(full >= 0.8);  /* the task is learnable: the test means something */
-    } else if (pol[i].safe) {
+      *full = sum.best;
+      CHECK(*full >= 0.8);  /* the task is learnable: the test means something */
+    } else if (c->safe) {
       CHECK(ok);
     }
   }
+  af_policy_free(p);
+}
+
+static void test_safety(const char *tmp) {
+  const safety_case pol[] = {
+      {"none (full fine-tuning)", AF_POLICY_NONE, 0, 0, -1, 0, 1, 0, NULL},
+      {"adaptive", AF_POLICY_ADAPTIVE, 0, 0, -1, 0, 1, 0, NULL},
+      {"adaptive, freeze_after warmup", AF_POLICY_ADAPTIVE, -1, 0, -1, 0, 1, 0, NULL},
+      {"adaptive, max_freeze_step 1", AF_POLICY_ADAPTIVE, 0, 0, 1, 0, 1, 0, NULL},
+      {"pipe", AF_POLICY_PIPE, 0, 0, -1, 0, 0, 0, NULL},
+      {"pipe, freeze_when_learned 0.1", AF_POLICY_PIPE, 0, 0.1, -1, 0, 1, 0, NULL},
+      {"pipe, freeze_when_learned 0.1, 12 intervals", AF_POLICY_PIPE, 0, 0.1, -1, 12, 1, 0, NULL},
+      {"gated", AF_POLICY_GATED, 0, 0, -1, 0, 0, 0, NULL},
+      {"gated, freeze_when_learned 0.1", AF_POLICY_GATED, 0, 0.1, -1, 0, 0, 0, NULL},
+      {"static --frozen 1", AF_POLICY_STATIC, 0, 0, -1, 0, 0, 0, NULL},
+      {"static --frozen 1, freeze_when_learned 0.1", AF_POLICY_STATIC, 0, 0.1, -1, 0, 0, 1, NULL},
+      {"freezeout", AF_POLICY_FREEZEOUT, 0, 0, -1, 0, 0, 0, NULL},
+      {"freezeout, freeze_when_learned 0.1", AF_POLICY_FREEZEOUT, 0, 0.1, -1, 0, 0, 0, NULL},
+      {"auto", AF_POLICY_AUTO, 0, 0, -1, 0, 1, 0, NULL},
+      {"auto, 12 intervals", AF_POLICY_AUTO, 0, 0, -1, 12, 1, 0, NULL},
+      /* auto as it was before freeze_when_learned: what the guard fixed */
+      {"auto without freeze_when_learned, 12 intervals", AF_POLICY_NONE, 0, 0, -1, 12, 0, 0,
+       "adaptive percentile=50 keep=2 freeze_after=warmup max_freeze_step=1"},
+  };
+  double full = NAN;
+  for (size_t i = 0; i < sizeof pol / sizeof pol[0]; i++) run_safety(tmp, i, &pol[i], &full);
 }
 
 int main(void) {
@@ -367,8 +820,11 @@ int main(void) {
   const char *tmp = af_test_tmpdir();
   test_pipe(tmp);
   test_guard(tmp);
+  test_learned(tmp);
   test_gated(tmp);
   test_rollback_cache(tmp);
+  test_freezeout(tmp);
+  test_auto(tmp);
   test_safety(tmp);
   return af_test_done("test_policies");
 }

@@ -42,10 +42,16 @@ run_exp ablation_percentile --set "data=$TMP/default" --set task=default
 run_exp ablation_intervals --set "data=$TMP/default" --set task=default
 run_exp static_depth --set "data=$TMP/default" --set task=default
 run_exp bench_time --set "data=$TMP/default" --set rounds=1
-run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1 --set policies=adaptive+cache
-# --set policies: the baseline and the named policy only; an unknown label names the known ones
-[ "$(cd "$TMP/res/paper" && ls *.h5 | tr '\n' ' ')" = "sst2-adaptive+cache-s1.h5 sst2-none-s1.h5 " ] \
-  || fail "paper.lua --set policies=adaptive+cache ran: $(ls "$TMP/res/paper")"
+run_exp paper --set "glue=$TMP/glue" --set tasks=sst2 --set seeds=1 --set policies=adaptive+cache,auto
+# --set policies: the baseline and the named policies only; an unknown label names the known ones
+[ "$(cd "$TMP/res/paper" && ls *.h5 | tr '\n' ' ')" = "sst2-adaptive+cache-s1.h5 sst2-auto-s1.h5 sst2-none-s1.h5 " ] \
+  || fail "paper.lua --set policies=adaptive+cache,auto ran: $(ls "$TMP/res/paper")"
+# quickstart runs its four by default (checked above); auto+cache when named, recorded as the preset
+expect_rc 0 "quickstart.lua --set policies=auto+cache" -- "$BIN" run "$SRC/experiments/quickstart.lua" "${small[@]}" \
+  --set "data=$TMP/default" --set "out=$TMP/res/quick-auto" --set "plots=$TMP/fig/quick-auto" --set policies=auto+cache
+[ "$(cd "$TMP/res/quick-auto" && ls *.h5 | tr '\n' ' ')" = "default-auto+cache-s1.h5 default-full-s1.h5 " ] \
+  || fail "quickstart.lua --set policies=auto+cache ran: $(ls "$TMP/res/quick-auto")"
+[ "$(cd "$TMP/res/quickstart" && ls *.h5 | wc -l)" = 4 ] || fail "quickstart.lua by default: $(ls "$TMP/res/quickstart")"
 # the policy lab: two tasks (the default layout and a GLUE folder), two seeds, every policy; a
 # table, a CSV and a Pareto figure per task; run again, every cell is skipped
 lab=(--set "data=$TMP/default" --set "glue=$TMP/glue" --set tasks=default,sst2 --set seeds=1,2 --set runs_figures=false

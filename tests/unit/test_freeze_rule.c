@@ -527,13 +527,16 @@ static void test_unfreeze_invariant(void) {
   af_policy_free(p);
 }
 
+/* the guard's modifiers: freeze_after, max_freeze_step, freeze_when_learned */
+#define GUARD(after, step, learned) ((af_guard_opts){.freeze_after = (after), .max_step = (step), .when_learned = (learned)})
+
 /* The guard: inner is not asked before the step; then at most max_step more layers. */
 static void test_guard(void) {
   double s[6] = {1, 1, 1, 1, 1, 1};
   af_policy *in, *g;
   af_freeze_ctl *c;
   CHECK_OK(af_policy_custom("deep", ask_count, NULL, NULL, &in));
-  CHECK_OK(af_policy_guard(in, 0.5, 1, &g));
+  CHECK_OK(af_policy_guard(in, &GUARD(0.5, 1, 0), &g));
   CHECK(!strcmp(g->name, "deep") && !strcmp(g->knobs, "freeze_after=0.5 max_freeze_step=1"));
   CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
   af_freeze_ctl_set_run(c, 100, 50, 10);
@@ -547,7 +550,7 @@ static void test_guard(void) {
   af_freeze_ctl_free(c);
   af_policy_free(g);
   /* warmup: the schedule's warm-up steps (30 here); no step limit */
-  CHECK_OK(af_policy_guard(in, -1, 0, &g));
+  CHECK_OK(af_policy_guard(in, &GUARD(-1, 0, 0), &g));
   CHECK(!strcmp(g->knobs, "freeze_after=warmup"));
   CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
   af_freeze_ctl_set_run(c, 100, 50, 30);
@@ -562,7 +565,7 @@ static void test_guard(void) {
   /* the adaptive rule under max_freeze_step 1: p100 would freeze 4 at once (test_percentile_extremes) */
   double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10};
   CHECK_OK(af_policy_adaptive(100, -1, &in));
-  CHECK_OK(af_policy_guard(in, 0, 1, &g));
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 1, 0), &g));
   CHECK(!strcmp(g->knobs, "percentile=100 max_freeze_step=1") && !strcmp(g->name, "adaptive"));
   CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
   step_expect(c, 1, s0, 0, "one step I0");
@@ -572,11 +575,275 @@ static void test_guard(void) {
   af_policy_free(in);
   /* static starts frozen: no freeze_after */
   CHECK_OK(af_policy_static(2, &in));
-  CHECK(af_policy_guard(in, 0.5, 0, &g) == AF_ERR_ARG);
-  CHECK_OK(af_policy_guard(in, 0, 1, &g));
+  CHECK(af_policy_guard(in, &GUARD(0.5, 0, 0), &g) == AF_ERR_ARG);
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 1, 0), &g));
   CHECK(g->initial_depth == 2);
   af_policy_free(g);
   af_policy_free(in);
+}
+
+/* The label prior's training loss, worked by hand:
+ *   {0,0,0,1}, 2 classes: -(3/4 ln 3/4 + 1/4 ln 1/4) = ln 4 - (3/4) ln 3;
+ *   {0,1,2,2,5}, 3 classes: 5 is no label (loss 0, still a row), so p = (1/4, 1/4, 1/2) over the
+ *     4 labelled rows and the mean over 5 rows is (ln 4 + ln 4 + 2 ln 2)/5 = (6/5) ln 2;
+ *   {0,1,0,1}: ln 2; {1,1,1}: 0 (nothing to beat);
+ *   regression {1,2,3,6}: mean 3, variance (4+1+0+9)/4 = 3.5; {2.5}: 0; no rows: NaN. */
+static void test_prior_loss(void) {
+  const float a[] = {0, 0, 0, 1}, b[] = {0, 1, 2, 2, 5}, c[] = {0, 1, 0, 1}, d[] = {1, 1, 1}, r[] = {1, 2, 3, 6},
+              one[] = {2.5f};
+  struct { const float *t; size_t n; int nl; double want; const char *what; } cases[] = {
+      {a, 4, 2, log(4.0) - 0.75 * log(3.0), "3:1"},
+      {b, 5, 3, 1.2 * log(2.0), "1:1:2 and a row without a label"},
+      {c, 4, 2, log(2.0), "balanced"},
+      {d, 3, 2, 0, "one class"},
+      {r, 4, 1, 3.5, "regression"},
+      {one, 1, 1, 0, "regression, one row"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double got = af_prior_loss(cases[i].t, cases[i].n, cases[i].nl);
+    if (!(fabs(got - cases[i].want) <= 1e-15 + 1e-14 * fabs(cases[i].want))) {
+      af_test_failures++;
+      fprintf(stderr, "prior loss %s: %.17g, expected %.17g\n", cases[i].what, got, cases[i].want);
+    }
+  }
+  CHECK(isnan(af_prior_loss(a, 0, 2)) && isnan(af_prior_loss(r, 0, 1)));
+}
+
+/* End one interval after the given step losses. */
+static void loss_expect(af_freeze_ctl *c, long step, const double *s, const double *loss, int n, int want,
+                        const char *what) {
+  for (int i = 0; i < n; i++) af_freeze_ctl_add_loss(c, loss[i]);
+  step_expect(c, step, s, want, what);
+}
+
+/* freeze_when_learned = 0.25 with a prior loss of 1: the threshold is 0.75 exactly. Inner
+ * ("deep") wants all but the last layer, one more per decision here. The interval's mean
+ * decides, not its last step; 0.75 itself is not below; once below, the guard stays open. */
+static void test_learned_guard(void) {
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  af_policy *in, *g;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_custom("deep", ask_count, NULL, NULL, &in));
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 1, 0.25), &g));
+  CHECK(!strcmp(g->knobs, "max_freeze_step=1 freeze_when_learned=0.25"));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 0);
+  af_freeze_ctl_set_prior_loss(c, 1.0);
+  CHECK(af_freeze_ctl_prior_loss(c) == 1.0);
+  asked = 0;
+  loss_expect(c, 10, s, (double[]){0.9, 1.0}, 2, 0, "learned I0: baseline (no decision)");
+  loss_expect(c, 20, s, (double[]){0.9, 0.6}, 2, 0, "learned I1: mean 0.75, not below");
+  loss_expect(c, 30, s, (double[]){0.5, 1.2}, 2, 0, "learned I2: mean 0.85");
+  CHECK(asked == 0);
+  loss_expect(c, 40, s, (double[]){0.9, 0.5}, 2, 1, "learned I3: mean 0.7 < 0.75 (last step 0.5, first 0.9)");
+  loss_expect(c, 50, s, (double[]){2.0, 2.0}, 2, 2, "learned I4: mean 2, latched");
+  loss_expect(c, 60, s, NULL, 0, 3, "learned I5: no losses, latched");
+  CHECK(asked == 3);
+  af_freeze_ctl_free(c);
+  /* the first boundary counts too, though it decides nothing: a mean of 0.5 there opens the guard */
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_prior_loss(c, 1.0);
+  loss_expect(c, 10, s, (double[]){0.5}, 1, 0, "learned at the baseline I0");
+  loss_expect(c, 20, s, (double[]){1.0}, 1, 1, "learned at the baseline I1: mean 1, latched");
+  af_freeze_ctl_free(c);
+  /* no prior loss told: the guard cannot decide, and says so */
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  loss_expect(c, 10, s, (double[]){0.5}, 1, 0, "no prior I0");
+  af_freeze_ctl_add_loss(c, 0.1);
+  CHECK(af_freeze_ctl_end_interval(c, 20, s, s, NULL) == AF_ERR_ARG && strstr(af_last_error(), "'deep'") &&
+        strstr(af_last_error(), "freeze_when_learned"));
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+  /* rollbacks pass: a policy that may unfreeze, scripted 0, 3, 3, 3, 1 */
+  CHECK_OK(af_policy_custom("down", scripted, NULL, NULL, &in));
+  in->may_unfreeze = 1;
+  int sc[8] = {0, 3, 3, 3, 1, 1, 1, 1};
+  memcpy(script_depth, sc, sizeof sc);
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 0, 0.25), &g));
+  CHECK(g->may_unfreeze);
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_prior_loss(c, 1.0);
+  loss_expect(c, 1, s, (double[]){1}, 1, 0, "rollback I0");
+  loss_expect(c, 2, s, (double[]){1}, 1, 0, "rollback I1: 3 held (mean 1)");
+  loss_expect(c, 3, s, (double[]){0.5}, 1, 3, "rollback I2: learned, 3");
+  loss_expect(c, 4, s, (double[]){1}, 1, 3, "rollback I3: 3");
+  af_freeze_ctl_add_loss(c, 1);
+  af_freeze_decision d;
+  CHECK_OK(af_freeze_ctl_end_interval(c, 5, s, s, &d));
+  CHECK(d.depth_before == 3 && d.depth_after == 1);  /* the rollback, though the loss is back at the prior's */
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+  /* the modifiers together, in order; refused values; a policy that starts frozen cannot wait */
+  CHECK_OK(af_policy_adaptive(50, -1, &in));
+  CHECK_OK(af_policy_guard(in, &GUARD(0.5, 1, 0.1), &g));
+  CHECK(g && !strcmp(g->knobs, "percentile=50 freeze_after=0.5 max_freeze_step=1 freeze_when_learned=0.1"));
+  af_policy_free(g);
+  CHECK(af_policy_guard(in, &GUARD(0, 0, 1), &g) == AF_ERR_ARG && strstr(af_last_error(), "[0, 1), got 1"));
+  CHECK(af_policy_guard(in, &GUARD(0, 0, -0.1), &g) == AF_ERR_ARG);
+  CHECK(af_policy_guard(in, &GUARD(0, 0, NAN), &g) == AF_ERR_ARG);
+  af_policy_free(in);
+  CHECK_OK(af_policy_static(2, &in));
+  CHECK(af_policy_guard(in, &GUARD(0, 0, 0.1), &g) == AF_ERR_ARG && strstr(af_last_error(), "freeze_when_learned"));
+  af_policy_free(in);
+  /* in a spec */
+  CHECK_OK(af_policy_from_spec("t", "pipe alpha=0.5 freeze_when_learned=0.2", &g));
+  CHECK(g && !strcmp(g->knobs, "pipe alpha=0.5 freeze_when_learned=0.2") && !g->stateful);
+  af_policy_free(g);
+}
+
+/* A resume restores the interval's losses so far and the smallest mean: a controller restored
+ * mid-interval (after a step of 0.3) ends the interval at mean (0.3+0.9+0.9)/3 = 0.7 < 0.75,
+ * where the 0.9s alone would hold; one restored after that boundary stays latched through a
+ * mean of 0.95. */
+static void test_learned_restore(void) {
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  af_policy *in, *g;
+  af_freeze_ctl *a, *b, *c;
+  CHECK_OK(af_policy_custom("deep", ask_count, NULL, NULL, &in));
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 1, 0.25), &g));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &a));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &b));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  for (af_freeze_ctl *x = a; x; x = x == a ? b : x == b ? c : NULL) af_freeze_ctl_set_prior_loss(x, 1.0);
+  af_freeze_loss_state ls;
+  af_freeze_ctl_loss_state(a, &ls);
+  CHECK(ls.sum == 0 && ls.steps == 0 && isinf(ls.min));
+  loss_expect(a, 3, s, (double[]){1, 1, 1}, 3, 0, "restore-loss a I0");
+  af_freeze_ctl_add_loss(a, 0.3);
+  af_freeze_ctl_loss_state(a, &ls);
+  CHECK(ls.sum == 0.3 && ls.steps == 1 && ls.min == 1);
+  CHECK_OK(af_freeze_ctl_restore(b, af_freeze_ctl_intervals(a), af_freeze_ctl_depth(a), af_freeze_ctl_prev_scores(a)));
+  af_freeze_ctl_restore_loss(b, &ls);
+  loss_expect(a, 6, s, (double[]){0.9, 0.9}, 2, 1, "restore-loss a I1: mean 0.7");
+  loss_expect(b, 6, s, (double[]){0.9, 0.9}, 2, 1, "restore-loss b I1: restored mid-interval, mean 0.7");
+  af_freeze_ctl_loss_state(a, &ls);
+  CHECK(ls.sum == 0 && ls.steps == 0 && fabs(ls.min - 0.7) < 1e-15);
+  CHECK_OK(af_freeze_ctl_restore(c, af_freeze_ctl_intervals(a), af_freeze_ctl_depth(a), af_freeze_ctl_prev_scores(a)));
+  af_freeze_ctl_restore_loss(c, &ls);
+  loss_expect(a, 9, s, (double[]){0.95}, 1, 2, "restore-loss a I2: latched");
+  loss_expect(c, 9, s, (double[]){0.95}, 1, 2, "restore-loss c I2: restored latched");
+  af_freeze_ctl_free(a);
+  af_freeze_ctl_free(b);
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+}
+
+/* FreezeOut, L = 6, t0 = 0.5 linear: t_i = 0.5 + 0.5*i/5 = 0.5, 0.6, 0.7, 0.8, 0.9 (layer 5: never) */
+static void test_freezeout(void) {
+  af_policy *p;
+  af_freezeout_opts o = {.t0 = 0};
+  CHECK(af_policy_freezeout(&o, &p) == AF_ERR_ARG && strstr(af_last_error(), "(0, 1], got 0"));
+  o.t0 = 1.5;
+  CHECK(af_policy_freezeout(&o, &p) == AF_ERR_ARG);
+  CHECK_OK(af_policy_freezeout(NULL, &p));
+  CHECK(!strcmp(p->name, "freezeout") && !strcmp(p->knobs, "t0=0.5 schedule=linear scaled=false") && p->lr_scale);
+  af_freeze_ctl *c;
+  CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 10);
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  step_expect(c, 10, s, 0, "freezeout baseline");
+  step_expect(c, 49, s, 0, "freezeout t 0.49 < t_0");
+  step_expect(c, 50, s, 1, "freezeout t 0.5 = t_0");
+  step_expect(c, 65, s, 2, "freezeout t 0.65: layers 0-1");
+  step_expect(c, 85, s, 4, "freezeout t 0.85: layers 0-3");
+  step_expect(c, 100, s, 5, "freezeout t 1: all but the last");
+  af_freeze_ctl_free(c);
+  af_freeze_opts cap = {.max_depth = 2};
+  CHECK_OK(af_freeze_ctl_create(6, &cap, p, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 10);
+  step_expect(c, 10, s, 0, "freezeout capped baseline");
+  step_expect(c, 85, s, 2, "freezeout capped at --max-depth 2");
+  af_freeze_ctl_free(c);
+  /* factors at step 25 of 100 (t = 0.25): layer 0 cos(pi/2) -> 0.5, layer 4 (t_4 = 0.9)
+   * 0.5*(1 + cos(pi*0.25/0.9)); at step 50 layer 0 is at 0; the last layer and head 1 */
+  double f[8] = {1, 1, 1, 1, 1, 1, 1, 1}, want4 = 0.5 * (1 + cos(3.14159265358979323846 * 0.25 / 0.9));
+  p->lr_scale(p, 25, 100, 6, f);
+  CHECK(fabs(f[0] - 0.5) < 1e-15 && fabs(f[1] - 0.5) < 1e-15 && fabs(f[5] - want4) < 1e-15 && f[6] == 1 && f[7] == 1);
+  for (int k = 0; k < 8; k++) f[k] = 2;  /* factors multiply what is there */
+  p->lr_scale(p, 50, 100, 6, f);
+  CHECK(f[0] == 0 && f[1] == 0 && f[2] > 0 && f[6] == 2 && f[7] == 2);
+  af_policy_free(p);
+  /* cubic, t0 = 0.125 (cbrt 0.5), L = 3: t_0 = 0.125, t_1 = 0.75^3 = 0.421875; scaled: / t_i */
+  o = (af_freezeout_opts){.t0 = 0.125, .cubic = 1, .scaled = 1};
+  CHECK(fabs(af_freezeout_time(&o, 0, 3) - 0.125) < 1e-15 && fabs(af_freezeout_time(&o, 1, 3) - 0.421875) < 1e-15);
+  CHECK(af_freezeout_time(&o, 2, 3) == 1);
+  CHECK_OK(af_policy_freezeout(&o, &p));
+  CHECK(!strcmp(p->knobs, "t0=0.125 schedule=cubic scaled=true"));
+  double g[5] = {1, 1, 1, 1, 1};
+  p->lr_scale(p, 0, 100, 3, g);  /* t = 0: cos 0 = 1, so 1/t_i */
+  CHECK(fabs(g[0] - 8) < 1e-12 && fabs(g[1] - 8) < 1e-12 && fabs(g[2] - 1 / 0.421875) < 1e-12 && g[3] == 1);
+  af_policy_free(p);
+}
+
+/* presets and specs: "auto" builds as its line says; keep caps at L - keep; the guard's
+ * modifiers apply; FreezeOut's factors pass through the guard; bad specs name themselves */
+static void test_presets(void) {
+  const char *spec = af_policy_preset_spec("auto");  /* whatever auto is defined as: it must build */
+  CHECK(spec != NULL);
+  if (!spec) return;
+  CHECK(af_policy_preset_spec("none") == NULL);
+  af_policy *p;
+  CHECK_OK(af_policy_preset("auto", &p));
+  CHECK(p && !strcmp(p->name, "auto") && !strcmp(p->knobs, spec) && !p->lr_scale && !p->stateful);
+  af_policy_free(p);
+  CHECK(af_policy_preset("fast", &p) == AF_ERR_ARG);
+  /* s0 -> s1: ratios 0.125 0.25 0.5 0 0.75 0.25; percentile 100 = 0.75 freezes layers 0-3 */
+  double s0[6] = {8, 8, 8, 8, 8, 8}, s1[6] = {7, 6, 4, 8, 2, 10};
+  struct { const char *spec; long step; int want; const char *what; } cases[] = {
+      {"adaptive percentile=100", 2, 4, "no cap: 4"},
+      {"adaptive percentile=100 keep=4", 2, 2, "keep=4 of 6: at most 2"},
+      {"adaptive percentile=100 keep=2 freeze_after=warmup max_freeze_step=1", 29, 0, "in the warm-up: 0"},
+      {"adaptive percentile=100 keep=2 freeze_after=warmup max_freeze_step=1", 30, 1, "after it, one step: 1"},
+      {"gated percentile=100 keep=5", 2, 0, "gated: no metric rise, nothing"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    CHECK_OK(af_policy_from_spec("t", cases[i].spec, &p));
+    if (!p) continue;
+    CHECK(!strcmp(p->knobs, cases[i].spec));
+    af_freeze_ctl *c;
+    CHECK_OK(af_freeze_ctl_create(6, NULL, p, &c));
+    af_freeze_ctl_set_run(c, 100, 50, 30);
+    af_freeze_ctl_set_val_metric(c, 0.5);
+    step_expect(c, 1, s0, 0, cases[i].what);
+    af_freeze_ctl_set_val_metric(c, 0.5);
+    step_expect(c, cases[i].step, s1, cases[i].want, cases[i].what);
+    af_freeze_ctl_free(c);
+    af_policy_free(p);
+  }
+  /* FreezeOut under a guard: its factors still apply */
+  CHECK_OK(af_policy_from_spec("fo", "freezeout t0=0.5 freeze_after=0.6", &p));
+  if (p) {
+    double f[5] = {1, 1, 1, 1, 1};
+    CHECK(p->lr_scale != NULL);
+    if (p->lr_scale) p->lr_scale(p, 25, 100, 3, f);
+    CHECK(fabs(f[0] - 0.5) < 1e-15 && f[3] == 1);
+    af_policy_free(p);
+  }
+  static const char *const bad[][2] = {
+      {"", "expected a base policy first"}, {"static keep=1", "expected a base policy first"},
+      {"adaptive alpha=0.5", "'alpha' is not a key=value that adaptive takes"},
+      {"adaptive percentile", "'percentile' is not a key=value"},
+      {"adaptive percentile=abc", "percentile cannot be 'abc'"}, {"adaptive keep=0", "keep cannot be '0'"},
+      {"adaptive percentile=150", "percentile must be in [0, 100]"},
+      {"freezeout schedule=squared", "schedule cannot be 'squared'"},
+      {"pipe freeze_after=1.5", "freeze_after cannot be '1.5'"},
+      {"adaptive freeze_when_learned=1", "freeze_when_learned cannot be '1'"},
+      {"adaptive freeze_when_learned=-0.1", "freeze_when_learned cannot be '-0.1'"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    p = NULL;
+    af_status st = af_policy_from_spec("x", bad[i][0], &p);
+    char want[256];
+    snprintf(want, sizeof want, "policy 'x' (%s): ", bad[i][0]);
+    if (st != AF_ERR_ARG || p || !strstr(af_last_error(), want) || !strstr(af_last_error(), bad[i][1])) {
+      af_test_failures++;
+      fprintf(stderr, "spec '%s': status %d, message '%s'; expected '%s...%s'\n", bad[i][0], (int)st, af_last_error(),
+              want, bad[i][1]);
+    }
+  }
 }
 
 int main(void) {
@@ -595,5 +862,10 @@ int main(void) {
   test_gated();
   test_unfreeze_invariant();
   test_guard();
+  test_prior_loss();
+  test_learned_guard();
+  test_learned_restore();
+  test_freezeout();
+  test_presets();
   return af_test_done("test_freeze_rule");
 }

@@ -7,6 +7,7 @@
 #include "tests/testutil.h"
 
 static void test_clip_modes(void);
+static void test_layer_scale(void);
 
 static void near(const char *what, double got, double want) {
   if (fabs(got - want) > 1e-6 * fabs(want) + 1e-12) {  /* af_lr_at is float */
@@ -44,6 +45,7 @@ int main(void) {
   near("constant", af_lr_at(&o, 77, 100), 1.0);
 
   test_clip_modes();
+  test_layer_scale();
   return af_test_done("test_optim");
 }
 
@@ -116,10 +118,11 @@ static double tensor_norm(const af_param_info *t, const float *g) {
   return sqrt(sq);
 }
 
-/* AdamW in double with the given clip mode and bias correction; frozen tensors unchanged */
+/* AdamW in double with the given clip mode and bias correction; frozen tensors unchanged.
+ * tlr: each tensor's learning rate (NULL: lr for all) */
 static void reference(const af_param_layout *lay, size_t fe, const af_optim_opts *o, af_clip clip, int bias_corr,
-                      float lr, long t, const float *p, const float *g, const float *m, const float *v, double *rp,
-                      double *rm, double *rv, double *gnorm) {
+                      float lr, const double *tlr, long t, const float *p, const float *g, const float *m,
+                      const float *v, double *rp, double *rm, double *rv, double *gnorm) {
   double sq = 0;
   for (int i = 0; i < lay->n; i++)
     if (lay->t[i].offset >= fe) sq += tensor_norm(&lay->t[i], g) * tensor_norm(&lay->t[i], g);
@@ -132,7 +135,7 @@ static void reference(const af_param_layout *lay, size_t fe, const af_optim_opts
     double sc = 1, nrm = tensor_norm(ti, g);
     if (clip == AF_CLIP_PER_TENSOR && nrm > mx) sc = mx / (nrm + 1e-6);
     if (clip == AF_CLIP_GLOBAL && *gnorm > mx) sc = mx / (*gnorm + 1e-6);
-    const double wd = ti->decay ? o->weight_decay : 0.0;
+    const double wd = ti->decay ? o->weight_decay : 0.0, lri = tlr ? tlr[i] : lr;
     for (size_t j = 0; j < ti->numel; j++) {
       size_t k = ti->offset + j;
       if (ti->offset < fe) {
@@ -144,7 +147,7 @@ static void reference(const af_param_layout *lay, size_t fe, const af_optim_opts
       double gg = g[k] * sc, mm = b1 * m[k] + (1 - b1) * gg, vv = b2 * v[k] + (1 - b2) * gg * gg;
       rm[k] = mm;
       rv[k] = vv;
-      rp[k] = p[k] - lr * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * p[k]);
+      rp[k] = p[k] - lri * ((mm / bc1) / (sqrt(vv / bc2) + eps) + wd * p[k]);
     }
   }
 }
@@ -152,8 +155,8 @@ static void reference(const af_param_layout *lay, size_t fe, const af_optim_opts
 /* Element-wise comparison of the step's p, m, v (after) with a reference; bad[i] = 1 for
  * each tensor with a mismatch. Returns the number of mismatching elements; *worst (may be
  * NULL) the largest error as a fraction of its tolerance. */
-static long compare(const af_param_layout *lay, const af_optim_opts *o, float lr, int bias_corr, long t,
-                    const float *p0, const float *m0, const float *p, const float *m, const float *v,
+static long compare(const af_param_layout *lay, const af_optim_opts *o, float lr, const double *tlr, int bias_corr,
+                    long t, const float *p0, const float *m0, const float *p, const float *m, const float *v,
                     const double *rp, const double *rm, const double *rv, int *bad, int verbose, double *worst) {
   const double b1 = o->beta1, bc1 = bias_corr ? (double)(1.0f - powf(o->beta1, (float)t)) : 1.0;
   const double bc2 = bias_corr ? (double)(1.0f - powf(o->beta2, (float)t)) : 1.0;
@@ -161,6 +164,7 @@ static long compare(const af_param_layout *lay, const af_optim_opts *o, float lr
   double w = 0;
   for (int i = 0; i < lay->n; i++) {
     const af_param_info *ti = &lay->t[i];
+    const double lri = tlr ? tlr[i] : lr;
     bad[i] = 0;
     for (size_t j = 0; j < ti->numel; j++) {
       size_t k = ti->offset + j;
@@ -170,7 +174,7 @@ static long compare(const af_param_layout *lay, const af_optim_opts *o, float lr
       double tol_v = 1e-6 * rv[k];
       double den = sqrt(rv[k] / bc2) + o->eps, u = (rm[k] / bc1) / den;
       double wd = ti->decay ? o->weight_decay : 0.0;
-      double tol_p = 2.4e-7 * fabs(rp[k]) + lr * (2e-6 * fabs(u) + 1e-6 * wd * fabs(p0[k]) + tol_m / bc1 / den);
+      double tol_p = 2.4e-7 * fabs(rp[k]) + lri * (2e-6 * fabs(u) + 1e-6 * wd * fabs(p0[k]) + tol_m / bc1 / den);
       int ok = fabs(m[k] - rm[k]) <= tol_m && fabs(v[k] - rv[k]) <= tol_v && fabs(p[k] - rp[k]) <= tol_p;
       double r = fmax(fabs(m[k] - rm[k]) / (tol_m + 1e-300),
                       fmax(fabs(v[k] - rv[k]) / (tol_v + 1e-300), fabs(p[k] - rp[k]) / (tol_p + 1e-300)));
@@ -246,7 +250,7 @@ static void test_clip_modes(void) {
     CHECK_OK(be->to_host(be, p, mdl.params, P * sizeof(float)));
     CHECK_OK(be->to_host(be, m, mdl.m, P * sizeof(float)));
     CHECK_OK(be->to_host(be, v, mdl.v, P * sizeof(float)));
-    reference(lay, fe, &o, o.clip, o.bias_correction, lr, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
+    reference(lay, fe, &o, o.clip, o.bias_correction, lr, NULL, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
     /* the returned norm: all trainable gradients, before clipping, frozen ones left out */
     if (!(fabs(gn - rgn) <= 1e-9 * rgn)) fprintf(stderr, "  %s: grad norm %.12g want %.12g\n", cases[c].name, gn, rgn);
     CHECK(fabs(gn - rgn) <= 1e-9 * rgn);
@@ -254,7 +258,7 @@ static void test_clip_modes(void) {
     CHECK(memcmp(p, p0, fe * sizeof(float)) == 0 && memcmp(m, m0, fe * sizeof(float)) == 0 &&
           memcmp(v, v0, fe * sizeof(float)) == 0);
     double worst = 0;
-    long nb = compare(lay, &o, lr, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 1, &worst);
+    long nb = compare(lay, &o, lr, NULL, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 1, &worst);
     size_t changed = 0;
     for (size_t k = fe; k < P; k++) changed += p[k] != p0[k];
     printf("%-36s %zu trainable floats (%d tensors above max, %d not): %ld mismatches, worst error %.2f of its tolerance\n",
@@ -263,8 +267,8 @@ static void test_clip_modes(void) {
     CHECK(changed > (P - fe) * 9 / 10);
     /* controls: against the other mode's reference, exactly the tensors above max differ */
     af_clip other = o.clip == AF_CLIP_PER_TENSOR ? AF_CLIP_NONE : AF_CLIP_PER_TENSOR;
-    reference(lay, fe, &o, other, o.bias_correction, lr, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
-    compare(lay, &o, lr, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
+    reference(lay, fe, &o, other, o.bias_correction, lr, NULL, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
+    compare(lay, &o, lr, NULL, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
     int exact = 1, ndiff = 0;
     for (int i = 0; i < lay->n; i++) {
       int should = lay->t[i].offset >= fe && tensor_norm(&lay->t[i], g0) > o.max_grad_norm;
@@ -274,10 +278,10 @@ static void test_clip_modes(void) {
     printf("  control: vs the %s reference, %d tensors differ (%s the %d above max)\n",
            other == AF_CLIP_NONE ? "unclipped" : "per-tensor clipped", ndiff, exact ? "exactly" : "NOT", above);
     CHECK(exact);
-    reference(lay, fe, &o, AF_CLIP_GLOBAL, o.bias_correction, lr, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
-    long ng = compare(lay, &o, lr, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
-    reference(lay, fe, &o, o.clip, !o.bias_correction, lr, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
-    long nbc = compare(lay, &o, lr, !o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
+    reference(lay, fe, &o, AF_CLIP_GLOBAL, o.bias_correction, lr, NULL, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
+    long ng = compare(lay, &o, lr, NULL, o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
+    reference(lay, fe, &o, o.clip, !o.bias_correction, lr, NULL, t, p0, g0, m0, v0, rp, rm, rv, &rgn);
+    long nbc = compare(lay, &o, lr, NULL, !o.bias_correction, t, p0, m0, p, m, v, rp, rm, rv, bad, 0, NULL);
     printf("  control: vs global clipping %ld, vs bias_correction %d %ld mismatching floats\n", ng,
            !o.bias_correction, nbc);
     CHECK(ng > (long)(P - fe) / 2 && nbc > (long)(P - fe) / 2);
@@ -293,6 +297,148 @@ static void test_clip_modes(void) {
   free(rm);
   free(rv);
   free(target);
+  free(bad);
+  af_bert_free(&mdl);
+  af_backend_close(be);
+}
+
+/* ---- per-layer learning rates (--layer-lr-decay, FreezeOut's factors) ----
+ *
+ * The tiny fixture model (tests/fixtures/bert_tiny/cls: 3 layers) with the inputs above, one
+ * af_optim_step_scaled with layer-wise decay X = 0.8 against the reference AdamW loop in
+ * double, where each tensor's rate is worked out here from its Hugging Face name: the head
+ * (pooler, classifier) lr, "encoder.layer.l." lr*X^(L-l), "embeddings." lr*X^(L+1). Global
+ * clipping (the recipe's default, where adjacent tensors are merged into one update span) and
+ * per-tensor clipping, at depth 0 and 1. Controls: against the reference without decay,
+ * exactly the trainable non-head tensors differ. Then X = 1 passed as factors is bit for bit
+ * the plain step (NULL), and a factor of 0 (FreezeOut past a layer's freeze time) leaves that
+ * layer's parameters bit for bit as they were. */
+static double name_factor(const char *name, int L, double x) {
+  int l;
+  if (!strncmp(name, "embeddings.", 11)) return pow(x, L + 1);
+  if (sscanf(name, "encoder.layer.%d.", &l) == 1) return pow(x, L - l);
+  return 1.0;  /* pooler, classifier */
+}
+
+typedef struct {
+  af_bert *m;
+  float *p0, *g0, *m0, *v0, *p, *mm, *v;
+} opt_bufs;
+
+static void step_with(opt_bufs *b, const af_optim_opts *o, int depth, float lr, const double *scale, long t) {
+  af_backend *be = b->m->be;
+  const size_t P = b->m->lay.total;
+  double gn;
+  CHECK_OK(be->to_device(be, b->m->params, b->p0, P * sizeof(float)));
+  CHECK_OK(be->to_device(be, b->m->grads, b->g0, P * sizeof(float)));
+  CHECK_OK(be->to_device(be, b->m->m, b->m0, P * sizeof(float)));
+  CHECK_OK(be->to_device(be, b->m->v, b->v0, P * sizeof(float)));
+  CHECK_OK(af_optim_step_scaled(b->m, o, depth, lr, scale, t, &gn));
+  CHECK_OK(be->sync(be));
+  CHECK_OK(be->to_host(be, b->p, b->m->params, P * sizeof(float)));
+  CHECK_OK(be->to_host(be, b->mm, b->m->m, P * sizeof(float)));
+  CHECK_OK(be->to_host(be, b->v, b->m->v, P * sizeof(float)));
+}
+
+static void test_layer_scale(void) {
+  char path[4200];
+  snprintf(path, sizeof path, "%s/tests/fixtures/bert_tiny/cls/config.json", af_test_source_dir());
+  af_config cfg;
+  af_backend *be = NULL;
+  af_bert mdl;
+  memset(&mdl, 0, sizeof mdl);
+  memset(&cfg, 0, sizeof cfg);
+  CHECK_OK(af_config_load(path, &cfg));
+  if (cfg.num_hidden_layers != 3) return;  /* the fixture is missing: counted above */
+  CHECK_OK(af_backend_open("cpu", 1, &be));
+  if (!be) return;
+  CHECK_OK(af_bert_init(&mdl, be, &cfg, 3, 1, 4, 0));
+  if (!mdl.params) {
+    af_backend_close(be);
+    return;
+  }
+  const af_param_layout *lay = &mdl.lay;
+  const int L = lay->L, nt = lay->n;
+  const size_t P = lay->total;
+  CHECK(L == 3);
+  opt_bufs b = {.m = &mdl};
+  float **bufs[] = {&b.p0, &b.g0, &b.m0, &b.v0, &b.p, &b.mm, &b.v};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) *bufs[i] = malloc(P * sizeof(float));
+  float *p1 = malloc(P * sizeof(float)), *m1 = malloc(P * sizeof(float)), *v1 = malloc(P * sizeof(float));
+  double *rp = malloc(P * sizeof(double)), *rm = malloc(P * sizeof(double)), *rv = malloc(P * sizeof(double));
+  double *target = malloc((size_t)nt * sizeof(double)), *tlr = malloc((size_t)nt * sizeof(double));
+  int *bad = malloc((size_t)nt * sizeof(int));
+  const float lr = 1e-2f;
+  const double X = 0.8;
+  const long t = 3;
+  double scale[64];  /* the optimizer's layout: [0] embeddings, [1 + l] layer l, [L + 1] head */
+  scale[0] = pow(X, L + 1);
+  for (int l = 0; l < L; l++) scale[1 + l] = pow(X, L - l);
+  scale[L + 1] = 1.0;
+  struct { af_clip clip; int bias_corr, depth; const char *name; } cases[] = {
+      {AF_CLIP_GLOBAL, 1, 0, "decay 0.8, global clip, AdamW, depth 0"},
+      {AF_CLIP_PER_TENSOR, 0, 1, "decay 0.8, per-tensor clip, BERTAdam, depth 1"},
+  };
+  for (int c = 0; c < 2; c++) {
+    af_optim_opts o;
+    af_optim_defaults_hf(&o);
+    o.clip = cases[c].clip;
+    o.bias_correction = cases[c].bias_corr;
+    o.max_grad_norm = 0.5f;
+    const int depth = cases[c].depth;
+    const size_t fe = af_param_frozen_end(lay, depth);
+    make_inputs(lay, fe, o.max_grad_norm, b.p0, b.g0, b.m0, b.v0, target);
+    step_with(&b, &o, depth, lr, scale, t);
+    for (int i = 0; i < nt; i++) tlr[i] = (double)lr * name_factor(lay->t[i].name, L, X);
+    double rgn, worst = 0;
+    reference(lay, fe, &o, o.clip, o.bias_correction, lr, tlr, t, b.p0, b.g0, b.m0, b.v0, rp, rm, rv, &rgn);
+    long nb = compare(lay, &o, lr, tlr, o.bias_correction, t, b.p0, b.m0, b.p, b.mm, b.v, rp, rm, rv, bad, 1, &worst);
+    CHECK(memcmp(b.p, b.p0, fe * sizeof(float)) == 0);  /* frozen: untouched */
+    /* control: without the decay, exactly the trainable tensors whose factor is not 1 differ */
+    reference(lay, fe, &o, o.clip, o.bias_correction, lr, NULL, t, b.p0, b.g0, b.m0, b.v0, rp, rm, rv, &rgn);
+    compare(lay, &o, lr, NULL, o.bias_correction, t, b.p0, b.m0, b.p, b.mm, b.v, rp, rm, rv, bad, 0, NULL);
+    int exact = 1, ndiff = 0, should_n = 0;
+    for (int i = 0; i < nt; i++) {
+      int should = lay->t[i].offset >= fe && name_factor(lay->t[i].name, L, X) != 1.0;
+      exact &= bad[i] == should;
+      ndiff += bad[i];
+      should_n += should;
+    }
+    printf("%-46s %ld mismatches, worst %.2f of its tolerance\n  control: vs no decay, %d tensors differ (%s the %d "
+           "scaled ones)\n", cases[c].name, nb, worst, ndiff, exact ? "exactly" : "NOT", should_n);
+    CHECK(nb == 0 && exact && should_n > 10);
+  }
+  /* factors of exactly 1: the plain step, bit for bit; a factor 0: that layer stays put */
+  af_optim_opts o;
+  af_optim_defaults_hf(&o);
+  make_inputs(lay, 0, o.max_grad_norm, b.p0, b.g0, b.m0, b.v0, target);
+  step_with(&b, &o, 0, lr, NULL, t);
+  memcpy(p1, b.p, P * sizeof(float));
+  memcpy(m1, b.mm, P * sizeof(float));
+  memcpy(v1, b.v, P * sizeof(float));
+  for (int k = 0; k < L + 2; k++) scale[k] = 1.0;
+  step_with(&b, &o, 0, lr, scale, t);
+  int same = !memcmp(p1, b.p, P * sizeof(float)) && !memcmp(m1, b.mm, P * sizeof(float)) &&
+             !memcmp(v1, b.v, P * sizeof(float));
+  printf("factors 1 vs no factors: %s\n", same ? "bit for bit the same" : "DIFFERENT");
+  CHECK(same);
+  scale[1] = 0.0;  /* layer 0 */
+  step_with(&b, &o, 0, lr, scale, t);
+  size_t l0 = lay->group_begin[1], l0_end = lay->group_begin[2], moved = 0, others = 0;
+  for (size_t k = l0; k < l0_end; k++) moved += b.p[k] != b.p0[k];
+  for (size_t k = 0; k < P; k++) others += (k < l0 || k >= l0_end) && b.p[k] != p1[k];
+  printf("factor 0 for layer 0: %zu of its %zu parameters moved; %zu elsewhere differ from the plain step\n", moved,
+         l0_end - l0, others);
+  CHECK(moved == 0 && others == 0 && memcmp(b.mm + l0, b.m0 + l0, (l0_end - l0) * sizeof(float)) != 0);
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(*bufs[i]);
+  free(p1);
+  free(m1);
+  free(v1);
+  free(rp);
+  free(rm);
+  free(rv);
+  free(target);
+  free(tlr);
   free(bad);
   af_bert_free(&mdl);
   af_backend_close(be);
