@@ -6,12 +6,14 @@ local A = {"will", "can", "all", "many", "time", "you"}
 local B = {"not", "but", "were", "had", "them", "she"}
 local F = {"the", "of", "and", "to", "a", "in", "is", "it"}
 
--- a small deterministic generator (independent of math.random's algorithm)
+-- a small deterministic generator (independent of math.random's algorithm). Its draws come
+-- from the high bits: an LCG modulo 2^31's low bit only alternates, and a row makes an even
+-- number of draws, so `s % 2` gave every row the same label (a one-class task).
 local function lcg(seed)
   local s = seed
   return function(n)
     s = (s * 1103515245 + 12345) % 2147483648
-    return s % n + 1
+    return (s // 65536) % n + 1
   end
 end
 
