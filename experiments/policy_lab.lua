@@ -13,6 +13,7 @@
 --       [--set out=results/policy_lab] [--set plots=plots/out/policy_lab]
 --       [--set runs_figures=false] [--set keep_going=true] [--set list=true]
 --       [--set target_speedup=2] [--set target_points=-0.5] (the figure's target lines)
+--       [--set base=full] (the baseline label of the pairs; e.g. adaptive for the bf16 lines)
 --
 -- Output, per task: PLOTS/policy_lab_TASK.md and .csv (af.report.paired: the best dev metric's
 -- mean difference to full fine-tuning with its paired 95% interval and the worst seed, the
@@ -64,6 +65,13 @@ local CATALOG = {
   {"adaptive-warmup-step1", function() return af.policy.adaptive{} end, {freeze_after = "warmup", max_freeze_step = 1}},
   {"gated", function() return af.policy.gated and af.policy.gated{} end},
   {"pipe", function() return af.policy.pipe and af.policy.pipe{} end},
+  -- issue 16's precision study, run only when named (--set policies=...): bf16 against fp32,
+  -- paired by seed like the policies. Against full fine-tuning (fp32) the table gives the
+  -- combined speedup and metric difference; --set base=adaptive --report pairs the
+  -- adaptive-*-bf16 lines with the fp32 adaptive rule instead (bf16's own effect).
+  {"full-bf16", function() return af.policy.none() end, {cache = "off", precision = "bf16"}, optin = true},
+  {"adaptive-frozen-bf16", function() return af.policy.adaptive{} end, {frozen_precision = "bf16"}, optin = true},
+  {"adaptive-bf16", function() return af.policy.adaptive{} end, {precision = "bf16"}, optin = true},
 }
 -- Built-in policies that af.policy gains without a line above (FreezeOut, ...) join with
 -- their defaults, labelled by their name: a new C policy is in the lab without an edit.
@@ -86,9 +94,11 @@ end
 
 local function policies(model)
   local out = {}
+  local named = {}
+  for _, l in ipairs(S.policies and list(S.policies) or {}) do named[l] = true end
   for _, e in ipairs(CATALOG) do
     KNOWN[e[1]] = true
-    local p, usable = e[2](model), true
+    local p, usable = e[2](model), not e.optin or named[e[1]]
     for k in pairs(e[3] or {}) do usable = usable and engine_has(k) end
     if p and usable then
       local v = {policy = p, label = e[1]}
@@ -190,7 +200,9 @@ end
 if S.list then return end
 if #rows == 0 then error("policy_lab: no task to run (see --set tasks and --set glue)", 0) end
 
-local stats = af.report.paired(rows, {base = "full"})
+-- The baseline of every pair: full fine-tuning, or another line (--set base=adaptive: the
+-- precision lines against the fp32 rule; runs of other labels are then compared with it too).
+local stats = af.report.paired(rows, {base = S.base or "full"})
 if #stats == 0 then
   print("policy_lab: no task has a finished full fine-tuning run yet: no table")
   return

@@ -67,6 +67,19 @@ expect_rc 0 "experiments/policy_lab.lua again" -- "$BIN" run "$SRC/experiments/p
 cells=$(grep -Ec '^\[[0-9]+/[0-9]+\] ' "$TMP/out")
 [ "$cells" -ge 20 ] && [ "$(grep -c 'complete, skipped' "$TMP/out")" = "$cells" ] \
   || fail "policy_lab.lua again: not every cell skipped ($cells cells)"
+ls "$TMP/res/policy_lab/default" | grep -q bf16 && fail "policy_lab.lua ran a bf16 line it was not asked for"
+# issue 16's precision lines run only when named, and --set base=adaptive pairs them with the
+# fp32 rule: the table's first row is then the adaptive rule, the bf16 line compared with it
+prec=(--set "data=$TMP/default" --set tasks=default --set seeds=1 --set runs_figures=false
+      --set policies=adaptive,adaptive-frozen-bf16 --set "out=$TMP/res/prec" --set "plots=$TMP/fig/prec")
+expect_rc 0 "policy_lab.lua, a precision line" -- "$BIN" run "$SRC/experiments/policy_lab.lua" "${small[@]}" "${prec[@]}"
+[ "$(cd "$TMP/res/prec/default" && ls *.h5 | tr '\n' ' ')" = \
+  "default-adaptive-frozen-bf16-s1.h5 default-adaptive-s1.h5 default-full-s1.h5 " ] \
+  || fail "policy_lab.lua --set policies=adaptive,adaptive-frozen-bf16 ran: $(ls "$TMP/res/prec/default")"
+expect_rc 0 "policy_lab.lua --set base=adaptive --report" -- "$BIN" run "$SRC/experiments/policy_lab.lua" \
+  "${small[@]}" "${prec[@]}" --set base=adaptive --report
+expect_in "$TMP/fig/prec/policy_lab_default.csv" "^default,adaptive-frozen-bf16,adaptive,accuracy,1,1," \
+  "precision line paired with the fp32 rule"
 expect_rc 1 "bench_policies with an unknown policy label" -- "$BIN" run "$SRC/experiments/bench_policies.lua" \
   "${small[@]}" --set "data=$TMP/default" --set policies=adaptive,nope
 expect_in "$TMP/err" "unknown policy label 'nope' in --set policies \(known: none, static-last, adaptive, adaptive\+cache\)" \
