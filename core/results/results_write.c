@@ -52,7 +52,7 @@ static const struct { const char *name; int kind; size_t off; const char *units;
 };
 #define N_STEP_COLS ((int)(sizeof step_cols / sizeof step_cols[0]))
 
-enum { IV_INTERVAL, IV_STEP, IV_BEFORE, IV_AFTER, IV_L1, IV_L2, IV_RATIO, N_IV };
+enum { IV_INTERVAL, IV_STEP, IV_BEFORE, IV_AFTER, IV_L1, IV_L2, IV_RATIO, IV_VAL, N_IV };
 static const struct { const char *name; int kind; int twod; const char *units; } iv_cols[N_IV] = {
     {"interval", K_I32, 0, "interval index (0-based)"},
     {"step", K_I64, 0, "optimizer steps done at the decision"},
@@ -61,6 +61,7 @@ static const struct { const char *name; int kind; int twod; const char *units; }
     {"l1", K_F64, 1, "sum over the layer's tensors of the L1 norm of the interval's summed gradient"},
     {"l2", K_F64, 1, "L2 norm of the layer's interval-summed gradient"},
     {"ratio", K_F64, 1, "change ratio vs the previous interval (NaN: undefined)"},
+    {"val_metric", K_F64, 0, "the policy's validation-slice metric before the decision (NaN: no slice)"},
 };
 
 enum { G_ROOT, G_CONFIG, G_STEPS, G_INTERVALS, G_EVALS, G_CACHE, G_SUMMARY, N_GROUPS };
@@ -104,6 +105,7 @@ struct af_results {
   int *iv_i32[3];            /* interval, depth_before, depth_after */
   long long *iv_step;
   double *iv_d[3];           /* l1, l2, ratio: [n * L] */
+  double *iv_val;            /* val_metric: [n] */
   int iv_n, iv_cap;
   hsize_t iv_written;
   /* evals */
@@ -372,7 +374,8 @@ static af_status flush_steps(af_results *r) {
 static af_status flush_intervals(af_results *r) {
   size_t n = (size_t)r->iv_n;
   if (!n) return AF_OK;
-  const void *bufs[N_IV] = {r->iv_i32[0], r->iv_step, r->iv_i32[1], r->iv_i32[2], r->iv_d[0], r->iv_d[1], r->iv_d[2]};
+  const void *bufs[N_IV] = {r->iv_i32[0], r->iv_step, r->iv_i32[1], r->iv_i32[2],
+                            r->iv_d[0],   r->iv_d[1], r->iv_d[2],   r->iv_val};
   for (int c = 0; c < N_IV; c++) {
     char what[96];
     snprintf(what, sizeof what, "appending to intervals/%s", iv_cols[c].name);
@@ -451,7 +454,7 @@ static af_status flush_all(af_results *r) {
  * the file stays as the last flush left it. The bound is generous: the buffered rows, a new
  * chunk for every dataset, and 1 MiB for HDF5's own metadata. */
 static af_status reserve_room(af_results *r) {
-  const long long need = (long long)r->nrows * N_STEP_COLS * 8 + (long long)r->iv_n * (3LL * r->L + 4) * 8 +
+  const long long need = (long long)r->nrows * N_STEP_COLS * 8 + (long long)r->iv_n * (3LL * r->L + 5) * 8 +
                          (long long)r->ev_n * (3 + r->nmetrics) * 8 + (long long)r->nattrs * 1024 +
                          (long long)(N_STEP_COLS * STEP_CAP * 8) + (long long)(N_IV * IV_CHUNK * 8 * (r->L + 1)) +
                          (1LL << 20);
@@ -503,7 +506,7 @@ af_status af_results_append_step(af_results *r, const af_step_record *s) {
 }
 
 af_status af_results_append_interval(af_results *r, int interval, long step, int depth_before, int depth_after,
-                                     const double *l1, const double *l2, const double *ratio) {
+                                     const double *l1, const double *l2, const double *ratio, double val_metric) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   int cap = r->iv_cap;
   if (r->iv_n + 1 > cap) {
@@ -516,6 +519,8 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
     }
     int c = cap;
     AF_TRY(af_results_grow((void **)&r->iv_step, &c, nc, sizeof(long long), "interval"));
+    c = cap;
+    AF_TRY(af_results_grow((void **)&r->iv_val, &c, nc, sizeof(double), "interval"));
     r->iv_cap = nc;
   }
   int i = r->iv_n;
@@ -523,6 +528,7 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
   r->iv_i32[1][i] = depth_before;
   r->iv_i32[2][i] = depth_after;
   r->iv_step[i] = step;
+  r->iv_val[i] = val_metric;
   const double *src[3] = {l1, l2, ratio};
   for (int k = 0; k < 3; k++)
     for (int l = 0; l < r->L; l++) r->iv_d[k][(size_t)i * r->L + l] = src[k] ? src[k][l] : NAN;
@@ -598,6 +604,7 @@ static void release(af_results *r) {
     free(r->iv_d[k]);
   }
   free(r->iv_step);
+  free(r->iv_val);
   free(r->ev_step);
   free(r->ev_epoch);
   free(r->ev_wall);
@@ -777,8 +784,18 @@ static af_status reopen_layout(af_results *r, long keep_step) {
   AF_TRY(kept_rows(r, r->g[G_EVALS], "evals", keep_step, &r->ev_written));
   for (int c = 0; c < N_STEP_COLS; c++)
     AF_TRY(open_ds(r, r->g[G_STEPS], step_cols[c].name, r->steps_written, 0, &r->ds_step[c]));
-  for (int c = 0; c < N_IV; c++)
-    AF_TRY(open_ds(r, r->g[G_INTERVALS], iv_cols[c].name, r->iv_written, iv_cols[c].twod ? r->L : 0, &r->ds_iv[c]));
+  for (int c = 0; c < N_IV; c++) {
+    const int cols = iv_cols[c].twod ? r->L : 0;
+    if (iv_cols[c].kind == K_F64 && H5Lexists(r->g[G_INTERVALS], iv_cols[c].name, H5P_DEFAULT) == 0) {
+      /* a file from before this column: add it, NaN (its fill value) for the rows it has */
+      hsize_t ext[2] = {r->iv_written, (hsize_t)cols};
+      AF_TRY(make_dataset(r, r->g[G_INTERVALS], iv_cols[c].name, K_F64, cols, cols ? 16 : IV_CHUNK,
+                          iv_cols[c].units, &r->ds_iv[c]));
+      H5TRY(H5Dset_extent(r->ds_iv[c], ext), r->path, "extending a dataset");
+      continue;
+    }
+    AF_TRY(open_ds(r, r->g[G_INTERVALS], iv_cols[c].name, r->iv_written, cols, &r->ds_iv[c]));
+  }
   const char *ev[3] = {"step", "epoch", "wall"};
   for (int c = 0; c < 3; c++) AF_TRY(open_ds(r, r->g[G_EVALS], ev[c], r->ev_written, 0, &r->ds_eval[c]));
   hsize_t idx = 0;

@@ -310,7 +310,9 @@ static af_status end_interval(af_run *r) {
   }
   af_freeze_decision d;
   AF_TRY(af_freeze_ctl_end_interval(r->ctl, r->step, r->l1, r->l2, &d));
-  if (r->res) AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2, d.ratio));
+  if (r->res)
+    AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2,
+                                      d.ratio, val));
   be->zero(be, r->m.acc, (r->m.enc_end - r->m.enc_begin) * sizeof(float));
   if (d.depth_after != r->depth) {
     if (!r->o->quiet)
