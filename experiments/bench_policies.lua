@@ -53,9 +53,14 @@ end
 for _, r in ipairs(rows) do
   if r.tta and base.tta then r.tta_speedup = base.tta / r.tta end
 end
+for _, r in ipairs(rows) do
+  if r.wall_time then r.other = (r.setup_time or 0) + (r.other_time or 0) end
+end
 af.plot(rows, S.plots or "plots/out/bench_policies")
 af.report.print(rows, {
   {"label", "policy"}, {"best", "best dev acc", "%.4f"}, {"train_time", "train time (s)", "%.1f"},
   {"speedup", "speedup", "%.2fx"}, {"tta", ("time to acc %.3f (s)"):format(target), "%.1f"},
   {"tta_step", "at step"}, {"tta_speedup", "time-to-accuracy speedup", "%.2fx"}, {"final_depth", "final depth"},
+  {"wall_time", "wall time (s)", "%.1f"}, {"step_time", "steps (s)", "%.1f"}, {"eval_time", "eval (s)", "%.1f"},
+  {"checkpoint_time", "ckpt (s)", "%.1f"}, {"other", "other (s)", "%.1f"}, {"wall_speedup", "wall speedup", "%.2fx"},
 }, ("time to accuracy: target = %.0f%% of full fine-tuning's best (%.4f)"):format((S.target or 0.95) * 100, base.best))
