@@ -301,24 +301,42 @@ static af_status learned(const af_policy *p, const guard_ctx *g, const af_interv
   return AF_OK;
 }
 
+static int guard_waits(const guard_ctx *g) { return g->freeze_after != 0 || g->when_learned > 0; }
+
 static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *new_depth) {
   const guard_ctx *g = p->ctx;
   *new_depth = st->depth;
-  if (g->freeze_after < 0 ? st->step < st->warmup_steps
-                          : (double)st->step < g->freeze_after * (double)st->total_steps)
-    return AF_OK;  /* too early: inner is not asked */
-  int yes;
-  AF_TRY(learned(p, g, st, &yes));
-  if (!yes) return AF_OK;  /* nothing learned yet: inner is not asked (a stateful one records no freeze) */
+  af_interval_stats in = *st;
+  if (guard_waits(g)) {
+    /* the run's record of the wait (the controller's, checkpointed) is this guard's: a guard
+     * inside it sees none and checks its own conditions at every boundary */
+    in.wait_end = NULL;
+    if (!st->wait_end || *st->wait_end < 0) {
+      if (g->freeze_after < 0 ? st->step < st->warmup_steps
+                              : (double)st->step < g->freeze_after * (double)st->total_steps)
+        return AF_OK;  /* too early: inner is not asked */
+      int yes;
+      AF_TRY(learned(p, g, st, &yes));
+      if (!yes) return AF_OK;  /* nothing learned yet: inner is not asked (a stateful one records no freeze) */
+      if (st->wait_end) *st->wait_end = st->step;  /* both conditions only become true (steps grow, loss_min falls) */
+    }
+    /* a policy that freezes by a learning-rate schedule (FreezeOut) starts it when the wait
+     * ends: its clock runs over the rest of the run (the run shifts its factors alike) */
+    if (g->inner->lr_scale && st->wait_end && *st->wait_end > 0) {
+      in.step -= *st->wait_end;
+      in.total_steps -= *st->wait_end;
+    }
+  }
   int nd = st->depth;
-  af_status s = g->inner->decide(g->inner, st, &nd);
+  af_status s = g->inner->decide(g->inner, &in, &nd);
   if (s != AF_OK) return s;
   if (g->max_step > 0 && nd > st->depth + g->max_step) nd = st->depth + g->max_step;
   *new_depth = nd;
   return AF_OK;
 }
 
-/* the guard changes no learning rate: the inner policy's factors pass through */
+/* the guard's factors are the inner policy's: the run holds them at 1 while the wait lasts
+ * and shifts their clock by the step it ended (af_freeze_ctl_wait_end) */
 static void guard_lr_scale(af_policy *p, long step, long total, int L, double *scale) {
   const guard_ctx *g = p->ctx;
   g->inner->lr_scale(g->inner, step, total, L, scale);
@@ -384,6 +402,7 @@ af_status af_policy_guard(af_policy *inner, const af_guard_opts *o, af_policy **
   p->may_unfreeze = inner->may_unfreeze;
   p->wants_val = inner->wants_val;
   p->stateful = inner->stateful;
+  p->waits = inner->waits || guard_waits(g);
   guard_knobs(p, inner, g);
   *out = p;
   return AF_OK;
@@ -447,6 +466,7 @@ struct af_freeze_ctl {
   double val_start;          /* the one given at the first boundary; NAN: none */
   af_freeze_loss_state loss; /* the interval's training losses so far, the smallest mean at a boundary */
   double prior_loss;         /* the label prior's training loss; NAN: not told */
+  long wait_end;             /* the step at whose boundary the policy's wait ended; -1: waiting; 0: none */
   af_freeze_record *hist;
   int nhist, caphist;
 };
@@ -483,6 +503,7 @@ af_status af_freeze_ctl_create(int L, const af_freeze_opts *opts, af_policy *pol
   c->val_start = NAN;
   c->loss.min = INFINITY;
   c->prior_loss = NAN;
+  c->wait_end = policy->waits ? -1 : 0;
   *out = c;
   return AF_OK;
 }
@@ -504,6 +525,10 @@ void af_freeze_ctl_set_prior_loss(af_freeze_ctl *c, double prior) { c->prior_los
 double af_freeze_ctl_prior_loss(const af_freeze_ctl *c) { return c->prior_loss; }
 void af_freeze_ctl_loss_state(const af_freeze_ctl *c, af_freeze_loss_state *out) { *out = c->loss; }
 void af_freeze_ctl_restore_loss(af_freeze_ctl *c, const af_freeze_loss_state *s) { c->loss = *s; }
+long af_freeze_ctl_wait_end(const af_freeze_ctl *c) { return c->wait_end; }
+void af_freeze_ctl_restore_wait_end(af_freeze_ctl *c, long step) {
+  if (c->policy->waits) c->wait_end = step;
+}
 
 void af_freeze_ctl_free(af_freeze_ctl *c) {
   if (!c) return;
@@ -562,7 +587,8 @@ af_status af_freeze_ctl_end_interval(af_freeze_ctl *c, long step, const double *
                             .max_depth = c->max_depth, .l1 = c->l1, .l2 = c->l2, .ratio = c->ratio,
                             .total_steps = c->total_steps, .epoch_steps = c->epoch_steps,
                             .warmup_steps = c->warmup_steps, .val_metric = val, .val_start = c->val_start,
-                            .loss = loss, .loss_min = loss_min, .prior_loss = c->prior_loss};
+                            .loss = loss, .loss_min = loss_min, .prior_loss = c->prior_loss,
+                            .wait_end = &c->wait_end};
     af_status s = c->policy->decide(c->policy, &st, &nd);
     if (s != AF_OK) {
       if (!strncmp(af_last_error(), "policy '", 8))  /* already names the policy */

@@ -33,6 +33,9 @@ typedef struct {
   double loss_min;       /* the smallest such mean at any boundary so far, this one included
                             (INFINITY: none) */
   double prior_loss;     /* the training loss of the label prior (af_prior_loss); NAN: not told */
+  long *wait_end;        /* the controller's record of the step at whose boundary the policy's
+                            wait (a guard's) ended: -1 while it waits; a waiting guard sets it.
+                            NULL: none kept (a guard then checks its conditions every time) */
 } af_interval_stats;
 
 typedef struct af_policy af_policy;
@@ -41,7 +44,8 @@ typedef void (*af_policy_destroy_fn)(af_policy *p);
 /* A policy's own learning-rate factors for optimizer step `step` (0-based) of `total`:
  * multiplies scale[0] (the embeddings), scale[1 + l] (encoder layer l) and scale[L + 1] (the
  * head: pooler and classifier) by its factor for that group. Called before every step, so it
- * must be a function of (step, total) alone: a resumed run then gets the same rates. */
+ * must be a function of (step, total) alone: a resumed run then gets the same rates (under a
+ * waiting guard the run passes the clock shifted by the checkpointed step the wait ended). */
 typedef void (*af_policy_lr_fn)(af_policy *p, long step, long total, int L, double *scale);
 
 struct af_policy {
@@ -56,6 +60,7 @@ struct af_policy {
                              passes its metric in af_interval_stats.val_metric */
   int stateful;           /* 1: decisions depend on state checkpoints do not hold: no resume */
   af_policy_lr_fn lr_scale;  /* per-layer learning-rate factors (FreezeOut); NULL: none */
+  int waits;              /* 1: a guard holds the decisions (and factors) until a condition holds */
 };
 
 /* The built-in policies by name (--policy, Lua policy = "adaptive"). */
@@ -113,7 +118,11 @@ af_status af_policy_gated(const af_gated_opts *o, af_policy **out);
  *                 loss has been below (1 - F) x prior_loss at some boundary (loss_min; latched:
  *                 it stays satisfied); 0: no such wait. Until then the depth is the initial
  *                 one, so there is nothing to roll back; from then on rollbacks pass.
- * Lower depths (a rollback) pass unchanged. Name, initial depth and flags are inner's; knobs
+ * Lower depths (a rollback) pass unchanged. A guard with a wait records the step s of the
+ * boundary where it ends in st->wait_end (the controller's: af_freeze_ctl_wait_end). An inner
+ * policy with learning-rate factors (FreezeOut) then sees a clock of the rest of the run
+ * (step - s of total - s) in its decisions, and the run holds its factors at 1 during the wait
+ * and shifts their clock alike. Name, initial depth and flags are inner's; knobs
  * are inner's plus "freeze_after=...", "max_freeze_step=..." and "freeze_when_learned=...".
  * A policy starting frozen (initial depth > 0) takes no wait (freeze_after, when_learned). */
 typedef struct {
@@ -242,5 +251,10 @@ typedef struct {
 } af_freeze_loss_state;
 void af_freeze_ctl_loss_state(const af_freeze_ctl *c, af_freeze_loss_state *out);
 void af_freeze_ctl_restore_loss(af_freeze_ctl *c, const af_freeze_loss_state *s);
+/* The step at whose boundary the policy's wait ended: -1 while it waits, 0 for a policy
+ * without one (af_policy.waits 0). The run's learning-rate factors use it; checkpointed, and
+ * restored on resume (a no-op for a policy without a wait). */
+long af_freeze_ctl_wait_end(const af_freeze_ctl *c);
+void af_freeze_ctl_restore_wait_end(af_freeze_ctl *c, long step);
 
 #endif

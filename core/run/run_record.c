@@ -174,7 +174,7 @@ af_status af_run_save_ckpt(af_run *r) {
                        .best = r->best, .best_step = r->best_step, .best_train_time = r->best_train_time,
                        .train_time = af_run_train_time(r), .seed = r->o->seed, .total_steps = r->total_steps,
                        .last_eval_step = r->last_eval_step, .loss_sum = ls.sum, .loss_steps = ls.steps,
-                       .loss_min = ls.min};
+                       .loss_min = ls.min, .wait_end = af_freeze_ctl_wait_end(r->ctl)};
   af_status s = af_ckpt_writer_submit(r->ckw, &r->m, &st);  /* the strings: the writer's copies */
   r->ckpt_time += af_now() - a;
   if (s != AF_OK) return s;
@@ -222,6 +222,7 @@ af_status af_run_load_ckpt(af_run *r) {
   AF_TRY(af_freeze_ctl_restore(r->ctl, st.intervals_done, st.depth, st.has_prev ? prev : NULL));
   if (st.has_loss)  /* an older checkpoint has none: its run had no loss guard (the identity says so) */
     af_freeze_ctl_restore_loss(r->ctl, &(af_freeze_loss_state){st.loss_sum, st.loss_steps, st.loss_min});
+  af_freeze_ctl_restore_wait_end(r->ctl, st.wait_end);
   r->step = st.step;
   r->epoch = st.epoch;
   r->batch_in_epoch = st.batch_in_epoch;

@@ -73,12 +73,13 @@ af_status af_train_ckpt_write_last_tmp(const char *dir, const af_ckpt_snapshot *
            "\"best\":\"%.17g\",\"best_step\":\"%ld\",\"best_train_time\":\"%.17g\",\"train_time\":\"%.17g\","
            "\"seed\":\"%llu\",\"total_steps\":\"%ld\",\"last_eval_step\":\"%ld\",\"labels\":\"%s\","
            "\"run_config\":\"%s\",\"prefix_file\":\"%s\",\"prefix_end\":\"%zu\",\"prefix_id\":\"%llu\","
-           "\"interval_loss_sum\":\"%.17g\",\"interval_loss_steps\":\"%ld\",\"loss_min\":\"%.17g\"}",
+           "\"interval_loss_sum\":\"%.17g\",\"interval_loss_steps\":\"%ld\",\"loss_min\":\"%.17g\","
+           "\"wait_end\":\"%ld\"}",
            mdir, s->num_labels, st->step, st->epoch, st->batch_in_epoch, st->depth, st->examples, st->L,
            st->intervals_done, prev, st->prev_scores != NULL, st->have_best, st->best, st->best_step,
            st->best_train_time, st->train_time, (unsigned long long)st->seed, st->total_steps, st->last_eval_step,
            lesc, rcfg, pfile, s->F, (unsigned long long)(s->F > 0 ? s->prefix_id : 0), st->loss_sum,
-           st->loss_steps, st->loss_min);
+           st->loss_steps, st->loss_min, st->wait_end);
   free(lesc);
   const size_t T = s->P - s->F;
   af_st_write_tensor t[4] = {
@@ -247,6 +248,8 @@ af_status af_train_ckpt_load(const char *dir, af_bert *m, af_train_state *out) {
     GETL("interval_loss_steps", loss_steps, long);
     GETD("loss_min", loss_min);
   }
+  out->wait_end = -1;  /* absent before the guard shifted FreezeOut's clock: still waiting */
+  if (af_st_metadata(st, "wait_end")) GETL("wait_end", wait_end, long);
 #undef GETL
 #undef GETD
   out->prefix_depth = F > 0 ? out->depth : -1;

@@ -28,6 +28,7 @@ typedef struct {
   double loss_sum, loss_min;    /* the controller's af_freeze_loss_state: the interval's losses so far */
   long loss_steps;              /* (sum, count) and the smallest interval mean at a boundary */
   int has_loss;                 /* load: 0 for a checkpoint written before they were kept */
+  long wait_end;                /* af_freeze_ctl_wait_end; load: -1 when absent */
   uint64_t seed;
   const char *labels;           /* save: the task's label names joined by '\n' ("" for regression) */
   const char *run_config;       /* save: what decides the run's trajectory ("k=v;k=v") */

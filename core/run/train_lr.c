@@ -22,6 +22,8 @@ const double *af_run_lr_scales(af_run *r, long step) {
   const int n = r->L + 2;
   double *scale = r->lr_decay + n;
   memcpy(scale, r->lr_decay, (size_t)n * sizeof *scale);
-  if (r->policy->lr_scale) r->policy->lr_scale(r->policy, step, r->total_steps, r->L, scale);
+  /* under a waiting guard: 1 during the wait, then the policy's clock from the step it ended */
+  const long w = r->ctl ? af_freeze_ctl_wait_end(r->ctl) : 0;
+  if (r->policy->lr_scale && w >= 0) r->policy->lr_scale(r->policy, step - w, r->total_steps - w, r->L, scale);
   return scale;
 }

@@ -643,6 +643,34 @@ static void test_freezeout(const char *tmp) {
            same ? "identical" : "DIFFERENT");
     CHECK(same && sum.steps == T);
   }
+  /* under the learned guard, stopped after its wait ended (about step 90 here): the resumed
+   * run must shift FreezeOut's clock by the same step, so its losses are the uninterrupted ones */
+  char gfull[4300], gpart[4300];
+  snprintf(gfull, sizeof gfull, "%s/freezeout-guarded.h5", tmp);
+  snprintf(gpart, sizeof gpart, "%s/freezeout-guarded-resumed.h5", tmp);
+  af_test_tiny_train_opts(&o, g_model, g_data, gfull, NULL);
+  o.policy_kind = AF_POLICY_FREEZEOUT;
+  o.intervals = 12;
+  o.cache = AF_CACHE_MEMORY;
+  o.freeze_when_learned = 0.1;
+  af_train_summary gsum;
+  if (run(&o, &gsum) == AF_OK) {
+    af_test_tiny_train_opts(&o, g_model, g_data, gpart, NULL);
+    o.policy_kind = AF_POLICY_FREEZEOUT;
+    o.intervals = 12;
+    o.cache = AF_CACHE_MEMORY;
+    o.freeze_when_learned = 0.1;
+    o.max_steps = 105;
+    if (run(&o, &sum) == AF_OK) {
+      o.max_steps = 0;
+      o.resume = 1;
+      run(&o, &sum);
+      int same = af_test_same_col(gpart, gfull, "steps/loss") && af_test_same_col(gpart, gfull, "steps/frozen_depth");
+      printf("freezeout, freeze_when_learned 0.1, stopped at step 105 and resumed vs uninterrupted: losses and depths "
+             "%s; final depth %d\n", same ? "identical" : "DIFFERENT", gsum.final_depth);
+      CHECK(same && sum.steps == T && gsum.final_depth > 0);
+    }
+  }
   /* what a run hands the policy, with --layer-lr-decay 0.8 */
   af_policy *inner = NULL, *w = NULL;
   CHECK_OK(af_policy_freezeout(NULL, &inner));
@@ -750,9 +778,10 @@ static void test_auto(const char *tmp) {
  * --freeze-when-learned 0.1, which holds every freeze until the loss is 10% below the prior's:
  *   pipe      safe: it freezes at the first boundary past that point;
  *   static    refused (refused = 1): its depth is set at step 0, before any loss;
- *   freezeout still unsafe: the guard keeps depth 0 all run, but FreezeOut's learning-rate
- *             factors (not a freeze) anneal layers 0-1 to rate 0 by 60% and 80% of the run,
- *             so the loss never leaves the prior's;
+ *   freezeout safe: the guard holds its learning-rate factors at 1 as well as its depth, and
+ *             its schedule runs over the rest of the run from the boundary where the wait
+ *             ends (before that change the factors annealed layers 0-1 to rate 0 by 60% and
+ *             80% of the run behind a held depth, and the loss never left the prior's);
  *   gated     still unsafe, and not by freezing: the guard keeps depth 0 all run, which leaves
  *             full fine-tuning of the 288 rows the slice leaves in another order (108 steps),
  *             and that does not leave the prior's loss on this seed either.
@@ -815,7 +844,7 @@ static void test_safety(const char *tmp) {
       {"static --frozen 1", AF_POLICY_STATIC, 0, 0, -1, 0, 0, 0, NULL},
       {"static --frozen 1, freeze_when_learned 0.1", AF_POLICY_STATIC, 0, 0.1, -1, 0, 0, 1, NULL},
       {"freezeout", AF_POLICY_FREEZEOUT, 0, 0, -1, 0, 0, 0, NULL},
-      {"freezeout, freeze_when_learned 0.1", AF_POLICY_FREEZEOUT, 0, 0.1, -1, 0, 0, 0, NULL},
+      {"freezeout, freeze_when_learned 0.1", AF_POLICY_FREEZEOUT, 0, 0.1, -1, 0, 1, 0, NULL},
       {"auto", AF_POLICY_AUTO, 0, 0, -1, 0, 1, 0, NULL},
       {"auto, 12 intervals", AF_POLICY_AUTO, 0, 0, -1, 12, 1, 0, NULL},
       /* auto as it was before freeze_when_learned: what the guard fixed */

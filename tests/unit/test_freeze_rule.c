@@ -813,13 +813,47 @@ static void test_presets(void) {
     af_freeze_ctl_free(c);
     af_policy_free(p);
   }
-  /* FreezeOut under a guard: its factors still apply */
+  /* FreezeOut under a guard that waits (freeze_after 0.6 of 100 steps, L = 3: t_0 0.5, t_1
+   * 0.75): depth 0 while it waits; the controller records the boundary (step 60) where the wait
+   * ends, and from there FreezeOut's clock runs over the 40 steps left: step 80 is t = 0.5
+   * (layer 0 freezes), step 90 t = 0.75. The guard's factors are FreezeOut's own (the run
+   * shifts their clock by the recorded step: train_lr.c). A restored controller keeps the step. */
   CHECK_OK(af_policy_from_spec("fo", "freezeout t0=0.5 freeze_after=0.6", &p));
   if (p) {
     double f[5] = {1, 1, 1, 1, 1};
-    CHECK(p->lr_scale != NULL);
+    CHECK(p->lr_scale != NULL && p->waits);
     if (p->lr_scale) p->lr_scale(p, 25, 100, 3, f);
     CHECK(fabs(f[0] - 0.5) < 1e-15 && f[3] == 1);
+    af_freeze_ctl *c, *c2;
+    double s3[3] = {1, 1, 1};
+    CHECK_OK(af_freeze_ctl_create(3, NULL, p, &c));
+    af_freeze_ctl_set_run(c, 100, 50, 0);
+    CHECK(af_freeze_ctl_wait_end(c) == -1);
+    step_expect(c, 10, s3, 0, "guarded freezeout baseline");
+    step_expect(c, 50, s3, 0, "guarded freezeout: waiting at t 0.5");
+    CHECK(af_freeze_ctl_wait_end(c) == -1);
+    step_expect(c, 60, s3, 0, "guarded freezeout: the wait ends, its clock at 0");
+    CHECK(af_freeze_ctl_wait_end(c) == 60);
+    step_expect(c, 79, s3, 0, "guarded freezeout: t 0.475 of the rest");
+    step_expect(c, 80, s3, 1, "guarded freezeout: t 0.5 of the rest = t_0");
+    step_expect(c, 90, s3, 2, "guarded freezeout: t 0.75 of the rest = t_1");
+    CHECK_OK(af_freeze_ctl_create(3, NULL, p, &c2));  /* a second run of the same policy starts waiting */
+    CHECK(af_freeze_ctl_wait_end(c2) == -1);
+    af_freeze_ctl_restore_wait_end(c2, 60);
+    CHECK(af_freeze_ctl_wait_end(c2) == 60);
+    af_freeze_ctl_free(c);
+    af_freeze_ctl_free(c2);
+    af_policy_free(p);
+  }
+  /* a guard without a wait (max_freeze_step only): nothing recorded, nothing to restore */
+  CHECK_OK(af_policy_from_spec("fo", "freezeout t0=0.5 max_freeze_step=1", &p));
+  if (p) {
+    af_freeze_ctl *c;
+    CHECK(!p->waits);
+    CHECK_OK(af_freeze_ctl_create(3, NULL, p, &c));
+    af_freeze_ctl_restore_wait_end(c, 60);
+    CHECK(af_freeze_ctl_wait_end(c) == 0);
+    af_freeze_ctl_free(c);
     af_policy_free(p);
   }
   static const char *const bad[][2] = {
