@@ -65,9 +65,12 @@ af_status af_results_group_attr_double(af_results *r, const char *group, const c
 /* Buffer one step row (no I/O; a full buffer triggers af_results_flush). */
 af_status af_results_append_step(af_results *r, const af_step_record *s);
 /* Buffer one interval row; l1, l2, ratio are [L] (ratio may hold NaN); val_metric is the
- * metric on the policy's validation slice that the decision saw (NaN: the policy has none). */
+ * metric on the policy's validation slice that the decision saw (NaN: the policy has none);
+ * lr_factor [L] each encoder layer's learning-rate factor in the interval's last step (NULL:
+ * NaN, not known). */
 af_status af_results_append_interval(af_results *r, int interval, long step, int depth_before, int depth_after,
-                                     const double *l1, const double *l2, const double *ratio, double val_metric);
+                                     const double *l1, const double *l2, const double *ratio, double val_metric,
+                                     const double *lr_factor);
 /* Buffer one evaluation: n metrics by name (a dataset /evals/<name> per metric, created on
  * first use; rows of evaluations without that metric hold NaN). Names: non-empty, no '/',
  * not step/epoch/wall. */

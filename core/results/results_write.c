@@ -52,7 +52,7 @@ static const struct { const char *name; int kind; size_t off; const char *units;
 };
 #define N_STEP_COLS ((int)(sizeof step_cols / sizeof step_cols[0]))
 
-enum { IV_INTERVAL, IV_STEP, IV_BEFORE, IV_AFTER, IV_L1, IV_L2, IV_RATIO, IV_VAL, N_IV };
+enum { IV_INTERVAL, IV_STEP, IV_BEFORE, IV_AFTER, IV_L1, IV_L2, IV_RATIO, IV_VAL, IV_LR, N_IV };
 static const struct { const char *name; int kind; int twod; const char *units; } iv_cols[N_IV] = {
     {"interval", K_I32, 0, "interval index (0-based)"},
     {"step", K_I64, 0, "optimizer steps done at the decision"},
@@ -62,6 +62,7 @@ static const struct { const char *name; int kind; int twod; const char *units; }
     {"l2", K_F64, 1, "L2 norm of the layer's interval-summed gradient"},
     {"ratio", K_F64, 1, "change ratio vs the previous interval (NaN: undefined)"},
     {"val_metric", K_F64, 0, "the policy's validation-slice metric before the decision (NaN: no slice)"},
+    {"lr_factor", K_F64, 1, "the layer's learning-rate factor in the interval's last step (1: the schedule's rate)"},
 };
 
 enum { G_ROOT, G_CONFIG, G_STEPS, G_INTERVALS, G_EVALS, G_CACHE, G_SUMMARY, N_GROUPS };
@@ -104,7 +105,7 @@ struct af_results {
   /* intervals */
   int *iv_i32[3];            /* interval, depth_before, depth_after */
   long long *iv_step;
-  double *iv_d[3];           /* l1, l2, ratio: [n * L] */
+  double *iv_d[4];           /* l1, l2, ratio, lr_factor: [n * L] */
   double *iv_val;            /* val_metric: [n] */
   int iv_n, iv_cap;
   hsize_t iv_written;
@@ -375,7 +376,7 @@ static af_status flush_intervals(af_results *r) {
   size_t n = (size_t)r->iv_n;
   if (!n) return AF_OK;
   const void *bufs[N_IV] = {r->iv_i32[0], r->iv_step, r->iv_i32[1], r->iv_i32[2],
-                            r->iv_d[0],   r->iv_d[1], r->iv_d[2],   r->iv_val};
+                            r->iv_d[0],   r->iv_d[1], r->iv_d[2],   r->iv_val, r->iv_d[3]};
   for (int c = 0; c < N_IV; c++) {
     char what[96];
     snprintf(what, sizeof what, "appending to intervals/%s", iv_cols[c].name);
@@ -454,7 +455,7 @@ static af_status flush_all(af_results *r) {
  * the file stays as the last flush left it. The bound is generous: the buffered rows, a new
  * chunk for every dataset, and 1 MiB for HDF5's own metadata. */
 static af_status reserve_room(af_results *r) {
-  const long long need = (long long)r->nrows * N_STEP_COLS * 8 + (long long)r->iv_n * (3LL * r->L + 5) * 8 +
+  const long long need = (long long)r->nrows * N_STEP_COLS * 8 + (long long)r->iv_n * (4LL * r->L + 5) * 8 +
                          (long long)r->ev_n * (3 + r->nmetrics) * 8 + (long long)r->nattrs * 1024 +
                          (long long)(N_STEP_COLS * STEP_CAP * 8) + (long long)(N_IV * IV_CHUNK * 8 * (r->L + 1)) +
                          (1LL << 20);
@@ -506,14 +507,15 @@ af_status af_results_append_step(af_results *r, const af_step_record *s) {
 }
 
 af_status af_results_append_interval(af_results *r, int interval, long step, int depth_before, int depth_after,
-                                     const double *l1, const double *l2, const double *ratio, double val_metric) {
+                                     const double *l1, const double *l2, const double *ratio, double val_metric,
+                                     const double *lr_factor) {
   if (!r) return AF_FAIL(AF_ERR_ARG, "results: no file");
   int cap = r->iv_cap;
   if (r->iv_n + 1 > cap) {
     int nc = cap ? 2 * cap : 32;
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k < 4; k++) {
       int c = cap;
-      AF_TRY(af_results_grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
+      if (k < 3) AF_TRY(af_results_grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
       c = cap;
       AF_TRY(af_results_grow((void **)&r->iv_d[k], &c, nc, (size_t)r->L * sizeof(double), "interval"));
     }
@@ -529,8 +531,8 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
   r->iv_i32[2][i] = depth_after;
   r->iv_step[i] = step;
   r->iv_val[i] = val_metric;
-  const double *src[3] = {l1, l2, ratio};
-  for (int k = 0; k < 3; k++)
+  const double *src[4] = {l1, l2, ratio, lr_factor};
+  for (int k = 0; k < 4; k++)
     for (int l = 0; l < r->L; l++) r->iv_d[k][(size_t)i * r->L + l] = src[k] ? src[k][l] : NAN;
   r->iv_n++;
   return AF_OK;
@@ -599,10 +601,8 @@ static void release(af_results *r) {
   free_pending_attrs(r);
   free(r->attrs);
   free(r->metrics);
-  for (int k = 0; k < 3; k++) {
-    free(r->iv_i32[k]);
-    free(r->iv_d[k]);
-  }
+  for (int k = 0; k < 3; k++) free(r->iv_i32[k]);
+  for (int k = 0; k < 4; k++) free(r->iv_d[k]);
   free(r->iv_step);
   free(r->iv_val);
   free(r->ev_step);

@@ -105,6 +105,7 @@ void af_run_eval_cache_record(af_run *r);                /* /cache@eval_*: the d
  * the scheduled one: --layer-lr-decay's times the policy's (af_policy.lr_scale) */
 af_status af_run_lr_open(af_run *r);                          /* after the policy; nothing when all are 1 */
 const double *af_run_lr_scales(af_run *r, long step);        /* [L+2] for af_optim_step_scaled, or NULL */
+const double *af_run_lr_last(const af_run *r);               /* the last step's [L+2] (the results), or NULL */
 
 /* train_val.c */
 af_status af_run_carve_val(af_run *r);               /* r->val out of r->train (before the batcher) */

@@ -14,8 +14,11 @@ af_status af_run_lr_open(af_run *r) {
   r->lr_decay[0] = pow(x, L + 1);                                 /* the embeddings */
   for (int l = 0; l < L; l++) r->lr_decay[1 + l] = pow(x, L - l); /* layer l: X^(L-l), the last X */
   r->lr_decay[L + 1] = 1.0;                                       /* pooler and classifier */
+  memcpy(r->lr_decay + n, r->lr_decay, (size_t)n * sizeof *r->lr_decay);  /* "the last step's" before one */
   return AF_OK;
 }
+
+const double *af_run_lr_last(const af_run *r) { return r->lr_decay ? r->lr_decay + r->L + 2 : NULL; }
 
 const double *af_run_lr_scales(af_run *r, long step) {
   if (!r->lr_decay) return NULL;

@@ -542,6 +542,33 @@ static int fo_factors_differ(af_policy *p, double t0, int cubic, int scaled) {
   return bad;
 }
 
+/* intervals/lr_factor of a finished run (t0 0.5, linear) against the replay with the clock
+ * started at boundary step s0 (0: the run's start; factors 1 before s0): rows that differ */
+static int fo_recorded_differ(const char *out, double s0) {
+  af_results_reader *rr = NULL;
+  double *f = NULL, *st = NULL;
+  size_t n = 0, cols = 0, ns = 0;
+  int bad = 1;
+  if (af_results_open_read(out, &rr) == AF_OK && af_results_read_2d(rr, "intervals/lr_factor", &f, &n, &cols) == AF_OK &&
+      af_results_read_1d(rr, "intervals/step", &st, &ns) == AF_OK && cols == L && ns == n && n > 0) {
+    bad = 0;
+    for (size_t k = 0; k < n; k++) {
+      double last = st[k] - 1, t = (last - s0) / (T - s0);  /* the interval's last step */
+      for (int l = 0; l < L; l++) {
+        double want = last < s0 ? 1.0 : fo_factor(0.5, 0, 0, l, t);
+        if (!(fabs(f[k * L + l] - want) <= 1e-12)) {
+          bad++;
+          break;
+        }
+      }
+    }
+  }
+  free(f);
+  free(st);
+  af_results_close_read(&rr);
+  return bad;
+}
+
 /* depths of a finished run against the replay: no decision at the first boundary */
 static int fo_depths_differ(const char *out, double t0, int cubic, int *final) {
   intervals iv;
@@ -622,6 +649,11 @@ static void test_freezeout(const char *tmp) {
            "best %.4f\n", v[i].knobs, fo_time(v[i].t0, v[i].cubic, 0), fo_time(v[i].t0, v[i].cubic, 1), final, bad,
            fbad, T * (L + 2), sum.best);
     CHECK(bad == 0 && fbad == 0 && final == L - 1);
+    if (i == 0) {
+      int rbad = fo_recorded_differ(out[i], 0);
+      printf("freezeout: intervals/lr_factor, %d rows differ from the replay\n", rbad);
+      CHECK(rbad == 0);
+    }
   }
   /* resumed: stopped at step 50 (after layer 0's cosine started, before it froze) */
   char part[4300];
@@ -669,6 +701,16 @@ static void test_freezeout(const char *tmp) {
       printf("freezeout, freeze_when_learned 0.1, stopped at step 105 and resumed vs uninterrupted: losses and depths "
              "%s; final depth %d\n", same ? "identical" : "DIFFERENT", gsum.final_depth);
       CHECK(same && sum.steps == T && gsum.final_depth > 0);
+      /* the recorded factors: 1 until one boundary, FreezeOut's schedule over the rest from it */
+      intervals giv;
+      int s0 = -1;
+      if (read_intervals(gfull, &giv)) {
+        for (size_t k = 1; s0 < 0 && k < giv.n; k++)
+          if (fo_recorded_differ(gfull, giv.step[k]) == 0) s0 = (int)giv.step[k];
+        free_intervals(&giv);
+      }
+      printf("freezeout, freeze_when_learned 0.1: intervals/lr_factor is FreezeOut's schedule from step %d on\n", s0);
+      CHECK(s0 > 0);
     }
   }
   /* what a run hands the policy, with --layer-lr-decay 0.8 */

@@ -112,7 +112,7 @@ static void write_full(const char *path) {
         l2[l] = 0.5 * l1[l];
         ratio[l] = iv == 0 || l < iv ? NAN : 0.1 * l;
       }
-      CHECK_OK(af_results_append_interval(r, iv, i, iv, iv + 1, l1, l2, ratio, iv == 0 ? NAN : 0.625 * iv));
+      CHECK_OK(af_results_append_interval(r, iv, i, iv, iv + 1, l1, l2, ratio, iv == 0 ? NAN : 0.625 * iv, l2));
     }
   }
   /* evals: accuracy at the first two, f1 from the second on (row 0 NaN for f1, row 2 NaN
@@ -226,6 +226,10 @@ static void check_raw(const char *path) {
   double *vm = h5_read(f, "intervals/val_metric", 1, d, H5T_FLOAT, 8);
   CHECK(d[0] == 2 && vm && isnan(vm[0]) && vm[1] == 0.625);
   free(vm);
+  double *lf = h5_read(f, "intervals/lr_factor", 2, d, H5T_FLOAT, 8);
+  CHECK(d[0] == 2 && d[1] == L4 && lf);
+  for (int i = 0; lf && d[0] == 2 && i < 2 * L4; i++) CHECK(lf[i] == 0.5 * (10 * (i / L4) + i % L4));
+  free(lf);
 
   /* evals */
   double *es = h5_read(f, "evals/step", 1, d, H5T_INTEGER, 8);
@@ -348,12 +352,12 @@ static void test_crash_after_flush(void) {
     af_results_attr_str(r, "model", "m");
     for (long i = 1; i <= 10; i++) { af_step_record s = step_row(i); af_results_append_step(r, &s); }
     double z[3] = {1, 2, 3};
-    af_results_append_interval(r, 0, 10, 0, 0, z, z, z, NAN);
+    af_results_append_interval(r, 0, 10, 0, 0, z, z, z, NAN, NULL);
     const char *nm[] = {"accuracy"};
     af_results_append_eval(r, 10, 0, 5.0, 1, nm, (double[]){0.5});
     if (af_results_flush(r) != AF_OK) _exit(4);
     for (long i = 11; i <= 600; i++) { af_step_record s = step_row(i); af_results_append_step(r, &s); }
-    af_results_append_interval(r, 1, 600, 0, 1, z, z, z, NAN);
+    af_results_append_interval(r, 1, 600, 0, 1, z, z, z, NAN, NULL);
     af_results_attr_str(r, "late", "never flushed");
     af_results_set_summary_str(r, "status", "complete");
     raise(SIGKILL);
@@ -413,7 +417,7 @@ static void test_kill_anytime(void) {
         af_step_record s = step_row(i);
         af_results_append_step(r, &s);
         if (i % 50 == 0) {
-          af_results_append_interval(r, (int)(i / 50), i, 0, 0, z, z, z, NAN);
+          af_results_append_interval(r, (int)(i / 50), i, 0, 0, z, z, z, NAN, NULL);
           af_results_append_eval(r, i, 0, 1.0, 1, nm, (double[]){0.5});
           af_results_set_summary_double(r, "total_time", (double)i);
           af_results_set_summary_best(r, "accuracy", 0.5, i, (double)i);
@@ -483,7 +487,7 @@ static void test_resume(void) {
     af_step_record s = step_row(i);
     CHECK_OK(af_results_append_step(r, &s));
     if (i % 10 == 0) {
-      CHECK_OK(af_results_append_interval(r, (int)(i / 10) - 1, i, 0, 0, z, z, z, NAN));
+      CHECK_OK(af_results_append_interval(r, (int)(i / 10) - 1, i, 0, 0, z, z, z, NAN, NULL));
       CHECK_OK(af_results_append_eval(r, i, 0, (double)i, i == 20 ? 2 : 1, i == 20 ? both : acc,
                                       (double[]){0.01 * (double)i, 0.5}));
       CHECK_OK(af_results_flush(r));
@@ -492,7 +496,8 @@ static void test_resume(void) {
   CHECK_OK(af_results_close(&r, "interrupted"));
   /* a file written before intervals/val_metric existed: resuming adds the column */
   hid_t f = H5Fopen(p, H5F_ACC_RDWR, H5P_DEFAULT);
-  CHECK(f >= 0 && H5Ldelete(f, "intervals/val_metric", H5P_DEFAULT) >= 0);
+  CHECK(f >= 0 && H5Ldelete(f, "intervals/val_metric", H5P_DEFAULT) >= 0 &&
+        H5Ldelete(f, "intervals/lr_factor", H5P_DEFAULT) >= 0);
   if (f >= 0) H5Fclose(f);
   CHECK(af_results_open_append(p, 4, 20, &r) == AF_ERR_ARG && r == NULL);
   CHECK_OK(af_results_open_append(p, 3, 20, &r));
@@ -503,7 +508,7 @@ static void test_resume(void) {
     CHECK_OK(af_results_append_step(r, &s));
   }
   CHECK_OK(af_results_append_eval(r, 25, 0, 25.0, 1, acc, (double[]){0.9}));
-  CHECK_OK(af_results_append_interval(r, 2, 25, 0, 0, z, z, z, 0.75));
+  CHECK_OK(af_results_append_interval(r, 2, 25, 0, 0, z, z, z, 0.75, z));
   CHECK_OK(af_results_close(&r, NULL));
   af_results_reader *rr = NULL;
   CHECK_OK(af_results_open_read(p, &rr));
@@ -522,6 +527,10 @@ static void test_resume(void) {
   free(v);
   CHECK_OK(af_results_read_1d(rr, "intervals/val_metric", &v, &n));
   CHECK(n == 3 && isnan(v[0]) && isnan(v[1]) && v[2] == 0.75);
+  free(v);
+  size_t cols = 0;
+  CHECK_OK(af_results_read_2d(rr, "intervals/lr_factor", &v, &n, &cols));
+  CHECK(n == 3 && cols == 3 && isnan(v[0]) && isnan(v[5]) && v[6] == 1 && v[7] == 2 && v[8] == 3);
   free(v);
   CHECK_OK(af_results_read_1d(rr, "evals/step", &v, &n));
   CHECK(n == 3 && v[0] == 10 && v[1] == 20 && v[2] == 25);
@@ -557,7 +566,7 @@ static int write_layout(const char *path) {
   af_results_attr_str(r, "gemm", "openblas");
   for (long i = 1; i <= 5; i++) { af_step_record s = step_row(i); af_results_append_step(r, &s); }
   double v[6] = {1, 2, 3, 4, 5, 6};
-  af_results_append_interval(r, 0, 5, 0, 0, v, v, v, NAN);
+  af_results_append_interval(r, 0, 5, 0, 0, v, v, v, NAN, NULL);
   const char *nm[] = {"accuracy", "f1"};
   af_results_append_eval(r, 5, 0, 2.5, 2, nm, (double[]){0.5, 0.4});
   af_results_set_summary_best(r, "accuracy", 0.5, 5, 2.5);
