@@ -35,8 +35,8 @@ static int is_int_column(const char *name) {
   return 0;
 }
 
-/* Every 1-D dataset of a group as {name = {...}}; 2-D ones (intervals/l1, l2, ratio, lr_factor) as
- * arrays of rows. */
+/* Every 1-D dataset of a group as {name = {...}}; 2-D ones (intervals/l1, l2, ratio,
+ * lr_factor) as arrays of rows. */
 static af_status push_group(lua_State *L, af_results_reader *rr, const char *group) {
   lua_newtable(L);
   if (!af_results_has(rr, group)) return AF_OK;
@@ -49,9 +49,7 @@ static af_status push_group(lua_State *L, af_results_reader *rr, const char *gro
     snprintf(path, sizeof path, "%s/%s", group, names[i]);
     double *v = NULL;
     size_t rows = 0, cols = 0;
-    if (!strcmp(group, "intervals") &&
-        (!strcmp(names[i], "l1") || !strcmp(names[i], "l2") || !strcmp(names[i], "ratio") ||
-         !strcmp(names[i], "lr_factor"))) {
+    if (af_results_rank(rr, path) == 2) {
       s = af_results_read_2d(rr, path, &v, &rows, &cols);
       if (s != AF_OK) break;
       lua_createtable(L, (int)rows, 0);

@@ -140,6 +140,20 @@ static af_status read_nd(af_results_reader *rr, const char *path, int want_rank,
   return AF_OK;
 }
 
+static int af_results_rank_unlocked(af_results_reader *rr, const char *path) {
+  if (!af_results_has_unlocked(rr, path)) return -1;
+  hid_t ds = H5Dopen2(rr->file, path, H5P_DEFAULT);
+  if (ds < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return -1;
+  }
+  hid_t sp = H5Dget_space(ds);
+  int rank = sp < 0 ? -1 : H5Sget_simple_extent_ndims(sp);
+  if (sp >= 0) H5Sclose(sp);
+  H5Dclose(ds);
+  return rank;
+}
+
 static af_status af_results_read_1d_unlocked(af_results_reader *rr, const char *path, double **v, size_t *n) {
   size_t d[2];
   AF_TRY(read_nd(rr, path, 1, v, d));
@@ -321,6 +335,10 @@ void af_results_close_read(af_results_reader **rp) {
 
 int af_results_has(af_results_reader *rr, const char *path) {
   AF_RESULTS_LOCKED(int, af_results_has_unlocked(rr, path));
+}
+
+int af_results_rank(af_results_reader *rr, const char *path) {
+  AF_RESULTS_LOCKED(int, af_results_rank_unlocked(rr, path));
 }
 
 af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n) {

@@ -26,7 +26,10 @@ int af_results_layers(const af_results_reader *rr);    /* L, from the root attri
 int af_results_has(af_results_reader *rr, const char *path);
 /* A 1-D dataset of any numeric type as doubles; *v malloc'ed (free()), NULL when n = 0. */
 af_status af_results_read_1d(af_results_reader *rr, const char *path, double **v, size_t *n);
-/* A 2-D dataset (intervals/l1, l2, ratio) as row-major doubles [rows, cols]. */
+/* The number of dimensions of a dataset (1, or 2 for intervals/l1, l2, ratio, lr_factor);
+ * -1 when there is no such dataset. */
+int af_results_rank(af_results_reader *rr, const char *path);
+/* A 2-D dataset (intervals/l1, l2, ratio, lr_factor) as row-major doubles [rows, cols]. */
 af_status af_results_read_2d(af_results_reader *rr, const char *path, double **v, size_t *rows, size_t *cols);
 /* The attributes of a group ("config", "summary", "cache", "" = root), in name order. */
 af_status af_results_read_attrs(af_results_reader *rr, const char *group, af_attr **attrs, int *n);

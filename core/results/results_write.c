@@ -513,10 +513,12 @@ af_status af_results_append_interval(af_results *r, int interval, long step, int
   int cap = r->iv_cap;
   if (r->iv_n + 1 > cap) {
     int nc = cap ? 2 * cap : 32;
+    for (int k = 0; k < 3; k++) {
+      int c = cap;
+      AF_TRY(af_results_grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
+    }
     for (int k = 0; k < 4; k++) {
       int c = cap;
-      if (k < 3) AF_TRY(af_results_grow((void **)&r->iv_i32[k], &c, nc, sizeof(int), "interval"));
-      c = cap;
       AF_TRY(af_results_grow((void **)&r->iv_d[k], &c, nc, (size_t)r->L * sizeof(double), "interval"));
     }
     int c = cap;

@@ -308,12 +308,12 @@ static af_status end_interval(af_run *r) {
     AF_TRY(af_run_val_metric(r, &val));
     af_freeze_ctl_set_val_metric(r->ctl, val);
   }
-  double lrf[r->L];  /* the encoder layers' factors in the interval's last step */
-  const double *sc = af_run_lr_last(r);
-  for (int l = 0; l < r->L; l++) lrf[l] = sc ? sc[1 + l] : 1.0;
   af_freeze_decision d;
   AF_TRY(af_freeze_ctl_end_interval(r->ctl, r->step, r->l1, r->l2, &d));
   if (r->res) {
+    double lrf[r->L];  /* the encoder layers' factors in the interval's last step */
+    const double *sc = af_run_lr_last(r);
+    for (int l = 0; l < r->L; l++) lrf[l] = sc ? sc[1 + l] : 1.0;
     AF_TRY(af_results_append_interval(r->res, d.interval, d.step, d.depth_before, d.depth_after, d.l1, d.l2,
                                       d.ratio, val, lrf));
   }
