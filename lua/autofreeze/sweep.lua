@@ -295,7 +295,12 @@ local function run_cell(sw, i, raise_level)
       if f then f:write(signature(h.opts[i])); f:close() end
       row.state, row.resumed = "ran", opts.resume or nil
     else
-      if not spec.continue_on_error then error(("af.sweep: run %s failed: %s"):format(row.id, tostring(err)), raise_level) end
+      -- a stop asked for by a signal (Ctrl-C, a scheduler's SIGTERM) ends the sweep even under
+      -- continue_on_error: the user wants the process gone, not the next cell started
+      local stop = tostring(err):find("interrupted by signal", 1, true)
+      if stop or not spec.continue_on_error then
+        error(("af.sweep: run %s failed: %s"):format(row.id, tostring(err)), raise_level)
+      end
       io.stderr:write(("af.sweep: run %s failed: %s\n"):format(row.id, tostring(err)))
       row.state, row.error = "failed", tostring(err)
     end

@@ -114,6 +114,32 @@ expect_in "$TMP/out" "states ran=2 skipped=4" "resume reruns the missing and the
 expect_in "$TMP/out" "sst2-static-k2-s1 +\(previous file: failed\)" "failed file named"
 expect_in "$TMP/out" "sst2-none-s2$" "missing file rerun"
 
+# a signal ends the sweep even under continue_on_error: the policy of the first cell sends
+# this process SIGTERM at its first decision; that run stops resumable and no other starts
+cat >"$TMP/sigsweep.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local f = assert(io.open("/proc/self/stat"))
+local pid = f:read("n")
+f:close()
+local term = af.policy.custom(function(s)
+  os.execute("kill -TERM " .. pid)
+  return s.depth
+end, {name = "term"})
+local ok, err = pcall(af.sweep, {
+  tasks = {af.task.glue("sst2", dir .. "/tiny")}, policies = {term, af.policy.none()}, seeds = {1},
+  out_dir = dir .. "/sigsweep", continue_on_error = true,
+  train = {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls", epochs = 2, batch = 16, seq = 12,
+           intervals = 4, threads = 1, quiet = true, max_train_rows = 160, max_eval_rows = 40},
+})
+assert(not ok and tostring(err):find("interrupted by signal 15", 1, true), tostring(err))
+assert(af.results.status(dir .. "/sigsweep/sst2-term-s1.h5") == "interrupted")
+assert(not af.exists(dir .. "/sigsweep/sst2-none-s1.h5"), "the next cell started after the signal")
+print("signal ends the sweep")
+LUA
+expect_rc 0 "a signal ends a continue_on_error sweep" -- "$BIN" run "$TMP/sigsweep.lua" "$TMP"
+expect_in "$TMP/out" "signal ends the sweep" "sweep stopped by the signal"
+
 # changed settings (another lr): every run again, and back: every run again
 expect_rc 0 "sweep, other lr" -- "$BIN" run "$TMP/sweep.lua" "$TMP" 2e-3
 expect_in "$TMP/out" "states ran=6 skipped=0" "changed settings rerun"
