@@ -1,8 +1,10 @@
 /* Shared test helpers; see testutil.h. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "tests/testutil.h"
 #include "core/model/safetensors.h"
 #include "core/results/results_read.h"
 #include <errno.h>
+#include <ftw.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,13 +68,34 @@ const char *af_test_model_dir(void) {
   return access(p, R_OK) == 0 ? m : NULL;
 }
 
+static char tmp_dir[4096];
+static pid_t tmp_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+/* At exit of the process that made it (not of a forked child): the folder goes, unless a check
+ * failed or AF_KEEP_TMP is set, when it stays for a look and its path is printed. */
+static void remove_tmpdir(void) {
+  if (!tmp_dir[0] || getpid() != tmp_owner) return;
+  if (af_test_failures || getenv("AF_KEEP_TMP")) {
+    fprintf(stderr, "test files kept in %s\n", tmp_dir);
+    return;
+  }
+  nftw(tmp_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 const char *af_test_tmpdir(void) {
-  static char dir[4096];
-  if (dir[0]) return dir;
+  if (tmp_dir[0]) return tmp_dir;
   const char *t = getenv("TMPDIR");
-  snprintf(dir, sizeof dir, "%s/aftest.XXXXXX", t ? t : "/tmp");
-  if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
-  return dir;
+  snprintf(tmp_dir, sizeof tmp_dir, "%s/aftest.XXXXXX", t ? t : "/tmp");
+  if (!mkdtemp(tmp_dir)) { perror("mkdtemp"); exit(1); }
+  tmp_owner = getpid();
+  atexit(remove_tmpdir);
+  return tmp_dir;
 }
 
 static const char *const tiny_words[] = {"the", "of", "and", "to", "a", "in", "is", "it", "that", "was", "for", "on",
