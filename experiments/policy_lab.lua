@@ -31,7 +31,8 @@
 -- same batches, start from the same head and drop the same units; they differ only by the
 -- policy. The activation cache changes no number (docs/cache.md). One exception: "gated"
 -- holds a validation slice out of the training rows (never the dev split), so it trains on
--- fewer rows in another order; it is still paired by seed (same head, same dev split).
+-- fewer rows in another order; it is still paired by seed (same head, same dev split), and a
+-- line of full fine-tuning with the same val_rows = N holds out the same rows: its exact pair.
 --
 -- Resumable: every task is one af.sweep into OUT/TASK; a finished cell (complete file, same
 -- settings) is skipped, a killed one resumes from its checkpoint (every 10 minutes here, so

@@ -121,9 +121,10 @@ const af_opt af_opts[] = {
   {"tolerance", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(tolerance), "0.02", NULL, 0, HUGE_VAL, NULL, NULL, "T", NULL,
    "freezing", "gated: a freeze is rolled back when the validation metric falls more than T below its best "
    "since the freeze", NULL, NULL, AF_OPT_TRAJECTORY},
-  {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "10% of the training rows, at most 2000", 0, BIG,
-   NULL, NULL, "N", "examples", "freezing", "gated: training rows held out (never trained on) as its validation "
-   "slice", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "none; gated: 10% of the training rows, at most 2000",
+   0, BIG, NULL, NULL, "N", "examples", "freezing", "training rows held out (never trained on) as a validation "
+   "slice, scored at each decision (intervals/val_metric); gated decides on it; the same N holds out the same "
+   "rows under any policy, so full fine-tuning pairs with gated exactly", NULL, NULL, AF_OPT_TRAJECTORY},
   {"freezeout_t0", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freezeout_t0), "0.5", NULL, 0, 1, NULL, NULL, "T", NULL,
    "freezing", "freezeout: layer 0's freeze time, a fraction of the run; its learning rate follows a cosine to 0 "
    "there", NULL, NULL,

@@ -96,7 +96,7 @@ static af_status make_policy(af_run *r) {
     }
     r->policy = r->own_policy;
   }
-  const int val_knob = r->policy->wants_val && o->val_rows > 0;
+  const int val_knob = o->val_rows > 0;  /* any policy: a slice held out (gated decides on it) */
   const af_guard_opts go = {.freeze_after = o->freeze_after, .max_step = o->max_freeze_step,
                             .when_learned = o->freeze_when_learned};
   if (go.freeze_after != 0 || go.max_step > 0 || go.when_learned > 0 || val_knob) {
@@ -120,7 +120,9 @@ static af_status setup(af_run *r) {
   r->C = r->cfg.hidden_size;
   AF_TRY(make_policy(r));
   AF_TRY(af_run_lr_open(r));  /* per-layer learning-rate factors (train_lr.c) */
-  if (r->policy->wants_val) AF_TRY(af_run_carve_val(r));  /* before the batcher: held-out rows never train */
+  /* before the batcher: held-out rows never train. Any policy may hold the same slice out
+   * (--val-rows), which pairs full fine-tuning exactly with gated: same rows, same order */
+  if (r->policy->wants_val || o->val_rows > 0) AF_TRY(af_run_carve_val(r));
   AF_TRY(af_freeze_ctl_create(r->L, &o->freeze, r->policy, &r->ctl));
   r->depth = af_freeze_ctl_depth(r->ctl);
   AF_TRY(af_backend_open(af_device_names[o->device], o->threads, &r->be));

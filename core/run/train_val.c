@@ -1,4 +1,5 @@
-/* The validation slice of a policy that asks for one (af_policy.wants_val, the gated policy):
+/* The validation slice of a policy that asks for one (af_policy.wants_val, the gated policy),
+ * or of any run given --val-rows N (so that full fine-tuning can hold out gated's rows):
  * a fixed pseudo-random subset of the TRAINING split held out from training -- never the dev
  * split, so nothing the run decides is tuned on what it is scored on -- and its primary
  * metric, measured before each decision. The slice shares the training split's token arena
