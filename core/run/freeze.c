@@ -325,6 +325,7 @@ static af_status guard_decide(af_policy *p, const af_interval_stats *st, int *ne
     if (g->inner->lr_scale && st->wait_end && *st->wait_end > 0) {
       in.step -= *st->wait_end;
       in.total_steps -= *st->wait_end;
+      if (in.total_steps <= 0) return AF_OK;  /* the wait ended at the last boundary: no run left */
     }
   }
   int nd = st->depth;

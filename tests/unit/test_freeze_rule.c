@@ -693,6 +693,26 @@ static void test_learned_guard(void) {
   af_policy_free(g);
 }
 
+/* FreezeOut behind the learned guard, the wait ending at the run's last boundary (step 100 of
+ * 100): no run is left for its schedule, so nothing freezes (it used to stop the run with "the
+ * run did not say its length", its clock shifted to a length of 0). */
+static void test_guard_ends_last(void) {
+  double s[6] = {1, 1, 1, 1, 1, 1};
+  af_policy *in, *g;
+  af_freeze_ctl *c;
+  CHECK_OK(af_policy_freezeout(NULL, &in));
+  CHECK_OK(af_policy_guard(in, &GUARD(0, 0, 0.25), &g));
+  CHECK_OK(af_freeze_ctl_create(6, NULL, g, &c));
+  af_freeze_ctl_set_run(c, 100, 50, 0);
+  af_freeze_ctl_set_prior_loss(c, 1.0);
+  loss_expect(c, 50, s, (double[]){0.9}, 1, 0, "guarded freezeout: t 0.5, nothing learned");
+  loss_expect(c, 100, s, (double[]){0.5}, 1, 0, "guarded freezeout: learned at the last boundary");
+  CHECK(af_freeze_ctl_wait_end(c) == 100);
+  af_freeze_ctl_free(c);
+  af_policy_free(g);
+  af_policy_free(in);
+}
+
 /* A resume restores the interval's losses so far and the smallest mean: a controller restored
  * mid-interval (after a step of 0.3) ends the interval at mean (0.3+0.9+0.9)/3 = 0.7 < 0.75,
  * where the 0.9s alone would hold; one restored after that boundary stays latched through a
@@ -898,6 +918,7 @@ int main(void) {
   test_guard();
   test_prior_loss();
   test_learned_guard();
+  test_guard_ends_last();
   test_learned_restore();
   test_freezeout();
   test_presets();
