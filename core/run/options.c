@@ -111,10 +111,11 @@ const af_opt af_opts[] = {
   {"max_freeze_step", NULL, AF_OPT_INT, AF_CT_INT, F(max_freeze_step), NULL, "unlimited", 1, 1 << 20, NULL, NULL,
    "K", "layers", "freezing", "any policy: a decision freezes at most K more layers", NULL, NULL,
    AF_OPT_TRAJECTORY | AF_OPT_UNSET_NEG},
-  {"freeze_when_learned", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freeze_when_learned), "0", "0: off", 0, 1, NULL, NULL,
-   "F", NULL, "freezing", "any policy: no freezing until an interval's mean training loss is below (1-F) x the "
-   "label prior's (/config: prior_loss), i.e. the run has left the majority class; auto: 0.1", NULL, NULL,
-   AF_OPT_TRAJECTORY | AF_OPT_BELOW_HI},
+  {"freeze_when_learned", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freeze_when_learned), NULL,
+   "pipe, freezeout: 0.1 (they freeze on a clock, blind to learning); auto: its preset's 0.1; others: 0 (off)",
+   0, 1, NULL, NULL, "F", NULL, "freezing", "any policy: no freezing until an interval's mean training loss is "
+   "below (1-F) x the label prior's (/config: prior_loss), i.e. the run has left the majority class; 0: off",
+   NULL, NULL, AF_OPT_TRAJECTORY | AF_OPT_BELOW_HI | AF_OPT_UNSET_NEG},
   {"alpha", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(alpha), "0.25", NULL, 0, 1, NULL, NULL, "A", NULL, "freezing",
    "pipe: PipeTransformer's freezing rate, L*(1-(1-A)^e) layers frozen after epoch e", NULL, NULL,
    AF_OPT_TRAJECTORY | AF_OPT_POSITIVE},
@@ -385,6 +386,7 @@ static int is_unset(const af_opt *opt, const af_train_opts *o) {
     float v = *(const float *)field(opt, o);
     return opt->flags & AF_OPT_POSITIVE ? v <= 0 : v < 0;
   }
+  if (opt->ctype == AF_CT_DOUBLE) return *(const double *)field(opt, o) < 0;
   return load_int(opt, o) < 0;
 }
 
@@ -419,6 +421,7 @@ void af_opts_defaults(af_train_opts *o) {
     const af_opt *opt = &af_opts[i];
     if (opt->flags & (AF_OPT_RECIPE | AF_OPT_UNSET_NEG)) {
       if (opt->ctype == AF_CT_FLOAT) *(float *)field(opt, o) = -1;
+      else if (opt->ctype == AF_CT_DOUBLE) *(double *)field(opt, o) = -1;
       else store_int(opt, o, -1);
     } else if (opt->def) {
       af_opt_set(opt, o, opt->def);  /* test_options checks that every default parses */
@@ -439,7 +442,7 @@ af_status af_opts_check(const af_train_opts *o) {
     return AF_FAIL(AF_ERR_ARG, "--policy static needs --frozen K (the layers frozen from the start)");
   if (!(o->layer_lr_decay > 0 && o->layer_lr_decay <= 1))  /* a C caller's value; the parser checks the rest */
     return AF_FAIL(AF_ERR_ARG, "--layer-lr-decay expects a number in (0, 1], got %g", o->layer_lr_decay);
-  if (!(o->freeze_when_learned >= 0 && o->freeze_when_learned < 1))
+  if (!(o->freeze_when_learned == -1 || (o->freeze_when_learned >= 0 && o->freeze_when_learned < 1)))
     return AF_FAIL(AF_ERR_ARG, "--freeze-when-learned expects a number in [0, 1), got %g", o->freeze_when_learned);
   return AF_OK;
 }

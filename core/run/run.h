@@ -35,6 +35,7 @@ struct af_run {
                                NULL: every group at the scheduled rate */
   af_split val;             /* the policy's validation slice, carved from the training split (train_val.c) */
   int have_val;
+  double when_learned;      /* --freeze-when-learned as it applies (its default resolved) */
   af_freeze_ctl *ctl;
   af_results *res;
   af_act_cache *cache;

@@ -65,6 +65,15 @@ static af_status open_data(af_run *r) {
   return AF_OK;
 }
 
+/* --freeze-when-learned unset: the policies that freeze on a clock, blind to learning (pipe,
+ * FreezeOut), wait until the run has left the label prior's loss, 10% below it: unguarded,
+ * they freeze a task that learns late at the majority class (docs/policies.md, safety).
+ * One that already waits (auto's preset) or starts frozen (static) gets nothing more. */
+static double default_when_learned(const af_policy *p) {
+  if (p->waits || p->initial_depth > 0) return 0;
+  return !strcmp(p->name, "pipe") || !strcmp(p->name, "freezeout") ? 0.1 : 0;
+}
+
 /* The run's policy: the object given (Lua, tests), else the one --policy names; wrapped in
  * the guard when --freeze-after, --max-freeze-step or --freeze-when-learned asks for one. */
 static af_status make_policy(af_run *r) {
@@ -97,8 +106,9 @@ static af_status make_policy(af_run *r) {
     r->policy = r->own_policy;
   }
   const int val_knob = o->val_rows > 0;  /* any policy: a slice held out (gated decides on it) */
+  r->when_learned = o->freeze_when_learned >= 0 ? o->freeze_when_learned : default_when_learned(r->policy);
   const af_guard_opts go = {.freeze_after = o->freeze_after, .max_step = o->max_freeze_step,
-                            .when_learned = o->freeze_when_learned};
+                            .when_learned = r->when_learned};
   if (go.freeze_after != 0 || go.max_step > 0 || go.when_learned > 0 || val_knob) {
     AF_TRY(af_policy_guard(r->policy, &go, &r->guard));
     r->policy = r->guard;

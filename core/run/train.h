@@ -49,7 +49,8 @@ typedef struct af_train_opts {
   long interval_steps;       /* > 0: fixed interval length instead of intervals */
   double freeze_after;       /* any policy: no freezing before this fraction of the run (-1: warm-up end) */
   int max_freeze_step;       /* any policy: layers one decision may add (-1: unlimited) */
-  double freeze_when_learned; /* any policy: no freezing until an interval's loss < (1-F) x the label prior's (0: off) */
+  double freeze_when_learned; /* any policy: no freezing until an interval's loss < (1-F) x the label prior's
+                                 (0: off; -1: the policy's default, af_run_when_learned) */
   double alpha;              /* pipe */
   double tolerance;          /* gated */
   size_t val_rows;           /* gated: validation slice carved from the training split (0: auto) */

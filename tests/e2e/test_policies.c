@@ -195,6 +195,7 @@ static void test_pipe(const char *tmp) {
   o.policy_kind = AF_POLICY_PIPE;
   o.alpha = 0.25;
   o.intervals = 12;
+  o.freeze_when_learned = 0;  /* the published schedule, without the default guard */
   if (run(&o, &sum) != AF_OK) return;
   knobs_are(out, "alpha=0.25");
   intervals iv;
@@ -637,6 +638,7 @@ static void test_freezeout(const char *tmp) {
     o.freezeout_scaled = v[i].scaled;
     o.intervals = 12;
     o.cache = AF_CACHE_MEMORY;
+    o.freeze_when_learned = 0;  /* the published schedule, without the default guard */
     if (run(&o, &sum) != AF_OK) continue;
     knobs_are(out[i], v[i].knobs);
     int final = -1, bad = fo_depths_differ(out[i], v[i].t0, v[i].cubic, &final);
@@ -664,6 +666,7 @@ static void test_freezeout(const char *tmp) {
   o.policy_kind = AF_POLICY_FREEZEOUT;
   o.intervals = 12;
   o.cache = AF_CACHE_MEMORY;
+  o.freeze_when_learned = 0;
   o.max_steps = 50;
   if (run(&o, &sum) == AF_OK) {
     o.max_steps = 0;
@@ -808,12 +811,12 @@ static void test_auto(const char *tmp) {
 
 /* ---- safety: no built-in policy ends at the majority class where full fine-tuning learns ---- */
 
-/* One row of the safety table. safe = 0: KNOWN FAILURES on this fixture, printed and not
- * asserted (issue 14 is open on them). Unguarded, pipe, static and freezeout freeze on a
- * clock, blind to learning, and this 3-layer task needs layer 0 to train until its loss
- * leaves the prior's, at about step 85 of 120; gated's 32-row validation slice (one row = 3
- * points) lets a noisy rise start a freeze that no later drop undoes. Each runs again with
- * --freeze-when-learned 0.1, which holds every freeze until the loss is 10% below the prior's:
+/* One row of the safety table (learned -1: the policy's default). safe = 0: KNOWN FAILURES on
+ * this fixture, printed and not asserted. Unguarded, pipe, static and freezeout freeze on a
+ * clock, blind to learning (so pipe and freezeout wait by default now; static's depth is the
+ * user's, set at step 0), and this 3-layer task needs layer 0 to train until its loss
+ * leaves the prior's, at about step 85 of 120. With --freeze-when-learned 0.1, which holds
+ * every freeze until the loss is 10% below the prior's:
  *   pipe      safe: it freezes at the first boundary past that point;
  *   static    refused (refused = 1): its depth is set at step 0, before any loss;
  *   freezeout safe: the guard holds its learning-rate factors at 1 as well as its depth, and
@@ -856,6 +859,9 @@ static void run_safety(const char *tmp, size_t i, const safety_case *c, double *
   }
   if (run(&o, &sum) == AF_OK) {
     int ok = sum.best >= 0.7 && sum.final >= 0.7;  /* majority class: 0.5 */
+    if (c->learned < 0 && c->kind == AF_POLICY_PIPE) knobs_are(out, "alpha=0.25 freeze_when_learned=0.1");
+    if (c->learned < 0 && c->kind == AF_POLICY_FREEZEOUT)
+      knobs_are(out, "t0=0.5 schedule=linear scaled=false freeze_when_learned=0.1");
     printf("safety: %-48s best %.4f final %.4f final depth %d%s\n", c->name, sum.best, sum.final, sum.final_depth,
            ok ? "" : c->safe ? "  UNSAFE" : "  KNOWN UNSAFE (not asserted)");
     if (i == 0) {
@@ -870,21 +876,21 @@ static void run_safety(const char *tmp, size_t i, const safety_case *c, double *
 
 static void test_safety(const char *tmp) {
   const safety_case pol[] = {
-      {"none (full fine-tuning)", AF_POLICY_NONE, 0, 0, -1, 0, 1, 0, NULL},
-      {"adaptive", AF_POLICY_ADAPTIVE, 0, 0, -1, 0, 1, 0, NULL},
-      {"adaptive, freeze_after warmup", AF_POLICY_ADAPTIVE, -1, 0, -1, 0, 1, 0, NULL},
-      {"adaptive, max_freeze_step 1", AF_POLICY_ADAPTIVE, 0, 0, 1, 0, 1, 0, NULL},
-      {"pipe", AF_POLICY_PIPE, 0, 0, -1, 0, 0, 0, NULL},
-      {"pipe, freeze_when_learned 0.1", AF_POLICY_PIPE, 0, 0.1, -1, 0, 1, 0, NULL},
+      {"none (full fine-tuning)", AF_POLICY_NONE, 0, -1, -1, 0, 1, 0, NULL},
+      {"adaptive", AF_POLICY_ADAPTIVE, 0, -1, -1, 0, 1, 0, NULL},
+      {"adaptive, freeze_after warmup", AF_POLICY_ADAPTIVE, -1, -1, -1, 0, 1, 0, NULL},
+      {"adaptive, max_freeze_step 1", AF_POLICY_ADAPTIVE, 0, -1, 1, 0, 1, 0, NULL},
+      {"pipe (its default: freeze_when_learned 0.1)", AF_POLICY_PIPE, 0, -1, -1, 0, 1, 0, NULL},
+      {"pipe, freeze_when_learned 0 (as published)", AF_POLICY_PIPE, 0, 0, -1, 0, 0, 0, NULL},
       {"pipe, freeze_when_learned 0.1, 12 intervals", AF_POLICY_PIPE, 0, 0.1, -1, 12, 1, 0, NULL},
-      {"static --frozen 1", AF_POLICY_STATIC, 0, 0, -1, 0, 0, 0, NULL},
+      {"static --frozen 1", AF_POLICY_STATIC, 0, -1, -1, 0, 0, 0, NULL},
       {"static --frozen 1, freeze_when_learned 0.1", AF_POLICY_STATIC, 0, 0.1, -1, 0, 0, 1, NULL},
-      {"freezeout", AF_POLICY_FREEZEOUT, 0, 0, -1, 0, 0, 0, NULL},
-      {"freezeout, freeze_when_learned 0.1", AF_POLICY_FREEZEOUT, 0, 0.1, -1, 0, 1, 0, NULL},
-      {"auto", AF_POLICY_AUTO, 0, 0, -1, 0, 1, 0, NULL},
-      {"auto, 12 intervals", AF_POLICY_AUTO, 0, 0, -1, 12, 1, 0, NULL},
+      {"freezeout (its default: freeze_when_learned 0.1)", AF_POLICY_FREEZEOUT, 0, -1, -1, 0, 1, 0, NULL},
+      {"freezeout, freeze_when_learned 0 (as published)", AF_POLICY_FREEZEOUT, 0, 0, -1, 0, 0, 0, NULL},
+      {"auto", AF_POLICY_AUTO, 0, -1, -1, 0, 1, 0, NULL},
+      {"auto, 12 intervals", AF_POLICY_AUTO, 0, -1, -1, 12, 1, 0, NULL},
       /* auto as it was before freeze_when_learned: what the guard fixed */
-      {"auto without freeze_when_learned, 12 intervals", AF_POLICY_NONE, 0, 0, -1, 12, 0, 0,
+      {"auto without freeze_when_learned, 12 intervals", AF_POLICY_NONE, 0, -1, -1, 12, 0, 0,
        "adaptive percentile=50 keep=2 freeze_after=warmup max_freeze_step=1"},
   };
   double full = NAN;
