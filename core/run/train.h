@@ -50,7 +50,7 @@ typedef struct af_train_opts {
   double freeze_after;       /* any policy: no freezing before this fraction of the run (-1: warm-up end) */
   int max_freeze_step;       /* any policy: layers one decision may add (-1: unlimited) */
   double freeze_when_learned; /* any policy: no freezing until an interval's loss < (1-F) x the label prior's
-                                 (0: off; -1: the policy's default, af_run_when_learned) */
+                                 (0: off; -1: the policy's default, default_when_learned in train.c) */
   double alpha;              /* pipe */
   double tolerance;          /* gated */
   size_t val_rows;           /* gated: validation slice carved from the training split (0: auto) */
