@@ -174,7 +174,28 @@ static int l_train(lua_State *L) {
   return 1;
 }
 
+/* af.policy_of(opts) -> name, knobs: the policy af.train would run with these options and
+ * what its /config records (policy, policy_knobs), engine defaults resolved: af.sweep keys a
+ * finished cell on it, so a cell made under another default runs again. Trains nothing. */
+static int l_policy_of(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  check_keys(L, 1);
+  af_train_opts o;
+  af_train_opts_default(&o);
+  policy_object(L, 1, &o);
+  plain_options(L, 1, &o);
+  af_run_policy rp;
+  if (af_run_policy_make(&o, &rp) != AF_OK) return luaL_error(L, "af.policy_of: %s", af_last_error());
+  lua_pushstring(L, rp.policy->name);
+  lua_pushstring(L, rp.policy->knobs);
+  af_run_policy_free(&rp);
+  return 2;
+}
+
 void af_lua_open_train(lua_State *L) {
   lua_pushcfunction(L, l_train);
   lua_setfield(L, -2, "train");
+  lua_pushcfunction(L, l_policy_of);
+  lua_setfield(L, -2, "policy_of");
 }

@@ -65,57 +65,14 @@ static af_status open_data(af_run *r) {
   return AF_OK;
 }
 
-/* --freeze-when-learned unset: the policies that freeze on a clock, blind to learning (pipe,
- * FreezeOut), wait until the run has left the label prior's loss, 10% below it: unguarded,
- * they freeze a task that learns late at the majority class (docs/policies.md, safety).
- * One that already waits (auto's preset) or starts frozen (static) gets nothing more. */
-static double default_when_learned(const af_policy *p) {
-  if (p->waits || p->initial_depth > 0) return 0;
-  return !strcmp(p->name, "pipe") || !strcmp(p->name, "freezeout") ? 0.1 : 0;
-}
-
-/* The run's policy: the object given (Lua, tests), else the one --policy names; wrapped in
- * the guard when --freeze-after, --max-freeze-step or --freeze-when-learned asks for one. */
+/* The run's policy (run_policy.c): kept in the run's fields, freed by cleanup. */
 static af_status make_policy(af_run *r) {
-  const af_train_opts *o = r->o;
-  r->policy = o->policy;
-  if (!r->policy) {
-    af_gated_opts g;
-    switch (o->policy_kind) {
-    case AF_POLICY_STATIC:
-      AF_TRY(af_policy_static(o->frozen, &r->own_policy));
-      break;
-    case AF_POLICY_ADAPTIVE: AF_TRY(af_policy_adaptive(o->percentile, o->freeze.max_depth, &r->own_policy)); break;
-    case AF_POLICY_PIPE: AF_TRY(af_policy_pipe(o->alpha, &r->own_policy)); break;
-    case AF_POLICY_FREEZEOUT: {
-      const af_freezeout_opts fo = {.t0 = o->freezeout_t0, .cubic = o->freezeout_schedule,
-                                    .scaled = o->freezeout_scaled};
-      AF_TRY(af_policy_freezeout(&fo, &r->own_policy));
-      break;
-    }
-    case AF_POLICY_AUTO: AF_TRY(af_policy_preset("auto", &r->own_policy)); break;
-    case AF_POLICY_GATED:
-      af_gated_defaults(&g);
-      g.percentile = o->percentile;
-      g.max_depth = o->freeze.max_depth;
-      g.tolerance = o->tolerance;
-      AF_TRY(af_policy_gated(&g, &r->own_policy));
-      break;
-    default: AF_TRY(af_policy_none(&r->own_policy)); break;
-    }
-    r->policy = r->own_policy;
-  }
-  const int val_knob = o->val_rows > 0;  /* any policy: a slice held out (gated decides on it) */
-  r->when_learned = o->freeze_when_learned >= 0 ? o->freeze_when_learned : default_when_learned(r->policy);
-  const af_guard_opts go = {.freeze_after = o->freeze_after, .max_step = o->max_freeze_step,
-                            .when_learned = r->when_learned};
-  if (go.freeze_after != 0 || go.max_step > 0 || go.when_learned > 0 || val_knob) {
-    AF_TRY(af_policy_guard(r->policy, &go, &r->guard));
-    r->policy = r->guard;
-    size_t u = strlen(r->guard->knobs);  /* the slice's size shapes the run: recorded with the knobs */
-    if (val_knob && u < sizeof r->guard->knobs)
-      snprintf(r->guard->knobs + u, sizeof r->guard->knobs - u, "%sval_rows=%zu", u ? " " : "", o->val_rows);
-  }
+  af_run_policy rp;
+  AF_TRY(af_run_policy_make(r->o, &rp));
+  r->policy = rp.policy;
+  r->own_policy = rp.own;
+  r->guard = rp.guard;
+  r->when_learned = rp.when_learned;
   return AF_OK;
 }
 

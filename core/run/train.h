@@ -99,4 +99,17 @@ typedef struct {
  * AF_ERR_INTERRUPTED with the summary filled). */
 af_status af_train(const af_train_opts *o, af_train_summary *sum);
 
+/* The policy a run with options o runs, as af_train makes it: o->policy or the one
+ * o->policy_kind names, inside the guard that --freeze-after, --max-freeze-step,
+ * --freeze-when-learned (its default resolved by policy) or --val-rows asks for. Its name
+ * and knobs are what /config records as policy and policy_knobs. */
+typedef struct af_run_policy {
+  af_policy *policy;     /* the one to run: guard, else own, else o->policy */
+  af_policy *own;        /* made here from o->policy_kind (NULL when o->policy is given) */
+  af_policy *guard;      /* NULL: none */
+  double when_learned;   /* --freeze-when-learned as it applies */
+} af_run_policy;
+af_status af_run_policy_make(const af_train_opts *o, af_run_policy *rp);
+void af_run_policy_free(af_run_policy *rp);
+
 #endif

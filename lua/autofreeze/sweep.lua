@@ -60,6 +60,17 @@ end
 -- OUT.settings.
 local IGNORED = {out = true, quiet = true, progress = true, threads = true, checkpoints = true,
                  checkpoint_dir = true, checkpoint_every = true, resume = true, cache_dir = true}
+-- The policy as the engine will run it (af.policy_of): with the guards its options and the
+-- engine's defaults add (pipe's and FreezeOut's default wait since 7 Dec), so a cell finished
+-- under another default is not taken for this one. Options af.train would refuse: the object's
+-- own knobs (af.train then says what is wrong).
+local function policy_knobs(opts)
+  local p = opts.policy
+  if type(p) ~= "userdata" then return nil end
+  local ok, _, knobs = pcall(af.policy_of, opts)
+  return ok and knobs or p.knobs
+end
+
 local function signature(opts)
   local parts = {}
   for k, v in pairs(opts) do
@@ -67,7 +78,7 @@ local function signature(opts)
       local s
       if type(v) == "table" and v.path then s = v.path                       -- a model
       elseif type(v) == "table" and v.name then s = v.name .. ":" .. tostring(v.dir)  -- a task
-      elseif type(v) == "userdata" then s = v.name .. "(" .. v.knobs .. ")"   -- a policy
+      elseif type(v) == "userdata" then s = v.name .. "(" .. policy_knobs(opts) .. ")"   -- a policy
       else s = tostring(v) end
       parts[#parts + 1] = k .. "=" .. s
     end
@@ -101,19 +112,13 @@ local function same_settings(path, opts)
     if type(want) == "number" and type(have) == "number" then
       return math.abs(want - have) <= 1e-6 * math.max(1, math.abs(want))
     end
-    -- the file's knobs also carry the run's policy modifiers (freeze_after=..., ...): the
-    -- policy object's own knobs come first
-    if key == "policy_knobs" then
-      local h, w = tostring(have), tostring(want)
-      return h == w or w == "" or h:sub(1, #w + 1) == w .. " "
-    end
     return tostring(want) == tostring(have)
   end
   local checks = {
     {"epochs", opts.epochs}, {"batch", opts.batch}, {"max_len", opts.seq or opts.max_len}, {"seed", opts.seed},
     {"lr", opts.lr}, {"recipe", opts.recipe}, {"accum", opts.accum},
     {"cache", type(opts.cache) == "string" and opts.cache or nil},
-    {"policy", opts.policy and opts.policy.name}, {"policy_knobs", opts.policy and opts.policy.knobs},
+    {"policy", opts.policy and opts.policy.name}, {"policy_knobs", policy_knobs(opts)},
   }
   for _, ck in ipairs(checks) do
     if not eq(ck[1], ck[2]) then

@@ -148,6 +148,42 @@ expect_in "$TMP/out" "settings changed" "changed settings named"
 expect_rc 0 "sweep, other lr again" -- "$BIN" run "$TMP/sweep.lua" "$TMP" 2e-3
 expect_in "$TMP/out" "states ran=0 skipped=6" "same settings skip"
 
+# the policy as the engine runs it: af.policy_of resolves the engine's defaults (pipe waits
+# for learning unless told not to), and a cell finished under another default runs again
+cat >"$TMP/policyof.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local function knobs(o) local name, k = af.policy_of(o); return name .. "(" .. k .. ")" end
+assert(knobs{policy = af.policy.pipe{}} == "pipe(alpha=0.25 freeze_when_learned=0.1)", knobs{policy = af.policy.pipe{}})
+assert(knobs{policy = af.policy.pipe{}, freeze_when_learned = 0} == "pipe(alpha=0.25)")
+assert(knobs{policy = af.policy.none(), val_rows = 32} == "none(val_rows=32)")
+assert(knobs{policy = af.policy.adaptive{}} == "adaptive(percentile=50)")
+assert(knobs{policy = "freezeout"}:find("^freezeout%(.* freeze_when_learned=0%.1%)$"), knobs{policy = "freezeout"})
+local ok, err = pcall(af.policy_of, {policy = af.policy.static{frozen = 1}, freeze_when_learned = 0.1})
+assert(not ok and tostring(err):find("static", 1, true), tostring(err))
+local function sweep()
+  local rows = af.sweep{tasks = {af.task.glue("sst2", dir .. "/tiny")}, policies = {af.policy.pipe{}}, seeds = {1},
+    out_dir = dir .. "/pipesweep", print = false,
+    train = {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls", epochs = 1, batch = 16, seq = 12,
+             intervals = 4, threads = 1, quiet = true, checkpoints = false, max_train_rows = 64, max_eval_rows = 16}}
+  return rows[1]
+end
+local r = sweep()
+local cfg = af.results.read(r.out).config
+assert(r.state == "ran" and cfg.policy_knobs == "alpha=0.25 freeze_when_learned=0.1", tostring(cfg.policy_knobs))
+assert(sweep().state == "skipped")
+-- the cell as a sweep from before pipe's default wait wrote it: its settings name the bare policy
+local path = r.out .. ".settings"
+local f = assert(io.open(path)); local s = f:read("a"); f:close()
+local old, n = s:gsub("alpha=0%.25 freeze_when_learned=0%.1", "alpha=0.25")
+assert(n == 1, s)
+f = assert(io.open(path, "w")); f:write(old); f:close()
+assert(sweep().state == "ran", "a cell of another engine default was skipped")
+print("policy_of ok")
+LUA
+expect_rc 0 "af.policy_of and the sweep's engine defaults" -- "$BIN" run "$TMP/policyof.lua" "$TMP"
+expect_in "$TMP/out" "policy_of ok" "policy_of script output"
+
 # figures: PNG magic bytes, SVG text, the tables
 check_figs() {
   local dir=$1 n=0
