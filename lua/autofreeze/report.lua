@@ -222,6 +222,41 @@ function M.time_to_target(r, target)
   return nil
 end
 
+-- The speedup from freezing alone, measured inside one run, so blind to the machine's load
+-- and to how the baseline ran: the run's median step time at depth 0 (its steps before the
+-- first freeze, which are full fine-tuning's at the run's own precision and threads) times
+-- its steps, over the sum over depths of that depth's median step time times its steps.
+-- An estimate: a depth's steps with cache hits and misses share one median. nil without
+-- step records or without a step at depth 0 (a static policy). r: af.results.read's table.
+function M.freeze_speedup(r)
+  local t, dep = r and r.steps and r.steps.t_total, r and r.steps and r.steps.frozen_depth
+  if not t or not dep or #t == 0 or #dep ~= #t then return nil end
+  local groups = {}
+  for i = 1, #t do
+    local g = groups[dep[i]] or {}
+    groups[dep[i]] = g
+    g[#g + 1] = t[i]
+  end
+  if not groups[0] then return nil end
+  local function median(v)
+    table.sort(v)
+    local n = #v
+    return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
+  end
+  local cost = 0
+  for _, g in pairs(groups) do cost = cost + median(g) * #g end
+  if cost <= 0 then return nil end
+  return median(groups[0]) * #t / cost
+end
+
+-- How a run was timed: two runs' times compare only when they ran with the same threads on
+-- the same host. nil when the file does not say.
+local function timing_of(res)
+  local c = res and res.config
+  if not c or c.threads == nil then return nil end
+  return ("threads=%s host=%s"):format(tostring(c.threads), tostring(c.host))
+end
+
 local function wall_of(row, res)
   return row.wall_time or (res and res.summary and res.summary.wall_time)
 end
@@ -231,8 +266,9 @@ local function paired_one(task, label, runs, base, target, o)
   local seeds = {}
   for seed in pairs(runs) do seeds[#seeds + 1] = seed end
   table.sort(seeds)
-  local d, sp, wall, tta, tta_sp, bests, depths = {}, {}, {}, {}, {}, {}, {}
+  local d, sp, wall, tta, tta_sp, bests, depths, fsp = {}, {}, {}, {}, {}, {}, {}, {}
   local st = {task = task, label = label, seeds = #seeds, target = target, never = 0}
+  local apart = {}  -- seeds whose run and baseline were timed differently
   for _, seed in ipairs(seeds) do
     local p, b = runs[seed], base[seed]
     st.policy, st.metric = st.policy or p.policy, st.metric or p.metric
@@ -241,15 +277,20 @@ local function paired_one(task, label, runs, base, target, o)
       local x = o.scale * (p.best - b.best)
       d[#d + 1] = x
       if not st.worst or x < st.worst then st.worst, st.worst_seed = x, seed end
-      if p.train_time and b.train_time and p.train_time > 0 then sp[#sp + 1] = b.train_time / p.train_time end
       local pr, br = o.read(p), o.read(b)
+      local pt, bt_ = timing_of(pr), timing_of(br)
+      local same = not (pt and bt_) or pt == bt_
+      if not same then apart[#apart + 1] = ("seed %s: %s vs %s"):format(seed, pt, bt_) end
+      if same and p.train_time and b.train_time and p.train_time > 0 then sp[#sp + 1] = b.train_time / p.train_time end
       local pw, bw = wall_of(p, pr), wall_of(b, br)
-      if pw and bw and pw > 0 then wall[#wall + 1] = bw / pw end
+      if same and pw and bw and pw > 0 then wall[#wall + 1] = bw / pw end
       if pr then
         local t = M.time_to_target(pr, target)
         if t then tta[#tta + 1] = t else st.never = st.never + 1 end
         local bt = br and M.time_to_target(br, target)
-        if t and bt and t > 0 then tta_sp[#tta_sp + 1] = bt / t end
+        if same and t and bt and t > 0 then tta_sp[#tta_sp + 1] = bt / t end
+        local f = M.freeze_speedup(pr)
+        if f then fsp[#fsp + 1] = f end
       end
     end
   end
@@ -265,7 +306,16 @@ local function paired_one(task, label, runs, base, target, o)
   if #tta > 0 then st.tta, st.tta_reached = M.mean_interval(tta).mean, #tta end
   if st.tta_n > 0 and #tta == 0 then st.tta_reached = 0 end
   st.tta_speedup = M.ratio_interval(tta_sp).mean
-  if st.n == 1 then st.note = "1 seed: no interval" elseif st.n == 0 then st.note = "no paired seed" end
+  local fs = M.ratio_interval(fsp)
+  st.freeze_speedup, st.freeze_speedup_lo, st.freeze_speedup_hi = fs.mean, fs.lo, fs.hi
+  local notes = {}
+  if st.n == 1 then notes[1] = "1 seed: no interval" elseif st.n == 0 then notes[1] = "no paired seed" end
+  if #apart > 0 then
+    st.timed_apart = #apart
+    notes[#notes + 1] = ("times not compared on %d seed%s (%s)"):format(#apart, #apart > 1 and "s" or "",
+                                                                    table.concat(apart, "; "))
+  end
+  if #notes > 0 then st.note = table.concat(notes, "; ") end
   return st
 end
 
@@ -349,7 +399,11 @@ M.paired_columns = {
   {"best", "best dev (mean)", "%.4f"},
   {"diff", "vs full, points [95% CI]", function(v, r) return M.interval_text(v, r.diff_lo, r.diff_hi, "%+.2f") end},
   {"worst", "worst seed (points)", function(v, r) return v and ("%+.2f (seed %s)"):format(v, r.worst_seed) or "-" end},
-  {"speedup", "speedup [95% CI]", function(v, r) return M.interval_text(v, r.speedup_lo, r.speedup_hi, "%.2f", "x") end},
+  {"speedup", "speedup [95% CI]", function(v, r)
+     local s = M.interval_text(v, r.speedup_lo, r.speedup_hi, "%.2f", "x")
+     if r.timed_apart then s = s .. (" (%d timed apart)"):format(r.timed_apart) end
+     return s
+   end},
   {"wall_speedup", "wall speedup [95% CI]",
    function(v, r) return M.interval_text(v, r.wall_speedup_lo, r.wall_speedup_hi, "%.2f", "x") end},
   {"tta", "time to target (s)", function(v, r)
@@ -357,13 +411,17 @@ M.paired_columns = {
      if v == nil then return ("never (0/%d)"):format(r.tta_n) end
      return ("%.1f (%d/%d)"):format(v, r.tta_reached, r.tta_n)
    end},
-  {"tta_speedup", "time-to-target speedup", "%.2fx"}, {"final_depth", "final depth (mean)", "%.1f"},
+  {"tta_speedup", "time-to-target speedup", "%.2fx"},
+  {"freeze_speedup", "in-run speedup [95% CI]",
+   function(v, r) return M.interval_text(v, r.freeze_speedup_lo, r.freeze_speedup_hi, "%.2f", "x") end},
+  {"final_depth", "final depth (mean)", "%.1f"},
 }
 -- The CSV columns (plain values; an interval's ends empty with one seed, tta empty for never).
 M.paired_csv_columns = {}
 for _, k in ipairs{"task", "label", "policy", "metric", "n", "seeds", "best", "diff", "diff_lo", "diff_hi", "worst",
                    "worst_seed", "speedup", "speedup_lo", "speedup_hi", "wall_speedup", "wall_speedup_lo",
-                   "wall_speedup_hi", "target", "tta", "tta_reached", "tta_n", "tta_speedup", "final_depth", "note"} do
+                   "wall_speedup_hi", "target", "tta", "tta_reached", "tta_n", "tta_speedup", "freeze_speedup",
+                   "freeze_speedup_lo", "freeze_speedup_hi", "final_depth", "note"} do
   M.paired_csv_columns[#M.paired_csv_columns + 1] = {k}
 end
 
@@ -392,6 +450,15 @@ function M.paired_write(stats, dir, opts)
                   "(full fine-tuning's mean best less 0.5 points)"):format(opts.title and (opts.title .. ": ") or "",
                   task, g[1].metric or "?", g[1].target or 0 / 0)
     local md = head .. "\n\n" .. M.format(g, M.paired_columns)
+    local notes = {}
+    for _, st in ipairs(g) do
+      if st.timed_apart then notes[#notes + 1] = ("- %s: %s"):format(st.label, st.note) end
+    end
+    if #notes > 0 then
+      md = md .. "\ntimed apart: the run and its baseline ran with other threads or on another host, so their " ..
+           "times are not compared (speedup, wall and time-to-target speedups leave the seed out); the in-run " ..
+           "speedup does not need the baseline's times\n" .. table.concat(notes, "\n") .. "\n"
+    end
     local f = assert(io.open(stem .. ".md", "w"))
     f:write(md)
     f:close()
@@ -422,12 +489,17 @@ function M.pareto(stats, outdir, opts)
     f:write("# label speedup diff speedup_lo speedup_hi diff_lo diff_hi\n")
     local labels = {}
     for _, st in ipairs(groups[task]) do
-      if st.speedup and st.diff then
+      -- no comparable time (every seed timed apart from its baseline): the in-run estimate, said so
+      local x, lo, hi, how = st.speedup, st.speedup_lo, st.speedup_hi, ""
+      if not x and st.timed_apart and st.freeze_speedup then
+        x, lo, hi, how = st.freeze_speedup, st.freeze_speedup_lo, st.freeze_speedup_hi, " (in-run speedup)"
+      end
+      if x and st.diff then
         local label = st.label:gsub('"', "'")
-        f:write(('"%s" %s %s %s %s %s %s\n'):format(label, num(st.speedup), num(st.diff),
-                num(st.speedup_lo or st.speedup), num(st.speedup_hi or st.speedup), num(st.diff_lo or st.diff),
+        f:write(('"%s" %s %s %s %s %s %s\n'):format(label, num(x), num(st.diff),
+                num(lo or x), num(hi or x), num(st.diff_lo or st.diff),
                 num(st.diff_hi or st.diff)))
-        labels[#labels + 1] = st.n and st.n > 1 and label or label .. " (1 seed)"
+        labels[#labels + 1] = (st.n and st.n > 1 and label or label .. " (1 seed)") .. how
       end
     end
     f:close()

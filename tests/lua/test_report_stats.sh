@@ -162,6 +162,48 @@ check(not ok and tostring(err):find("not a gnuplot variable name", 1, true), "pl
 ok, err = pcall(af.plot_script, dir .. "/fig", "x", "pareto.gp", {a = true})
 check(not ok and tostring(err):find("strings, numbers or lists of strings", 1, true), "plot_script: a boolean")
 
+-- The in-run speedup: median step time per depth inside the run. Steps at depth 0, 0, 0, 2,
+-- 2, 4 taking 1, 3, 1, 0.5, 0.5, 0.25 s: medians 1 (depth 0), 0.5 (2), 0.25 (4); full
+-- fine-tuning's estimate 1 x 6 = 6 s against 1 x 3 + 0.5 x 2 + 0.25 x 1 = 4.25 s: 6 / 4.25.
+local function timed(threads, t, dep)
+  local steps = {step = {}, t_total = t, frozen_depth = dep}
+  for i = 1, #t do steps.step[i] = i end
+  return {summary = {best_metric = "accuracy"}, steps = steps, evals = {step = {#t}, accuracy = {0.8}},
+          config = {threads = threads, host = "h"}}
+end
+near(R.freeze_speedup(timed(1, {1, 3, 1, 0.5, 0.5, 0.25}, {0, 0, 0, 2, 2, 4})), 6 / 4.25, 1e-12, "in-run speedup")
+check(R.freeze_speedup(timed(1, {1, 1}, {3, 3})) == nil, "in-run speedup: no step at depth 0")
+check(R.freeze_speedup({steps = {t_total = {1}}}) == nil, "in-run speedup: no depths recorded")
+-- Times compare only when the run and its baseline ran alike: seeds 1 and 2 ran with 1 thread
+-- against a baseline run with all cores (threads 0), seed 3 alike (speedup 10 / 4 = 2.5).
+local apart = {}
+for seed = 1, 3 do
+  apart[#apart + 1] = {task = "u", label = "full", policy = "none", cache = "off", seed = seed, metric = "accuracy",
+                       best = 0.8, train_time = 10, wall_time = 12, results = timed(seed == 3 and 1 or 0, {1, 1}, {0, 0})}
+  apart[#apart + 1] = {task = "u", label = "pol", policy = "adaptive", seed = seed, metric = "accuracy", best = 0.8,
+                       train_time = 4, wall_time = 5, results = timed(1, {1, 1, 0.5, 0.5}, {0, 0, 3, 3})}
+end
+local ap = R.paired(apart)[2]
+check(ap.timed_apart == 2 and ap.n == 3, "timed apart: two seeds")
+near(ap.speedup, 2.5, 1e-12, "timed apart: the speedup of the seed timed alike")
+check(ap.speedup_lo == nil, "timed apart: one comparable seed, no interval")
+near(ap.wall_speedup, 12 / 5, 1e-12, "timed apart: the wall speedup of the seed timed alike")
+near(ap.freeze_speedup, 4 / 3, 1e-12, "timed apart: the in-run speedup uses every seed")
+check(ap.note:find("times not compared on 2 seeds (seed 1: threads=1 host=h vs threads=0 host=h", 1, true) ~= nil,
+      "timed apart: the note names the seeds and why: " .. tostring(ap.note))
+local amd = R.format({ap}, R.paired_columns)
+check(amd:find("2.50x (1 seed: no interval) (2 timed apart)", 1, true) ~= nil, "timed apart: the table says so")
+-- every seed apart: the Pareto figure takes the in-run speedup and says so in the label
+for _, r in ipairs(apart) do if r.label == "full" then r.results.config.threads = 0 end end
+local all = R.paired(apart)
+check(all[2].speedup == nil and all[2].timed_apart == 3, "timed apart: every seed, no speedup")
+R.pareto(all, dir .. "/fig-apart", {quiet = true})
+local adat = assert(io.open(dir .. "/fig-apart/data/pareto_u.dat")):read("a")
+check(adat:find('\n"pol" 1.33333333', 1, true) ~= nil, "timed apart: the figure's point is the in-run speedup")
+R.paired_write(all, dir .. "/tables-apart", {name = "lab", print = false})
+local amd2 = assert(io.open(dir .. "/tables-apart/lab_u.md")):read("a")
+check(amd2:find("- pol: times not compared on 3 seeds", 1, true) ~= nil, "timed apart: the note under the table")
+
 -- no baseline: an error that says so
 ok, err = pcall(R.paired, {{task = "t", label = "pol", policy = "adaptive", seed = 1, best = 0.5, train_time = 1}})
 check(not ok and tostring(err):find("no baseline", 1, true), "paired without a baseline")
