@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "core/model/checkpoint.h"
 #include "core/run/dist.h"
+#include "core/base/claim.h"
 #include "core/run/run.h"
 #include "core/run/stop_signal.h"
 #include "core/run/train_ckpt.h"
@@ -428,6 +429,8 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
     quiet.progress = 0;
     r.o = &quiet;
   }
+  af_claim *claim = NULL;  /* one writer per results file: before anything touches it */
+  if (s == AF_OK && af_dist_rank() == 0) s = af_claim_take(o->out, &claim);
   if (s == AF_OK) s = af_run_dist_device(&r);  /* before the backend opens on the current GPU */
   if (s == AF_OK) s = setup(&r);
   if (s == AF_OK) s = af_run_dist_open(&r);
@@ -443,6 +446,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
     af_run_finish_results(&r, "failed", sum);
     af_dist_fail_all(af_last_error());  /* returns with one rank */
     cleanup(&r);
+    af_claim_release(claim);
     return s;
   }
   af_stop_guard guard;
@@ -455,6 +459,7 @@ af_status af_train(const af_train_opts *o, af_train_summary *sum) {
   af_run_finish_results(&r, status, sum);
   if (s != AF_OK && s != AF_ERR_INTERRUPTED) af_dist_fail_all(af_last_error());  /* returns with one rank */
   cleanup(&r);
+  af_claim_release(claim);
   af_stop_end(&guard);  /* after the results are closed: a late signal loses nothing */
   return s;
 }

@@ -224,6 +224,19 @@ bg=$!
 # fast machine
 for _ in $(seq 1 1500); do [ -e "$I.ckpt/last.safetensors" ] && break; sleep 0.02; done
 if kill -0 "$bg" 2>/dev/null; then
+  # one writer per results file: a second run aimed at it while the first is held still
+  # stops at once, naming the holder, and leaves the first one's file alone
+  kill -STOP "$bg"
+  "$AF_BIN" train "${LONG[@]}" --out "$I" >"$T/out" 2>"$T/err"
+  rc=$?
+  if [ "$rc" = 1 ] && [ ! -s "$T/out" ] && grep -q "int.h5 is being written by another run (pid $bg on " "$T/err"; then
+    ok "a second run on the same --out: $(cat "$T/err")"
+  else
+    fail "a second run on the same --out: exit $rc, want 1 and 'is being written by another run (pid $bg ...'"
+    sed 's/^/  stderr: /' "$T/err" | head -3
+  fi
+  grep -q "^pid $bg on " "$I.lock" && ok "the lock file names the run" || fail "the lock file: $(cat "$I.lock" 2>&1)"
+  kill -CONT "$bg"
   t0=$(date +%s%N)
   kill -TERM "$bg"
   wait "$bg"
@@ -238,6 +251,7 @@ if kill -0 "$bg" 2>/dev/null; then
     sed 's/^/  stderr: /' "$T/int.err" | tail -5
   fi
   [ -s "$I.ckpt/last.safetensors" ] && ok "SIGTERM left a checkpoint" || fail "SIGTERM left no checkpoint"
+  [ -e "$I.lock" ] && fail "the interrupted run left its lock file $I.lock"
   if [ "$havepy" = 1 ]; then
     st=$("$PY" "$CHECK" attr "$I" summary status 2>&1)
     [ "$st" = interrupted ] && ok "interrupted run's /summary@status = interrupted" || fail "/summary@status is '$st'"
