@@ -280,6 +280,7 @@ local function run_cell(sw, i, raise_level)
       io.stdout:flush()
     end
     local rank0 = (af.rank or 0) == 0  -- a data-parallel cell: rank 0 alone writes its files
+    local kept = rank0 and read_file(row.out .. ".settings")  -- put back if another run has the cell
     if rank0 then os.remove(row.out .. ".settings") end
     local ok, err = pcall(af.train, opts)
     if not ok and opts.resume and tostring(err):find("from another run", 1, true) then
@@ -289,11 +290,19 @@ local function run_cell(sw, i, raise_level)
       ok, err = pcall(af.train, opts)
     end
     if cl then cl.in_cell = false end
+    -- another process runs this cell now (a second sweep over the same folder): not ours
+    local busy = not ok and tostring(err):find("is being written by another run", 1, true)
     if opts.cache_dir then  -- the cell's cache folder (and out_dir/cache), when left empty
       os.remove(opts.cache_dir)
       if h.opts[i].cache_dir == nil then os.remove(h.out_dir .. "/cache") end
     end
-    if ok and not rank0 then
+    if busy then
+      if not spec.quiet then io.write(("[%d/%d] %s: busy, left to the other run (%s)\n"):format(i, #sw, row.id,
+                                      tostring(err):match("another run %((.-)%)") or "?")) end
+      row.state, row.error = "busy", tostring(err)
+      local f = kept and io.open(row.out .. ".settings", "w")
+      if f then f:write(kept); f:close() end
+    elseif ok and not rank0 then
       row.state, row.resumed = "ran", opts.resume or nil
     elseif ok then
       local f = io.open(row.out .. ".settings", "w")
@@ -310,7 +319,7 @@ local function run_cell(sw, i, raise_level)
       row.state, row.error = "failed", tostring(err)
     end
   end
-  if row.state ~= "failed" and (af.rank or 0) == 0 then fill_summary(row) end  -- rank 0's file
+  if row.state ~= "failed" and row.state ~= "busy" and (af.rank or 0) == 0 then fill_summary(row) end  -- rank 0's file
   return row
 end
 

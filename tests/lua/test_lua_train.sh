@@ -184,6 +184,36 @@ LUA
 expect_rc 0 "af.policy_of and the sweep's engine defaults" -- "$BIN" run "$TMP/policyof.lua" "$TMP"
 expect_in "$TMP/out" "policy_of ok" "policy_of script output"
 
+# a cell another process is writing (a second sweep over the same folder, a shell's run):
+# busy, left to it, the other cells run; once that process is gone (even by SIGKILL, which
+# leaves no claim behind) the cell runs
+cat >"$TMP/busy.lua" <<'LUA'
+local af = require "autofreeze"
+local dir = arg[1]
+local sw = af.sweep{tasks = {af.task.glue("sst2", dir .. "/tiny")}, policies = {af.policy.none()}, seeds = {1, 2},
+  out_dir = dir .. "/busysweep", run = false,
+  train = {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls", epochs = 1, batch = 16, seq = 12,
+           intervals = 4, threads = 1, quiet = true, checkpoints = false, max_train_rows = 64, max_eval_rows = 16}}
+if arg[2] == "path" then print(sw[1].out) return end
+sw:run()
+print(("states %s %s"):format(sw[1].state, sw[2].state))
+LUA
+expect_rc 0 "the busy sweep's first cell" -- "$BIN" run "$TMP/busy.lua" "$TMP" path
+cell=$(cat "$TMP/out")
+mkdir -p "$(dirname "$cell")"
+"$BIN" train --model "$TINY" --task sst2 --data "$TMP/tiny" --out "$cell" --epochs 400 --seq 12 --batch 16 \
+  --threads 1 --quiet --no-checkpoints >/dev/null 2>&1 &
+holder=$!
+for _ in $(seq 1 1500); do [ -e "$cell.lock" ] && break; sleep 0.02; done
+kill -STOP "$holder"
+expect_rc 0 "a sweep with a busy cell" -- "$BIN" run "$TMP/busy.lua" "$TMP"
+expect_in "$TMP/out" "sst2-none-s1: busy, left to the other run \(pid $holder on " "the busy cell is named with its holder"
+expect_in "$TMP/out" "^states busy ran$" "busy cell left, the other ran"
+kill -KILL "$holder"
+wait "$holder" 2>/dev/null
+expect_rc 0 "the sweep after the holder died" -- "$BIN" run "$TMP/busy.lua" "$TMP"
+expect_in "$TMP/out" "^states ran skipped$" "the cell runs once its holder is gone"
+
 # figures: PNG magic bytes, SVG text, the tables
 check_figs() {
   local dir=$1 n=0
