@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/base/claim.h"
 #include "core/base/fsutil.h"
 #include "core/base/timing.h"
 #include "core/model/checkpoint.h"
@@ -337,6 +338,13 @@ static int l_exists(lua_State *L) {
   lua_pushboolean(L, af_path_exists(luaL_checkstring(L, 1)));
   return 1;
 }
+/* af.writer(path): "pid N on HOST since TIME" while a run writes the results file path, else nil */
+static int l_writer(lua_State *L) {
+  char who[512];
+  if (af_claim_holder(luaL_checkstring(L, 1), who, sizeof who)) lua_pushstring(L, who[0] ? who : "a running process");
+  else lua_pushnil(L);
+  return 1;
+}
 static int l_clock(lua_State *L) {
   lua_pushnumber(L, af_now());
   return 1;
@@ -411,7 +419,7 @@ int luaopen_autofreeze(lua_State *L) {
   luaL_newlib(L, task);
   lua_setfield(L, -2, "task");
   static const luaL_Reg fns[] = {{"plot", plot},           {"plot_script", plot_script}, {"isnan", l_isnan},
-                                 {"mkdir", l_mkdir},       {"exists", l_exists},         {"clock", l_clock},
+                                 {"mkdir", l_mkdir},       {"exists", l_exists},         {"writer", l_writer},         {"clock", l_clock},
                                  {"sweep", lazy_sweep},    {"set_quiet", l_set_quiet},   {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   af_lua_open_policy(L);

@@ -140,10 +140,13 @@ local function checkpoint_of(opts)
 end
 
 -- Cell i's results file as it stands: state "complete" (done: same settings), "changed"
--- (complete, other settings), "running" (killed, or running now), "interrupted", "failed",
+-- (complete, other settings), "busy" (a run writes it now; why: its pid, host and start),
+-- "running" (killed, or written by a build without the claim), "interrupted", "failed",
 -- "missing" or "unreadable"; why: a note; ckpt: the checkpoint folder to resume from.
 local function file_state(opts)
   local out = opts.out
+  local who = af.writer(out)  -- first: HDF5 will not open a file another process writes
+  if who then return {state = "busy", why = who} end
   local status, reason = af.results.status(out)
   if not status then
     if af.exists(out) then return {state = "unreadable", why = reason} end
@@ -269,6 +272,9 @@ local function run_cell(sw, i, raise_level)
   if fs.done and not spec.force then
     if not spec.quiet then io.write(("[%d/%d] %s: complete, skipped\n"):format(i, #sw, row.id)) end
     row.state = "skipped"
+  elseif fs.state == "busy" then
+    if not spec.quiet then io.write(("[%d/%d] %s: busy, left to the other run (%s)\n"):format(i, #sw, row.id, fs.why)) end
+    row.state, row.error = "busy", "being written by another run (" .. fs.why .. ")"
   else
     local cl = af.cluster  -- under a cluster flag af.train runs only inside a cell (lua/host.c)
     if cl then cl.in_cell = true end
@@ -365,6 +371,7 @@ local function state_text(v, row)
   if v == "running" then return "running or killed" .. (row.resumable and " (resumable)" or "") end
   if v == "interrupted" and row.resumable then return "interrupted (resumable)" end
   if v == "changed" then return "complete, other settings" end
+  if v == "busy" then return "running now (" .. tostring(row.why) .. ")" end
   return v
 end
 local CELL_COLUMNS = {

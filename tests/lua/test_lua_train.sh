@@ -195,6 +195,7 @@ local sw = af.sweep{tasks = {af.task.glue("sst2", dir .. "/tiny")}, policies = {
   train = {model = os.getenv("AF_SOURCE_DIR") .. "/tests/fixtures/bert_tiny/cls", epochs = 1, batch = 16, seq = 12,
            intervals = 4, threads = 1, quiet = true, checkpoints = false, max_train_rows = 64, max_eval_rows = 16}}
 if arg[2] == "path" then print(sw[1].out) return end
+if arg[2] == "list" then print("writer: " .. tostring(af.writer(sw[1].out))); sw:list() return end
 sw:run()
 print(("states %s %s"):format(sw[1].state, sw[2].state))
 LUA
@@ -206,11 +207,16 @@ mkdir -p "$(dirname "$cell")"
 holder=$!
 for _ in $(seq 1 1500); do [ -e "$cell.lock" ] && break; sleep 0.02; done
 kill -STOP "$holder"
+expect_rc 0 "the busy sweep's list" -- "$BIN" run "$TMP/busy.lua" "$TMP" list
+expect_in "$TMP/out" "^writer: pid $holder on " "af.writer names the holder"
+expect_in "$TMP/out" "\| running now \(pid $holder on .*\) \|" "the list says which cell runs now, and where"
 expect_rc 0 "a sweep with a busy cell" -- "$BIN" run "$TMP/busy.lua" "$TMP"
 expect_in "$TMP/out" "sst2-none-s1: busy, left to the other run \(pid $holder on " "the busy cell is named with its holder"
 expect_in "$TMP/out" "^states busy ran$" "busy cell left, the other ran"
 kill -KILL "$holder"
 wait "$holder" 2>/dev/null
+expect_rc 0 "the list after the holder died" -- "$BIN" run "$TMP/busy.lua" "$TMP" list
+expect_in "$TMP/out" "^writer: nil$" "no writer once the holder is gone"
 expect_rc 0 "the sweep after the holder died" -- "$BIN" run "$TMP/busy.lua" "$TMP"
 expect_in "$TMP/out" "^states ran skipped$" "the cell runs once its holder is gone"
 
