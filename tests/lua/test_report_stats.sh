@@ -203,6 +203,10 @@ check(adat:find('\n"pol" 1.33333333', 1, true) ~= nil, "timed apart: the figure'
 R.paired_write(all, dir .. "/tables-apart", {name = "lab", print = false})
 local amd2 = assert(io.open(dir .. "/tables-apart/lab_u.md")):read("a")
 check(amd2:find("- pol: times not compared on 3 seeds", 1, true) ~= nil, "timed apart: the note under the table")
+check(amd2:find("| vs full, points [95% CI] |", 1, true) ~= nil, "the difference's header names the baseline")
+R.paired_write(R.paired(apart, {base = "pol"}), dir .. "/tables-base", {name = "lab", print = false})
+local amd3 = assert(io.open(dir .. "/tables-base/lab_u.md")):read("a")
+check(amd3:find("| vs pol, points [95% CI] |", 1, true) ~= nil, "another baseline named in the header")
 
 -- no baseline: an error that says so
 ok, err = pcall(R.paired, {{task = "t", label = "pol", policy = "adaptive", seed = 1, best = 0.5, train_time = 1}})
