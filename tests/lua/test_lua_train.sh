@@ -203,10 +203,12 @@ expect_rc 0 "the busy sweep's first cell" -- "$BIN" run "$TMP/busy.lua" "$TMP" p
 cell=$(cat "$TMP/out")
 mkdir -p "$(dirname "$cell")"
 "$BIN" train --model "$TINY" --task sst2 --data "$TMP/tiny" --out "$cell" --epochs 400 --seq 12 --batch 16 \
-  --threads 1 --quiet --no-checkpoints >/dev/null 2>&1 &
+  --threads 1 --quiet --no-checkpoints >/dev/null 2>"$TMP/holder.err" &
 holder=$!
-for _ in $(seq 1 1500); do [ -e "$cell.lock" ] && break; sleep 0.02; done
+# the claim's text, written once the lock is held (the file itself exists a moment before)
+for _ in $(seq 1 1500); do [ -s "$cell.lock" ] && break; sleep 0.02; done
 kill -STOP "$holder"
+kill -0 "$holder" 2>/dev/null || fail "the holder run ended early: $(cat "$TMP/holder.err")"
 expect_rc 0 "the busy sweep's list" -- "$BIN" run "$TMP/busy.lua" "$TMP" list
 expect_in "$TMP/out" "^writer: pid $holder on " "af.writer names the holder"
 expect_in "$TMP/out" "\| running now \(pid $holder on .*\) \|" "the list says which cell runs now, and where"
