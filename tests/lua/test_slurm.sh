@@ -127,8 +127,9 @@ for i in $(seq 150); do  # 30 s at most, less when a daemon gives up
 done
 echo "slurm up in $(($(date +%s) - T0)) s: ports $PORT-$((PORT + 1)), conf $SLURM_CONF"
 
-# wait_job ID: until none of the job's array tasks is pending or running (90 s at most)
-wait_job() { wait_for 90 "job $1" sh -c "[ -z \"\$(squeue -h -j $1 2>/dev/null)\" ]" || fail "job $1 did not end in 90 s"; }
+# wait_job ID: until none of the job's array tasks is pending or running (300 s at most: a
+# 2-rank cell under ASan on 2 loaded cores once ran past 90 s)
+wait_job() { wait_for 300 "job $1" sh -c "[ -z \"\$(squeue -h -j $1 2>/dev/null)\" ]" || fail "job $1 did not end in 300 s"; }
 job_of() { sed -n 's/^Submitted batch job \([0-9]*\)$/\1/p' "$TMP/out"; }
 
 make_tiny
