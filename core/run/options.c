@@ -122,10 +122,11 @@ const af_opt af_opts[] = {
   {"tolerance", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(tolerance), "0.02", NULL, 0, HUGE_VAL, NULL, NULL, "T", NULL,
    "freezing", "gated: a freeze is rolled back when the validation metric falls more than T below its best "
    "since the freeze", NULL, NULL, AF_OPT_TRAJECTORY},
-  {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "none; gated: 10% of the training rows, at most 2000",
-   0, BIG, NULL, NULL, "N", "examples", "freezing", "training rows held out (never trained on) as a validation "
-   "slice, scored at each decision (intervals/val_metric); gated decides on it; the same N holds out the same "
-   "rows under any policy, so full fine-tuning pairs with gated exactly", NULL, NULL, AF_OPT_TRAJECTORY},
+  {"val_rows", NULL, AF_OPT_INT, AF_CT_SIZE, F(val_rows), "0", "none; gated: auto",
+   0, BIG, NULL, NULL, "N|auto", "examples", "freezing", "training rows held out (never trained on) as a validation "
+   "slice, scored at each decision (intervals/val_metric); gated decides on it; auto: 10% of the training rows, "
+   "at most 2000; the same value holds out the same rows under any policy, so full fine-tuning pairs with gated "
+   "exactly", NULL, NULL, AF_OPT_TRAJECTORY | AF_OPT_AUTO},
   {"freezeout_t0", NULL, AF_OPT_NUM, AF_CT_DOUBLE, F(freezeout_t0), "0.5", NULL, 0, 1, NULL, NULL, "T", NULL,
    "freezing", "freezeout: layer 0's freeze time, a fraction of the run; its learning rate follows a cosine to 0 "
    "there", NULL, NULL,
@@ -257,11 +258,13 @@ static af_status set_int(const af_opt *opt, af_train_opts *o, const char *text) 
   char lo[32], hi[32];
   fmt_num(lo, sizeof lo, opt->lo);
   fmt_num(hi, sizeof hi, opt->hi);
+  if ((opt->flags & AF_OPT_AUTO) && !strcmp(text, "auto")) return store_int(opt, o, -1), AF_OK;
   char *end;
   errno = 0;
   long long v = strtoll(text, &end, 10);
   if (end == text || *end || errno || (double)v < opt->lo || (double)v > opt->hi) {
-    if (opt->hi >= BIG) return bad("expects an integer >= %s%s, got '%s'", lo, "", text);
+    if (opt->hi >= BIG)
+      return bad("expects an integer >= %s%s, got '%s'", lo, opt->flags & AF_OPT_AUTO ? " or auto" : "", text);
     return bad("expects an integer in [%s, %s], got '%s'", lo, hi, text);
   }
   store_int(opt, o, v);
@@ -399,7 +402,10 @@ void af_opt_get(const af_opt *opt, const af_train_opts *o, char *buf, size_t cap
   switch (opt->kind) {
   case AF_OPT_STR: snprintf(buf, cap, "%s", *(const char *const *)p ? *(const char *const *)p : ""); break;
   case AF_OPT_INT:
-  case AF_OPT_SIZE: snprintf(buf, cap, "%lld", load_int(opt, o)); break;
+  case AF_OPT_SIZE:
+    if ((opt->flags & AF_OPT_AUTO) && load_int(opt, o) < 0) snprintf(buf, cap, "auto");
+    else snprintf(buf, cap, "%lld", load_int(opt, o));
+    break;
   case AF_OPT_NUM:
     if ((opt->flags & AF_OPT_WARMUP) && *(const double *)p < 0) snprintf(buf, cap, "warmup");
     else snprintf(buf, cap, "%.9g", opt->ctype == AF_CT_FLOAT ? (double)*(const float *)p : *(const double *)p);

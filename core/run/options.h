@@ -36,7 +36,7 @@ typedef struct {
 enum {
   AF_OPT_TRAJECTORY = 1 << 0,  /* changes what the run computes: a resume must agree on it */
   AF_OPT_REQUIRED = 1 << 1,    /* a run needs it */
-  AF_OPT_AUTO = 1 << 2,        /* BOOL: also "auto" (stored as -1) */
+  AF_OPT_AUTO = 1 << 2,        /* BOOL, INT: also "auto" (stored as -1; a size_t field: SIZE_MAX) */
   AF_OPT_RECIPE = 1 << 3,      /* an optimizer setting: unset (-1) means the recipe's value */
   AF_OPT_POSITIVE = 1 << 4,    /* NUM: lo is excluded */
   AF_OPT_UNSET_NEG = 1 << 5,   /* unset is stored as -1 (def_help says what that means) */

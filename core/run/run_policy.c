@@ -42,7 +42,8 @@ af_status af_run_policy_make(const af_train_opts *o, af_run_policy *rp) {
     if (s != AF_OK) return s;
   }
   af_policy *p = o->policy ? o->policy : own;
-  const int val_knob = o->val_rows > 0;  /* any policy: a slice held out (gated decides on it) */
+  /* any policy: a slice held out (gated decides on it; gated's auto is its default, no knob) */
+  const int val_knob = o->val_rows > 0 && !(o->val_rows == AF_VAL_ROWS_AUTO && p->wants_val);
   const double when_learned = o->freeze_when_learned >= 0 ? o->freeze_when_learned : default_when_learned(p);
   const af_guard_opts go = {.freeze_after = o->freeze_after, .max_step = o->max_freeze_step,
                             .when_learned = when_learned};
@@ -54,7 +55,9 @@ af_status af_run_policy_make(const af_train_opts *o, af_run_policy *rp) {
       return s;
     }
     size_t u = strlen(guard->knobs);  /* the slice's size shapes the run: recorded with the knobs */
-    if (val_knob && u < sizeof guard->knobs)
+    if (val_knob && o->val_rows == AF_VAL_ROWS_AUTO && u < sizeof guard->knobs)
+      snprintf(guard->knobs + u, sizeof guard->knobs - u, "%sval_rows=auto", u ? " " : "");
+    else if (val_knob && u < sizeof guard->knobs)
       snprintf(guard->knobs + u, sizeof guard->knobs - u, "%sval_rows=%zu", u ? " " : "", o->val_rows);
   }
   rp->own = own;

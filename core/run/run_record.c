@@ -55,6 +55,7 @@ af_status af_run_resolve(af_run *r) {
   af_train_optim(o, &ro->optim);
   ro->freeze.max_depth = af_freeze_ctl_max_depth(r->ctl);
   ro->freeze_when_learned = r->when_learned;
+  if (o->val_rows == AF_VAL_ROWS_AUTO) ro->val_rows = r->val.n;  /* /config: the rows held out */
   for (int d = 0; af_device_names[d]; d++)
     if (!strcmp(af_device_names[d], r->be->name)) ro->device = d;
   resolve_precision(r);

@@ -10,6 +10,8 @@
 #include "core/model/optim.h"
 #include "core/base/status.h"
 
+/* af_train_opts.val_rows = "auto" (--val-rows auto): gated's own slice size, asked for by any policy */
+#define AF_VAL_ROWS_AUTO SIZE_MAX
 
 typedef enum { AF_RECIPE_HF = 0, AF_RECIPE_PAPER, AF_RECIPE_REFERENCE } af_recipe;  /* reference: paper + 10 intervals */
 typedef enum { AF_DEVICE_CPU = 0, AF_DEVICE_CUDA, AF_DEVICE_AUTO } af_device;
@@ -53,7 +55,8 @@ typedef struct af_train_opts {
                                  (0: off; -1: the policy's default, default_when_learned in train.c) */
   double alpha;              /* pipe */
   double tolerance;          /* gated */
-  size_t val_rows;           /* gated: validation slice carved from the training split (0: auto) */
+  size_t val_rows;           /* validation slice carved from the training split (0: none, gated: auto;
+                                AF_VAL_ROWS_AUTO: 10% of the rows, at most 2000, under any policy) */
   double freezeout_t0;       /* freezeout: layer 0's freeze time (af_freezeout_opts) */
   int freezeout_schedule;    /* freezeout: af_freezeout_schedule_names index (1: cubic) */
   int freezeout_scaled;      /* freezeout: rates divided by the freeze times */

@@ -65,7 +65,7 @@ static af_status carve(af_split *tr, size_t want, af_split *val, uint8_t *held) 
 
 af_status af_run_carve_val(af_run *r) {
   af_split *tr = r->train, *val = &r->val;
-  size_t want = r->o->val_rows ? r->o->val_rows : auto_rows(tr->n);
+  size_t want = r->o->val_rows && r->o->val_rows != AF_VAL_ROWS_AUTO ? r->o->val_rows : auto_rows(tr->n);
   if (want >= tr->n)
     return AF_FAIL(AF_ERR_ARG, "--val-rows %zu: the training split has %zu rows; the policy '%s' needs some "
                    "left to train on", want, tr->n, r->policy->name);

@@ -480,6 +480,10 @@ int main(void) {
       traj++;
     }
   }
+  /* a word in an integer row: /config holds what it resolved to (10% of the fixture's rows) */
+  const opt_case val_auto = {"val_rows", "auto", "6", "policy=none", NULL, "-1"};
+  set_and_read(L, af_opt_find("val_rows"), &val_auto);
+  bad_value(L, af_opt_find("val_rows"), &val_auto);
   docs_table();
   period_values();
   more_bad_values(L);

@@ -157,6 +157,8 @@ local function knobs(o) local name, k = af.policy_of(o); return name .. "(" .. k
 assert(knobs{policy = af.policy.pipe{}} == "pipe(alpha=0.25 freeze_when_learned=0.1)", knobs{policy = af.policy.pipe{}})
 assert(knobs{policy = af.policy.pipe{}, freeze_when_learned = 0} == "pipe(alpha=0.25)")
 assert(knobs{policy = af.policy.none(), val_rows = 32} == "none(val_rows=32)")
+assert(knobs{policy = af.policy.none(), val_rows = "auto"} == "none(val_rows=auto)")
+assert(knobs{policy = af.policy.gated{}, val_rows = "auto"} == knobs{policy = af.policy.gated{}})
 assert(knobs{policy = af.policy.adaptive{}} == "adaptive(percentile=50)")
 assert(knobs{policy = "freezeout"}:find("^freezeout%(.* freeze_when_learned=0%.1%)$"), knobs{policy = "freezeout"})
 local ok, err = pcall(af.policy_of, {policy = af.policy.static{frozen = 1}, freeze_when_learned = 0.1})
