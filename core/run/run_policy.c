@@ -55,10 +55,11 @@ af_status af_run_policy_make(const af_train_opts *o, af_run_policy *rp) {
       return s;
     }
     size_t u = strlen(guard->knobs);  /* the slice's size shapes the run: recorded with the knobs */
-    if (val_knob && o->val_rows == AF_VAL_ROWS_AUTO && u < sizeof guard->knobs)
-      snprintf(guard->knobs + u, sizeof guard->knobs - u, "%sval_rows=auto", u ? " " : "");
-    else if (val_knob && u < sizeof guard->knobs)
-      snprintf(guard->knobs + u, sizeof guard->knobs - u, "%sval_rows=%zu", u ? " " : "", o->val_rows);
+    if (val_knob && u < sizeof guard->knobs) {
+      char v[32];  /* the option's own text: N or auto */
+      af_opt_get(af_opt_find("val_rows"), o, v, sizeof v);
+      snprintf(guard->knobs + u, sizeof guard->knobs - u, "%sval_rows=%s", u ? " " : "", v);
+    }
   }
   rp->own = own;
   rp->guard = guard;

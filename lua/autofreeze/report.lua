@@ -446,15 +446,16 @@ function M.paired_write(stats, dir, opts)
   for _, task in ipairs(order) do
     local g = groups[task]
     local stem = ("%s/%s_%s"):format(dir, opts.name or "paired", task)
-    local base = g[1].note == "baseline" and g[1].label ~= "full" and g[1].label or "full fine-tuning"
+    -- a baseline other than full (the first row) is named in the header and the target line
+    local other = g[1].note == "baseline" and g[1].label ~= "full" and g[1].label
     local head = ("%s%s (%s; points = 100 x metric); target for time to target: %.4f " ..
                   "(%s's mean best less 0.5 points)"):format(opts.title and (opts.title .. ": ") or "",
-                  task, g[1].metric or "?", g[1].target or 0 / 0, base)
-    local cols = M.paired_columns  -- the baseline (first row) named in the difference's header
-    if g[1].note == "baseline" and g[1].label ~= "full" then
+                  task, g[1].metric or "?", g[1].target or 0 / 0, other or "full fine-tuning")
+    local cols = M.paired_columns
+    if other then
       cols = {}
       for i, c in ipairs(M.paired_columns) do
-        cols[i] = c[1] == "diff" and {c[1], ("vs %s, points [95%% CI]"):format(g[1].label), c[3]} or c
+        cols[i] = c[1] == "diff" and {c[1], ("vs %s, points [95%% CI]"):format(other), c[3]} or c
       end
     end
     local md = head .. "\n\n" .. M.format(g, cols)
