@@ -26,6 +26,13 @@ typedef enum { AF_GELU_ERF = 0, AF_GELU_TANH = 1 } af_gelu_kind;
  * called with FP32 computes exactly what it did before bf16 existed. */
 typedef enum { AF_PREC_FP32 = 0, AF_PREC_BF16 = 1 } af_precision;
 
+/* How a GEMM operand that an op reads from memory is stored. BF16: raw bfloat16 bits, made
+ * by the table's to_bf16 (round to nearest even). Only the operands marked below take it,
+ * and only with AF_PREC_BF16: there the op would round an fp32 operand to exactly these bits
+ * before its GEMMs, so both storages give the same results, and the model keeps the
+ * activations that backward reads only as GEMM operands in half the bytes (core/model/bert.c). */
+typedef enum { AF_STORE_F32 = 0, AF_STORE_BF16 = 1 } af_store;
+
 typedef struct af_backend af_backend;
 struct af_backend {
   const char *name;      /* "cpu" or "cuda" */
@@ -66,9 +73,11 @@ struct af_backend {
   void (*linear_forward)(af_backend *be, float *out, const float *inp, const float *w,
                          const float *b, int N, int C, int OC, af_precision prec);
   /* dinp[N,C] = dout @ w (skipped when dinp is NULL); dw[OC,C] += dout^T @ inp;
-   * db[OC] += colsum(dout) (skipped when NULL). prec: both GEMMs; db and the += are fp32. */
+   * db[OC] += colsum(dout) (skipped when NULL). prec: both GEMMs; db and the += are fp32.
+   * inp is float[N*C] (AF_STORE_F32) or, with AF_PREC_BF16, uint16_t[N*C] (AF_STORE_BF16). */
   void (*linear_backward)(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                          const float *inp, const float *w, int N, int C, int OC, af_precision prec);
+                          const void *inp, af_store inp_store, const float *w, int N, int C, int OC,
+                          af_precision prec);
 
   /* ---- embeddings: out[B,T,C] = wte[ids] + wpe[t] + wtt[type_ids] ---- */
   void (*embedding_forward)(af_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
@@ -97,15 +106,16 @@ struct af_backend {
    * (padded keys get zero probability). att[B,NH,T,T] receives the softmax probabilities
    * (before dropout) for backward; the dropout mask is regenerated from (seed, offset).
    * scratch holds attention_scratch_floats(B,T,C,NH) floats. prec: the GEMMs Q K^T and P V
-   * and the four of backward; scores, softmax and its backward stay fp32. ---- */
+   * and the four of backward; scores, softmax and its backward stay fp32. qkv is float
+   * (AF_STORE_F32) or, with AF_PREC_BF16, bf16 bits (AF_STORE_BF16), in both ops. ---- */
   size_t (*attention_scratch_floats)(int B, int T, int C, int NH);
-  void (*attention_forward)(af_backend *be, float *out, float *att, const float *qkv,
+  void (*attention_forward)(af_backend *be, float *out, float *att, const void *qkv, af_store qkv_store,
                             const float *mask, float *scratch, int B, int T, int C, int NH,
                             float dropout_p, uint64_t seed, uint64_t offset, af_precision prec);
-  void (*attention_backward)(af_backend *be, float *dqkv, const float *dout, const float *qkv,
-                             const float *att, const float *mask, float *scratch, int B, int T,
-                             int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
-                             af_precision prec);
+  void (*attention_backward)(af_backend *be, float *dqkv, const float *dout, const void *qkv,
+                             af_store qkv_store, const float *att, const float *mask, float *scratch,
+                             int B, int T, int C, int NH, float dropout_p, uint64_t seed,
+                             uint64_t offset, af_precision prec);
 
   /* ---- dropout from a counter-based RNG: element i is kept iff
    * af_dropout_keep(seed, offset + i, p); kept values are scaled by 1/(1-p).
@@ -114,6 +124,10 @@ struct af_backend {
                           uint64_t seed, uint64_t offset);
   void (*dropout_backward)(af_backend *be, float *dinp, const float *dout, size_t n, float p,
                            uint64_t seed, uint64_t offset);
+
+  /* ---- out[i] = bf16(inp[i]), round to nearest even: for every non-NaN value the bits
+   * core/base/half.c's af_f32_to_bf16 gives (NaN stays NaN); the AF_STORE_BF16 storage ---- */
+  void (*to_bf16)(af_backend *be, uint16_t *out, const float *inp, size_t n);
 
   /* ---- elementwise: out = a + b; y += x; x *= s ---- */
   void (*add)(af_backend *be, float *out, const float *a, const float *b, size_t n);

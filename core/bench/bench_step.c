@@ -394,7 +394,13 @@ int af_bench_step(int argc, char **argv) {
   long long sent[64];
   af_grad_sync *gs = NULL;
   rc = AF_EXIT_RUNTIME;
-  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK ||
+  size_t act32 = 0, act16 = 0;
+  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK) goto out;
+  /* the activation arena of both layouts (bert.h), before the batch is loaded */
+  act32 = af_bert_activation_bytes(&m);
+  if (af_bert_set_precision(&m, AF_PREC_BF16, AF_PREC_FP32) != AF_OK) goto out;
+  act16 = af_bert_activation_bytes(&m);
+  if (af_bert_set_precision(&m, AF_PREC_FP32, AF_PREC_FP32) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK ||
       af_grad_sync_open(&m, &gs) != AF_OK)
     goto out;
   /* The yardstick is measured before and after the steps and the larger value is used, so
@@ -407,6 +413,10 @@ int af_bench_step(int argc, char **argv) {
     printf("data parallel: %d ranks, global batch %d, rank 0 runs %d rows (the tables are rank 0's: tokens/s a rank)\n",
            af_dist_size(), o.global_B, o.B);
   print_hardware(be, &o);
+  printf("activation arena (every layer trainable): %.1f MiB with fp32 storage, %.1f MiB (%.0f%% less) with the bf16\n"
+         "storage a --precision bf16 run uses (qkv, attention context, LayerNorm 1 and GELU outputs); the steps\n"
+         "below run every precision on the fp32 layout\n",
+         act32 / 1048576.0, act16 / 1048576.0, 100.0 * (1.0 - (double)act16 / (double)act32));
   printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
   print_load("start");
   ts = malloc(sizeof(double) * (size_t)o.steps * NT * (size_t)(nk * o.nprec));

@@ -5,11 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Per-layer activations kept for backward. */
+/* Per-layer activations kept for backward. With bf16 storage (af_bert_set_precision: BF16)
+ * the four that backward reads only as GEMM operands are kept as bf16 in qkv16, ctx16, h116
+ * and act16, and qkv, ctx, h1, act point at the fp32 scratch every layer's forward shares. */
 typedef struct {
   float *qkv;            /* [N,3C] */
   float *att;            /* [B,NH,T,T] softmax probabilities */
   float *ctx;            /* [N,C] attention context, before the output projection */
+  uint16_t *qkv16, *ctx16, *h116, *act16;  /* [N,3C], [N,C], [N,C], [N,I] bf16 storage, or NULL */
   float *res1;           /* [N,C] x + dropout(proj(ctx)), LayerNorm 1 input */
   float *ln1_mean, *ln1_rstd;  /* [N] */
   float *h1;             /* [N,C] LayerNorm 1 output, FFN input */
@@ -40,6 +43,8 @@ struct af_bert_acts {
   float *dlogits;             /* [B,NL] */
   float *dh1, *dh2, *dh3;     /* [B,C] head gradients */
   int fwd_B, fwd_T, fwd_depth, fwd_train; /* what the last forward did */
+  int save16;               /* trainable layers keep qkv, ctx, act in bf16 (layer_acts) */
+  size_t bytes;             /* of the arena */
 };
 
 /* Dropout sites: each gets its own counter range so masks never repeat within a step. */
@@ -60,16 +65,25 @@ static float *take(carver *c, size_t n) {
   return p;
 }
 
-static void plan_layer(carver *c, layer_acts *la, size_t N, int B, int T, int C, int NH, int I) {
-  la->qkv = take(c, N * 3 * C);
+/* bf16 storage for n values, carved in floats (two per float) */
+static uint16_t *take16(carver *c, size_t n) { return (uint16_t *)take(c, (n + 1) / 2); }
+
+/* shared: NULL, or the slot whose fp32 qkv, ctx, h1, act this one borrows (bf16 storage) */
+static void plan_layer(carver *c, layer_acts *la, const layer_acts *shared, size_t N, int B, int T, int C, int NH,
+                       int I) {
+  la->qkv = shared ? shared->qkv : take(c, N * 3 * C);
+  la->qkv16 = shared ? take16(c, N * 3 * C) : NULL;
   la->att = take(c, (size_t)B * NH * T * T);
-  la->ctx = take(c, N * C);
+  la->ctx = shared ? shared->ctx : take(c, N * C);
+  la->ctx16 = shared ? take16(c, N * C) : NULL;
   la->res1 = take(c, N * C);
   la->ln1_mean = take(c, N);
   la->ln1_rstd = take(c, N);
-  la->h1 = take(c, N * C);
+  la->h1 = shared ? shared->h1 : take(c, N * C);
+  la->h116 = shared ? take16(c, N * C) : NULL;
   la->pre = take(c, N * I);
-  la->act = take(c, N * I);
+  la->act = shared ? shared->act : take(c, N * I);
+  la->act16 = shared ? take16(c, N * I) : NULL;
   la->res2 = take(c, N * C);
   la->ln2_mean = take(c, N);
   la->ln2_rstd = take(c, N);
@@ -87,10 +101,10 @@ static void plan(carver *c, af_bert_acts *a, const af_bert *m) {
   a->emb_mean = take(c, N);
   a->emb_rstd = take(c, N);
   for (int k = 0; k <= L; k++) a->h[k] = take(c, N * C);
-  plan_layer(c, &a->frozen, N, B, T, C, NH, I);
+  plan_layer(c, &a->frozen, NULL, N, B, T, C, NH, I);
   for (int l = 0; l < L; l++) {
     if (l < m->min_depth) a->layer[l] = a->frozen;
-    else plan_layer(c, &a->layer[l], N, B, T, C, NH, I);
+    else plan_layer(c, &a->layer[l], a->save16 ? &a->frozen : NULL, N, B, T, C, NH, I);
   }
   a->att_scratch = take(c, m->be->attention_scratch_floats(B, T, C, NH));
   a->cls = take(c, (size_t)B * C);
@@ -111,6 +125,17 @@ static void plan(carver *c, af_bert_acts *a, const af_bert *m) {
   a->dh1 = take(c, (size_t)B * C);
   a->dh2 = take(c, (size_t)B * C);
   a->dh3 = take(c, (size_t)B * C);
+}
+
+/* The activation arena of the current plan (a->save16), carved: count, allocate, assign. */
+static af_status arena_alloc(af_bert *m) {
+  carver c = {NULL, 0};
+  plan(&c, m->a, m);
+  m->a->bytes = c.used * sizeof(float);
+  AF_TRY(m->be->alloc(m->be, (void **)&m->a->arena, m->a->bytes));
+  c = (carver){m->a->arena, 0};
+  plan(&c, m->a, m);
+  return AF_OK;
 }
 
 af_status af_bert_init(af_bert *m, af_backend *be, const af_config *cfg, int num_labels, int max_B,
@@ -146,16 +171,32 @@ af_status af_bert_init(af_bert *m, af_backend *be, const af_config *cfg, int num
       (s = af_calloc((void **)&m->a->h, (size_t)L + 1, sizeof(float *), "activations")) != AF_OK ||
       (s = af_calloc((void **)&m->a->layer, (size_t)L, sizeof(layer_acts), "activations")) != AF_OK)
     goto fail;
-  carver c = {NULL, 0};
-  plan(&c, m->a, m);
-  if ((s = be->alloc(be, (void **)&m->a->arena, c.used * sizeof(float))) != AF_OK) goto fail;
-  c = (carver){m->a->arena, 0};
-  plan(&c, m->a, m);
+  if ((s = arena_alloc(m)) != AF_OK) goto fail;
   return AF_OK;
 fail:
   af_bert_free(m);
   return s;
 }
+
+af_status af_bert_set_precision(af_bert *m, af_precision precision, af_precision frozen_precision) {
+  m->precision = precision;
+  m->frozen_precision = frozen_precision;
+  const int save16 = precision == AF_PREC_BF16;
+  if (save16 == m->a->save16) return AF_OK;
+  m->be->free(m->be, m->a->arena);
+  m->a->arena = NULL;
+  m->a->save16 = save16;
+  m->a->fwd_train = 0;
+  af_status s = arena_alloc(m);
+  if (s != AF_OK) { /* keep a usable model: the old layout back */
+    m->a->save16 = !save16;
+    m->precision = m->a->save16 ? AF_PREC_BF16 : AF_PREC_FP32;
+    if (arena_alloc(m) != AF_OK) m->a->arena = NULL;
+  }
+  return s;
+}
+
+size_t af_bert_activation_bytes(const af_bert *m) { return m->a->bytes; }
 
 void af_bert_free(af_bert *m) {
   if (!m || !m->be) return;
@@ -231,7 +272,11 @@ static af_precision frozen_prec(const af_bert *m) {
   return m->precision == AF_PREC_BF16 || m->frozen_precision == AF_PREC_BF16 ? AF_PREC_BF16 : AF_PREC_FP32;
 }
 
-static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t seed, af_precision prec) {
+/* keep16: this layer's backward will run and the arena keeps its GEMM operands in bf16:
+ * qkv, ctx, h1 and act are rounded into the layer's bf16 slots right after they are made
+ * (the bits the bf16 GEMMs round them to anyway); the fp32 values serve the rest of this
+ * forward (h1 also feeds the residual) from the shared scratch. */
+static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t seed, af_precision prec, int keep16) {
   af_backend *be = m->be;
   af_bert_acts *a = m->a;
   layer_acts *la = &a->layer[l];
@@ -244,17 +289,22 @@ static void layer_forward(af_bert *m, int l, int B, int T, int train, uint64_t s
   /* Q|K|V weights and biases are adjacent in the arena: one [3C,C] linear. */
   be->linear_forward(be, la->qkv, x, P(m, af_param_layer(l, AF_LP_QW)), P(m, af_param_layer(l, AF_LP_QB)), N, C, 3 * C,
                      prec);
-  be->attention_forward(be, la->ctx, la->att, la->qkv, a->mask, a->att_scratch, B, T, C, NH, pa, seed,
+  if (keep16) be->to_bf16(be, la->qkv16, la->qkv, (size_t)N * 3 * C);
+  be->attention_forward(be, la->ctx, la->att, keep16 ? (const void *)la->qkv16 : la->qkv,
+                        keep16 ? AF_STORE_BF16 : AF_STORE_F32, a->mask, a->att_scratch, B, T, C, NH, pa, seed,
                         layer_site(l, SUB_ATT) + row_shift(m, (size_t)NH * T * T), prec);
+  if (keep16) be->to_bf16(be, la->ctx16, la->ctx, (size_t)N * C);
   be->linear_forward(be, la->res1, la->ctx, P(m, af_param_layer(l, AF_LP_ATTN_OW)), P(m, af_param_layer(l, AF_LP_ATTN_OB)),
                      N, C, C, prec);
   be->dropout_forward(be, la->res1, la->res1, (size_t)N * C, ph, seed, layer_site(l, SUB_PROJ) + row_shift(m, (size_t)T * C));
   be->accumulate(be, la->res1, x, (size_t)N * C);
   be->layernorm_forward(be, la->h1, la->ln1_mean, la->ln1_rstd, la->res1, P(m, af_param_layer(l, AF_LP_ATTN_LNW)),
                         P(m, af_param_layer(l, AF_LP_ATTN_LNB)), N, C, eps);
+  if (keep16) be->to_bf16(be, la->h116, la->h1, (size_t)N * C);
   be->linear_forward(be, la->pre, la->h1, P(m, af_param_layer(l, AF_LP_INTER_W)), P(m, af_param_layer(l, AF_LP_INTER_B)),
                      N, C, I, prec);
   be->gelu_forward(be, la->act, la->pre, (size_t)N * I, m->cfg.hidden_act);
+  if (keep16) be->to_bf16(be, la->act16, la->act, (size_t)N * I);
   be->linear_forward(be, la->res2, la->act, P(m, af_param_layer(l, AF_LP_OUT_W)), P(m, af_param_layer(l, AF_LP_OUT_B)),
                      N, I, C, prec);
   be->dropout_forward(be, la->res2, la->res2, (size_t)N * C, ph, seed, layer_site(l, SUB_FFN) + row_shift(m, (size_t)T * C));
@@ -272,6 +322,9 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
     return AF_FAIL(AF_ERR_ARG, "forward can start only inside the frozen prefix (start %d, depth %d)", start, depth);
   af_backend *be = m->be;
   af_bert_acts *a = m->a;
+  if (a->save16 && m->precision != AF_PREC_BF16)
+    return AF_FAIL(AF_ERR_ARG, "the activations are laid out for bf16 storage: change the precision with "
+                               "af_bert_set_precision, not by hand");
   const int N = B * T;
   if (start == 0) {
     const float pe = (train && (depth == 0 || m->frozen_dropout)) ? m->cfg.hidden_dropout_prob : 0.f;
@@ -282,7 +335,8 @@ af_status af_bert_forward(af_bert *m, int B, int T, int start, int depth, int tr
     be->dropout_forward(be, a->h[0], a->h[0], (size_t)N * C, pe, seed, site_offset(SITE_EMB) + row_shift(m, (size_t)T * C));
   }
   for (int l = start; l < L; l++)
-    layer_forward(m, l, B, T, train && (l >= depth || m->frozen_dropout), seed, l < depth ? frozen_prec(m) : m->precision);
+    layer_forward(m, l, B, T, train && (l >= depth || m->frozen_dropout), seed, l < depth ? frozen_prec(m) : m->precision,
+                  a->save16 && train && l >= depth);
   /* head: pooled = tanh(W_p h[CLS] + b_p); logits = W_c dropout(pooled) + b_c */
   const float pc = !train ? 0.f : (m->cfg.classifier_dropout >= 0 ? m->cfg.classifier_dropout : m->cfg.hidden_dropout_prob);
   be->cls_forward(be, a->cls, a->h[L], B, T, C);
@@ -324,7 +378,7 @@ af_status af_bert_forward_prefix(af_bert *m, int B, int T, int start, int end) {
     be->layernorm_forward(be, a->h[0], a->emb_mean, a->emb_rstd, a->emb_sum, P(m, af_param_emb(AF_EP_LNW)),
                           P(m, af_param_emb(AF_EP_LNB)), B * T, C, m->cfg.layer_norm_eps);
   }
-  for (int l = start; l < end; l++) layer_forward(m, l, B, T, 0, 0, frozen_prec(m));
+  for (int l = start; l < end; l++) layer_forward(m, l, B, T, 0, 0, frozen_prec(m), 0);
   a->fwd_train = 0;  /* a following backward needs a full training forward first */
   return AF_OK;
 }
@@ -346,16 +400,19 @@ static void layer_backward(af_bert *m, int l, int B, int T, uint64_t seed, int n
   const float ph = m->cfg.hidden_dropout_prob;
   const float pa = m->cfg.attention_probs_dropout_prob;
   const af_precision prec = m->precision;
+  const af_store st = a->save16 ? AF_STORE_BF16 : AF_STORE_F32;
   /* LayerNorm 2: dB = d res2 */
   be->layernorm_backward(be, a->dB, G(m, af_param_layer(l, AF_LP_OUT_LNW)), G(m, af_param_layer(l, AF_LP_OUT_LNB)), a->dA,
                          la->res2, P(m, af_param_layer(l, AF_LP_OUT_LNW)), la->ln2_mean, la->ln2_rstd, N, C);
   /* FFN: res2 = h1 + dropout(W_out gelu(W_in h1)) */
   be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_FFN) + row_shift(m, (size_t)T * C));
   be->linear_backward(be, a->dI1, G(m, af_param_layer(l, AF_LP_OUT_W)), G(m, af_param_layer(l, AF_LP_OUT_B)), a->dC,
-                      la->act, P(m, af_param_layer(l, AF_LP_OUT_W)), N, I, C, prec);
+                      a->save16 ? (const void *)la->act16 : la->act, st, P(m, af_param_layer(l, AF_LP_OUT_W)), N, I, C,
+                      prec);
   be->gelu_backward(be, a->dI2, a->dI1, la->pre, (size_t)N * I, m->cfg.hidden_act);
   be->linear_backward(be, a->dC, G(m, af_param_layer(l, AF_LP_INTER_W)), G(m, af_param_layer(l, AF_LP_INTER_B)), a->dI2,
-                      la->h1, P(m, af_param_layer(l, AF_LP_INTER_W)), N, C, I, prec);
+                      a->save16 ? (const void *)la->h116 : la->h1, st, P(m, af_param_layer(l, AF_LP_INTER_W)), N, C, I,
+                      prec);
   be->add(be, a->dD, a->dB, a->dC, NC);  /* d h1: residual + FFN path */
   /* LayerNorm 1: dB = d res1 */
   be->layernorm_backward(be, a->dB, G(m, af_param_layer(l, AF_LP_ATTN_LNW)), G(m, af_param_layer(l, AF_LP_ATTN_LNB)), a->dD,
@@ -363,11 +420,13 @@ static void layer_backward(af_bert *m, int l, int B, int T, uint64_t seed, int n
   /* attention: res1 = x + dropout(W_o attn(W_qkv x)) */
   be->dropout_backward(be, a->dC, a->dB, NC, ph, seed, layer_site(l, SUB_PROJ) + row_shift(m, (size_t)T * C));
   be->linear_backward(be, a->dD, G(m, af_param_layer(l, AF_LP_ATTN_OW)), G(m, af_param_layer(l, AF_LP_ATTN_OB)), a->dC,
-                      la->ctx, P(m, af_param_layer(l, AF_LP_ATTN_OW)), N, C, C, prec);
-  be->attention_backward(be, a->dqkv, a->dD, la->qkv, la->att, a->mask, a->att_scratch, B, T, C, NH, pa, seed,
-                         layer_site(l, SUB_ATT) + row_shift(m, (size_t)NH * T * T), prec);
+                      a->save16 ? (const void *)la->ctx16 : la->ctx, st, P(m, af_param_layer(l, AF_LP_ATTN_OW)), N,
+                      C, C, prec);
+  be->attention_backward(be, a->dqkv, a->dD, a->save16 ? (const void *)la->qkv16 : la->qkv, st, la->att, a->mask,
+                         a->att_scratch, B, T, C, NH, pa, seed, layer_site(l, SUB_ATT) + row_shift(m, (size_t)NH * T * T),
+                         prec);
   be->linear_backward(be, need_dinp ? a->dC : NULL, G(m, af_param_layer(l, AF_LP_QW)), G(m, af_param_layer(l, AF_LP_QB)),
-                      a->dqkv, a->h[l], P(m, af_param_layer(l, AF_LP_QW)), N, C, 3 * C, prec);
+                      a->dqkv, a->h[l], AF_STORE_F32, P(m, af_param_layer(l, AF_LP_QW)), N, C, 3 * C, prec);
   if (need_dinp) be->add(be, a->dA, a->dB, a->dC, NC);
 }
 
@@ -386,11 +445,11 @@ af_status af_bert_backward(af_bert *m, int B, int T, int depth, uint64_t seed, f
   if (NL > 1) be->cross_entropy_backward(be, a->dlogits, a->probs, a->targets, B, NL, loss_scale);
   else be->mse_backward(be, a->dlogits, a->logits, a->targets, B, loss_scale);
   be->linear_backward(be, a->dh1, G(m, af_param_head(L, AF_HP_CLS_W)), G(m, af_param_head(L, AF_HP_CLS_B)), a->dlogits,
-                      a->pooled_d, P(m, af_param_head(L, AF_HP_CLS_W)), B, C, NL, m->precision);
+                      a->pooled_d, AF_STORE_F32, P(m, af_param_head(L, AF_HP_CLS_W)), B, C, NL, m->precision);
   be->dropout_backward(be, a->dh2, a->dh1, (size_t)B * C, pc, seed, site_offset(SITE_CLS) + row_shift(m, (size_t)C));
   be->tanh_backward(be, a->dh1, a->dh2, a->pooled, (size_t)B * C);
   be->linear_backward(be, a->dh3, G(m, af_param_head(L, AF_HP_POOL_W)), G(m, af_param_head(L, AF_HP_POOL_B)), a->dh1,
-                      a->cls, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C, m->precision);
+                      a->cls, AF_STORE_F32, P(m, af_param_head(L, AF_HP_POOL_W)), B, C, C, m->precision);
   const size_t *gb = m->lay.group_begin;  /* embeddings 0, layer l at l+1, head from L+1 */
   AF_TRY(grads_ready(m, gb[L + 1], m->lay.total));
   be->cls_backward(be, a->dA, a->dh3, B, T, C);

@@ -6,7 +6,10 @@
  * Memory: parameters, gradients, AdamW moments and the interval gradient accumulator are
  * each one backend arena with per-tensor views from core/model/params.h; activations are one
  * more arena sized for (max_batch, max_tokens) up front, with per-layer slots only for
- * layers that may train (>= min_depth); nothing is allocated inside a step. */
+ * layers that may train (>= min_depth); nothing is allocated inside a step. Under bf16
+ * precision the slots keep the activations that backward reads only as GEMM operands (qkv,
+ * attention context, LayerNorm 1 output, GELU output) in bf16, the bits the bf16 GEMMs
+ * round them to anyway. */
 #ifndef AF_BERT_H
 #define AF_BERT_H
 #include <stdint.h>
@@ -31,7 +34,9 @@ typedef struct {
   int row0;                 /* dropout counters start at this row of the micro-batch (0; a data-
                                parallel rank: its slice's first row, see core/run/dist.h) */
   af_precision precision;   /* the GEMMs of every layer, the head and all backward GEMMs
-                               (kernels/ops.h: bf16 inputs, fp32 accumulation); 0 = FP32 */
+                               (kernels/ops.h: bf16 inputs, fp32 accumulation); 0 = FP32.
+                               Set both with af_bert_set_precision (the activation layout
+                               follows precision) */
   af_precision frozen_precision; /* also the frozen prefix's forward (layers < depth, and
                                af_bert_forward_prefix) when BF16; precision BF16 implies it */
   /* Called by af_bert_backward each time a range [begin, end) of the gradient arena (floats)
@@ -48,6 +53,15 @@ typedef struct {
 af_status af_bert_init(af_bert *m, af_backend *be, const af_config *cfg, int num_labels,
                        int max_B, int max_T, int min_depth);
 void af_bert_free(af_bert *m);  /* safe on a zeroed or already-freed struct */
+
+/* Sets precision and frozen_precision. Precision BF16 lays the activation arena out for
+ * bf16 storage (2 bytes less per value of qkv, context, LayerNorm 1 output and GELU output,
+ * per token and trainable layer), FP32 for fp32 storage; a change of layout reallocates the arena, so the
+ * batch, loaded hidden states and the last forward are gone (load them again). Results are
+ * bit-identical to bf16 precision over fp32 storage. On failure the old layout is kept. */
+af_status af_bert_set_precision(af_bert *m, af_precision precision, af_precision frozen_precision);
+/* Bytes of the activation arena (for memory reports). */
+size_t af_bert_activation_bytes(const af_bert *m);
 
 /* Parameters from/to a host arena of lay.total floats. */
 af_status af_bert_set_params(af_bert *m, const float *host);

@@ -29,9 +29,9 @@ void af_train_optim(const af_train_opts *o, af_optim_opts *out) {
 }
 
 /* --precision auto as the backend's bf16 hardware says (stderr says which and why); bf16
- * asked for where it is emulated runs, with one warning; the model's GEMMs follow, and the
- * cache's storage defaults to bf16 under bf16. */
-static void resolve_precision(af_run *r) {
+ * asked for where it is emulated runs, with one warning; the model's GEMMs follow (and its
+ * activation storage: core/model/bert.h), and the cache's storage defaults to bf16 under bf16. */
+static af_status resolve_precision(af_run *r) {
   af_train_opts *ro = &r->ro;
   const af_backend *be = r->be;
   if (ro->precision == AF_PRECISION_AUTO) {
@@ -43,8 +43,7 @@ static void resolve_precision(af_run *r) {
     af_warn("bf16 asked for, but bf16 GEMMs have no hardware path here (%s): it runs, slower than fp32", be->bf16_why);
   }
   if (ro->cache_dtype == AF_DTYPE_AUTO) ro->cache_dtype = ro->precision == AF_PREC_BF16 ? AF_DTYPE_BF16 : AF_DTYPE_F32;
-  r->m.precision = (af_precision)ro->precision;
-  r->m.frozen_precision = (af_precision)ro->frozen_precision;
+  return af_bert_set_precision(&r->m, (af_precision)ro->precision, (af_precision)ro->frozen_precision);
 }
 
 af_status af_run_resolve(af_run *r) {
@@ -58,8 +57,7 @@ af_status af_run_resolve(af_run *r) {
   if (o->val_rows == AF_VAL_ROWS_AUTO) ro->val_rows = r->val.n;  /* /config: the rows held out */
   for (int d = 0; af_device_names[d]; d++)
     if (!strcmp(af_device_names[d], r->be->name)) ro->device = d;
-  resolve_precision(r);
-  return AF_OK;
+  return resolve_precision(r);
 }
 
 /* One option as a /config attribute: numbers as numbers, choices and text as strings. */

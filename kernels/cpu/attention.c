@@ -15,10 +15,10 @@
  * counters [offset, offset + B*NH*T*T), so the caller advances offset by that much.
  * Kept probabilities are scaled by 1/(1-p). att stores probabilities before dropout.
  *
- * AF_PREC_BF16: qkv (and dout in backward) are rounded to bf16 once per call into the
- * scratch, the probabilities (and dS) of a head into the thread's bf16 tile, and the same
- * GEMMs run on those with fp32 accumulation (af_gemm_bf16); scores, softmax, dropout and
- * the softmax backward stay fp32 on fp32 tiles. */
+ * AF_PREC_BF16: qkv (unless it comes stored in bf16, AF_STORE_BF16) and dout in backward
+ * are rounded to bf16 once per call into the scratch, the probabilities (and dS) of a head
+ * into the thread's bf16 tile, and the same GEMMs run on those with fp32 accumulation
+ * (af_gemm_bf16); scores, softmax, dropout and the softmax backward stay fp32 on fp32 tiles. */
 #include "kernels/cpu/vmath.h" /* first: see its pragma */
 #include "kernels/cpu/cpu_backend.h"
 #include <math.h>
@@ -165,14 +165,16 @@ static void head_forward(const att_head *h, const att_scratch *sc, int T, int C,
   }
 }
 
-/* Head bh's pointers into qkv/out/att (and the bf16 copy of qkv) */
+/* Head bh's pointers into qkv/out/att (and the bf16 copy of qkv; qkv is NULL when only
+ * that copy exists) */
 static att_head head_at(int bh, const float *qkv, const uint16_t *qkv16, float *att, float *out, const float *mask,
                         int T, int C, int NH, uint64_t offset) {
   const int HS = C / NH, C3 = 3 * C, b = bh / NH, h = bh % NH;
   att_head a;
   a.mb = mask ? mask + (size_t)b * T : NULL;
   a.kv = kv_len(a.mb, T);
-  a.q = qkv + (size_t)b * T * C3 + h * HS, a.k = a.q + C, a.v = a.q + 2 * C;
+  a.q = qkv ? qkv + (size_t)b * T * C3 + h * HS : NULL;
+  a.k = qkv ? a.q + C : NULL, a.v = qkv ? a.q + 2 * C : NULL;
   a.q16 = qkv16 + (size_t)b * T * C3 + h * HS, a.k16 = a.q16 + C, a.v16 = a.q16 + 2 * C;
   a.S = att + (size_t)bh * T * T;
   a.o = out ? out + (size_t)b * T * C + h * HS : NULL;
@@ -180,20 +182,34 @@ static att_head head_at(int bh, const float *qkv, const uint16_t *qkv16, float *
   return a;
 }
 
-/* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C], mask[B,T] (NULL: no padding), scratch as sized above */
-void af_cpu_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
+/* qkv's fp32 and bf16 views for a call: a stored bf16 qkv is used as it is (and forces the
+ * bf16 GEMMs), an fp32 one is rounded into the scratch under AF_PREC_BF16. */
+static const uint16_t *qkv_bf16(const void *qkv, af_store st, const att_scratch *sc, int B, int T, int C,
+                                af_precision *prec) {
+  if (st == AF_STORE_BF16) {
+    *prec = AF_PREC_BF16;
+    return qkv;
+  }
+  if (*prec == AF_PREC_BF16) af_f32_to_bf16_rows(sc->qkv16, 3 * C, qkv, 3 * C, (long)B * T, 3 * C);
+  return sc->qkv16;
+}
+
+/* out[B,T,C], att[B,NH,T,T], qkv[B,T,3C] (fp32 or bf16), mask[B,T] (NULL: no padding),
+ * scratch as sized above */
+void af_cpu_attention_forward(af_backend *be, float *out, float *att, const void *qkv, af_store qkv_store,
                               const float *mask, float *scratch, int B, int T, int C, int NH,
                               float dropout_p, uint64_t seed, uint64_t offset, af_precision prec) {
   (void)be;
-  const int HS = C / NH, C3 = 3 * C;
+  const int HS = C / NH;
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
   const att_scratch sc = carve(scratch, B, T, C, NH);
-  if (prec == AF_PREC_BF16) af_f32_to_bf16_rows(sc.qkv16, C3, qkv, C3, (long)B * T, C3);
+  const uint16_t *q16 = qkv_bf16(qkv, qkv_store, &sc, B, T, C, &prec);
+  const float *q32 = qkv_store == AF_STORE_BF16 ? NULL : qkv;
   af_gemm_serial_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
-    const att_head h = head_at(bh, qkv, sc.qkv16, att, out, mask, T, C, NH, offset);
+    const att_head h = head_at(bh, q32, q16, att, out, mask, T, C, NH, offset);
     if (h.kv == 0) { /* no real key at all: zero probabilities, zero output */
       memset(h.S, 0, (size_t)T * T * sizeof(float));
       for (int i = 0; i < T; i++) memset(h.o + (size_t)i * C, 0, (size_t)HS * sizeof(float));
@@ -241,25 +257,24 @@ static void head_backward(const att_head *h, const att_scratch *sc, float *dq, f
 }
 
 /* dqkv[B,T,3C] overwritten; dout[B,T,C]; qkv, att, mask as in forward; scratch as sized above */
-void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
-                               const float *att, const float *mask, float *scratch, int B, int T,
-                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
-                               af_precision prec) {
+void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const void *qkv,
+                               af_store qkv_store, const float *att, const float *mask, float *scratch,
+                               int B, int T, int C, int NH, float dropout_p, uint64_t seed,
+                               uint64_t offset, af_precision prec) {
   (void)be;
   const int HS = C / NH, C3 = 3 * C;
   const float scale = 1.0f / sqrtf((float)HS);
   const float ds = dropout_p > 0.0f ? 1.0f / (1.0f - dropout_p) : 1.0f;
   const att_scratch sc = carve(scratch, B, T, C, NH);
-  if (prec == AF_PREC_BF16) {
-    af_f32_to_bf16_rows(sc.qkv16, C3, qkv, C3, (long)B * T, C3);
-    af_f32_to_bf16_rows(sc.dout16, C, dout, C, (long)B * T, C);
-  }
+  const uint16_t *q16 = qkv_bf16(qkv, qkv_store, &sc, B, T, C, &prec);
+  const float *q32 = qkv_store == AF_STORE_BF16 ? NULL : qkv;
+  if (prec == AF_PREC_BF16) af_f32_to_bf16_rows(sc.dout16, C, dout, C, (long)B * T, C);
   af_gemm_serial_begin();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(team_size(B, NH))
   for (int bh = 0; bh < B * NH; bh++) {
     const int b = bh / NH, hh = bh % NH;
     /* att is read only: head_at's S is the head's probabilities */
-    const att_head h = head_at(bh, qkv, sc.qkv16, (float *)att, NULL, mask, T, C, NH, offset);
+    const att_head h = head_at(bh, q32, q16, (float *)att, NULL, mask, T, C, NH, offset);
     float *dq = dqkv + (size_t)b * T * C3 + hh * HS, *dk = dq + C, *dv = dq + 2 * C;
     const size_t oo = (size_t)b * T * C + hh * HS;
     /* keys past kv get no gradient; with kv == 0 nothing does */

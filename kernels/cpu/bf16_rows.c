@@ -4,6 +4,7 @@
  * nearest even, NaN kept quiet; tested in test_bf16_ops). */
 #include "kernels/cpu/vmath.h" /* first: see its pragma */
 #include "kernels/cpu/gemm.h"
+#include "kernels/cpu/cpu_backend.h"
 #include <omp.h>
 
 typedef uint32_t u32_alias __attribute__((may_alias));
@@ -32,4 +33,13 @@ void af_f32_to_bf16_rows(uint16_t *dst, long ldd, const float *src, long lds, lo
     int t = omp_get_thread_num(), n = omp_get_num_threads();
     rows_chunk(dst, ldd, src, lds, rows * t / n, rows * (t + 1) / n, cols);
   }
+}
+
+/* The table's to_bf16: the flat array as rows of 4096 (so the rows thread), then the tail. */
+void af_cpu_to_bf16(af_backend *be, uint16_t *out, const float *inp, size_t n) {
+  (void)be;
+  enum { W = 4096 };
+  const size_t rows = n / W, done = rows * W;
+  if (rows) af_f32_to_bf16_rows(out, W, inp, W, (long)rows, W);
+  if (n > done) af_f32_to_bf16_rows(out + done, (long)(n - done), inp + done, (long)(n - done), 1, (long)(n - done));
 }

@@ -99,6 +99,7 @@ af_status af_cpu_backend_create(int threads, af_backend **out) {
   be->attention_backward = af_cpu_attention_backward;
   be->dropout_forward = af_cpu_dropout_forward;
   be->dropout_backward = af_cpu_dropout_backward;
+  be->to_bf16 = af_cpu_to_bf16;
   be->add = af_cpu_add;
   be->accumulate = af_cpu_accumulate;
   be->scale = af_cpu_scale;

@@ -14,7 +14,8 @@ void af_cpu_gemm(af_backend *be, int transA, int transB, int M, int N, int K, fl
 void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const float *w,
                            const float *b, int N, int C, int OC, af_precision prec);
 void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC, af_precision prec);
+                            const void *inp, af_store inp_store, const float *w, int N, int C, int OC,
+                            af_precision prec);
 void af_cpu_embedding_forward(af_backend *be, float *out, const int32_t *ids, const int32_t *type_ids,
                               const float *wte, const float *wpe, const float *wtt, int B, int T, int C);
 void af_cpu_embedding_backward(af_backend *be, float *dwte, float *dwpe, float *dwtt, const float *dout,
@@ -30,17 +31,18 @@ void af_cpu_gelu_backward(af_backend *be, float *dinp, const float *dout, const 
 void af_cpu_tanh_forward(af_backend *be, float *out, const float *inp, size_t n);
 void af_cpu_tanh_backward(af_backend *be, float *dinp, const float *dout, const float *out, size_t n);
 size_t af_cpu_attention_scratch_floats(int B, int T, int C, int NH);
-void af_cpu_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
+void af_cpu_attention_forward(af_backend *be, float *out, float *att, const void *qkv, af_store qkv_store,
                               const float *mask, float *scratch, int B, int T, int C, int NH,
                               float dropout_p, uint64_t seed, uint64_t offset, af_precision prec);
-void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
-                               const float *att, const float *mask, float *scratch, int B, int T,
-                               int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
-                               af_precision prec);
+void af_cpu_attention_backward(af_backend *be, float *dqkv, const float *dout, const void *qkv,
+                               af_store qkv_store, const float *att, const float *mask, float *scratch,
+                               int B, int T, int C, int NH, float dropout_p, uint64_t seed,
+                               uint64_t offset, af_precision prec);
 void af_cpu_dropout_forward(af_backend *be, float *out, const float *inp, size_t n, float p,
                             uint64_t seed, uint64_t offset);
 void af_cpu_dropout_backward(af_backend *be, float *dinp, const float *dout, size_t n, float p,
                              uint64_t seed, uint64_t offset);
+void af_cpu_to_bf16(af_backend *be, uint16_t *out, const float *inp, size_t n);
 void af_cpu_add(af_backend *be, float *out, const float *a, const float *b, size_t n);
 void af_cpu_accumulate(af_backend *be, float *y, const float *x, size_t n);
 void af_cpu_scale(af_backend *be, float *x, float s, size_t n);

@@ -20,21 +20,26 @@ void af_cpu_linear_forward(af_backend *be, float *out, const float *inp, const f
   af_gemm(prec, 0, 1, N, OC, C, 1.0f, inp, C, w, C, beta, out, OC);
 }
 
-/* dinp[N,C] overwritten (skipped if NULL); dw[OC,C] += dout^T inp; db[OC] += colsum(dout) */
+/* dinp[N,C] overwritten (skipped if NULL); dw[OC,C] += dout^T inp; db[OC] += colsum(dout).
+ * inp is fp32, or bf16 bits (AF_STORE_BF16: its GEMM is bf16 whatever prec says). */
 void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC, af_precision prec) {
+                            const void *inp, af_store inp_store, const float *w, int N, int C, int OC,
+                            af_precision prec) {
   (void)be;
-  uint16_t *d16 = prec == AF_PREC_BF16 && dinp && dw ? af_bf16_copy(0, dout, OC, N, OC) : NULL;
-  if (d16) { /* dout rounded once for both GEMMs */
-    uint16_t *w16 = af_bf16_copy(1, w, C, OC, C);
+  const int inp16 = inp_store == AF_STORE_BF16;
+  /* dout rounded once for both GEMMs; needed alone when inp is already bf16 */
+  uint16_t *d16 = (prec == AF_PREC_BF16 && dinp && dw) || (inp16 && dw) ? af_bf16_copy(0, dout, OC, N, OC) : NULL;
+  if (dinp) {
+    uint16_t *w16 = d16 ? af_bf16_copy(1, w, C, OC, C) : NULL;
     if (w16) af_gemm_bf16(0, 0, N, C, OC, 1.0f, d16, OC, w16, C, 0.0f, dinp, C);
     else af_gemm(prec, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
-    uint16_t *i16 = af_bf16_copy(1, inp, C, N, C);
+  }
+  if (dw && inp16) {
+    if (d16) af_gemm_bf16(1, 0, OC, C, N, 1.0f, d16, OC, (const uint16_t *)inp, C, 1.0f, dw, C);
+  } else if (dw) {
+    uint16_t *i16 = d16 ? af_bf16_copy(1, (const float *)inp, C, N, C) : NULL;
     if (i16) af_gemm_bf16(1, 0, OC, C, N, 1.0f, d16, OC, i16, C, 1.0f, dw, C);
-    else af_gemm(prec, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
-  } else {
-    if (dinp) af_gemm(prec, 0, 0, N, C, OC, 1.0f, dout, OC, w, C, 0.0f, dinp, C);
-    if (dw) af_gemm(prec, 1, 0, OC, C, N, 1.0f, dout, OC, inp, C, 1.0f, dw, C);
+    else af_gemm(prec, 1, 0, OC, C, N, 1.0f, dout, OC, (const float *)inp, C, 1.0f, dw, C);
   }
   if (db) {
     enum { CB = 64 };

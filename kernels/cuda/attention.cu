@@ -9,8 +9,10 @@
  *   q, k, v [B,NH,T,HS] | y [B,NH,T,HS] (head outputs / their gradient)
  *   | dq, dk, dv [B,NH,T,HS] (backward only) | P [B,NH,T,T] (dropped probs / dP / dpreatt)
  * AF_PREC_BF16: the six GEMMs run through af_cuda_gemm's bf16 path (operands rounded to bf16,
- * fp32 accumulation); the softmax kernels stay fp32. */
+ * fp32 accumulation); the softmax kernels stay fp32. A qkv stored in bf16 (AF_STORE_BF16) is
+ * widened exactly into q, k, v, which the bf16 GEMMs round back to the same bits. */
 #include <math.h>
+#include <cuda_bf16.h>
 #include "kernels/cuda/cuda_common.cuh"
 
 #define ATT_BLOCK 256  /* 8 warps: 8 attention rows per block */
@@ -20,16 +22,20 @@ size_t af_cuda_attention_scratch_floats(int B, int T, int C, int NH) {
   return 7 * btc + att;
 }
 
+__device__ __forceinline__ float widen(float x) { return x; }
+__device__ __forceinline__ float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
+
 /* dst_p[b,h,t,d] = src[(b*T + t)*src_stride + p*C + h*HS + d] for each non-NULL dst_p */
-__global__ void to_heads_kernel(float *dst0, float *dst1, float *dst2, const float *src, int src_stride,
+template <typename S>
+__global__ void to_heads_kernel(float *dst0, float *dst1, float *dst2, const S *src, int src_stride,
                                 int B, int T, int NH, int HS) {
   size_t n = (size_t)B * NH * T * HS, C = (size_t)NH * HS;
   for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
     size_t d = i % HS, t = (i / HS) % T, h = (i / ((size_t)HS * T)) % NH, b = i / ((size_t)HS * T * NH);
     size_t s = (b * T + t) * (size_t)src_stride + h * HS + d;
-    dst0[i] = src[s];
-    if (dst1) dst1[i] = src[s + C];
-    if (dst2) dst2[i] = src[s + 2 * C];
+    dst0[i] = widen(src[s]);
+    if (dst1) dst1[i] = widen(src[s + C]);
+    if (dst2) dst2[i] = widen(src[s + 2 * C]);
   }
 }
 
@@ -103,8 +109,23 @@ __global__ void softmax_backward_kernel(float *dP, const float *att, int B, int 
 
 static unsigned row_blocks(size_t rows) { return (unsigned)((rows + ATT_BLOCK / 32 - 1) / (ATT_BLOCK / 32)); }
 
+/* q, k, v [B,NH,T,HS] fp32 from qkv [B,T,3C] stored as st; a bf16 qkv makes the GEMMs bf16 */
+static void qkv_to_heads(af_backend *be, float *q, float *k, float *v, const void *qkv, af_store st, int B, int T,
+                         int NH, int HS, af_precision *prec) {
+  size_t btc = (size_t)B * T * NH * HS;
+  if (st == AF_STORE_BF16) {
+    *prec = AF_PREC_BF16;
+    to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, af_cuda_stream(be)>>>(
+        q, k, v, (const __nv_bfloat16 *)qkv, 3 * NH * HS, B, T, NH, HS);
+  } else {
+    to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, af_cuda_stream(be)>>>(q, k, v, (const float *)qkv,
+                                                                             3 * NH * HS, B, T, NH, HS);
+  }
+  AF_CUDA_CHECK_LAUNCH(be, "to_heads_kernel");
+}
+
 /* out[B,T,C]; att[B,NH,T,T] (probabilities before dropout); qkv[B,T,3C]; mask[B,T] */
-void af_cuda_attention_forward(af_backend *be, float *out, float *att, const float *qkv,
+void af_cuda_attention_forward(af_backend *be, float *out, float *att, const void *qkv, af_store qkv_store,
                                const float *mask, float *scratch, int B, int T, int C, int NH,
                                float dropout_p, uint64_t seed, uint64_t offset, af_precision prec) {
   if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
@@ -118,8 +139,7 @@ void af_cuda_attention_forward(af_backend *be, float *out, float *att, const flo
   float *q = scratch, *k = q + btc, *v = k + btc, *y = v + btc, *P = y + 4 * btc;
   float alpha = 1.0f / sqrtf((float)HS);
 
-  to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(q, k, v, qkv, 3 * C, B, T, NH, HS);
-  AF_CUDA_CHECK_LAUNCH(be, "to_heads_kernel");
+  qkv_to_heads(be, q, k, v, qkv, qkv_store, B, T, NH, HS, &prec);
   /* att = alpha * q @ k^T, per head */
   af_cuda_gemm(be, 0, 1, T, T, HS, alpha, q, HS, (long)nths, k, HS, (long)nths, 0.0f, att, T, (long)ntt, BNH, prec);
   int drop = dropout_p > 0.0f;
@@ -136,10 +156,10 @@ void af_cuda_attention_forward(af_backend *be, float *out, float *att, const flo
 }
 
 /* dqkv[B,T,3C] overwritten; dout[B,T,C]; qkv, att, mask as in forward */
-void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, const float *qkv,
-                                const float *att, const float *mask, float *scratch, int B, int T,
-                                int C, int NH, float dropout_p, uint64_t seed, uint64_t offset,
-                                af_precision prec) {
+void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, const void *qkv,
+                                af_store qkv_store, const float *att, const float *mask, float *scratch,
+                                int B, int T, int C, int NH, float dropout_p, uint64_t seed,
+                                uint64_t offset, af_precision prec) {
   (void)mask;  /* padded keys already have att = 0, which zeroes their gradient */
   if (B <= 0 || T <= 0 || C <= 0 || NH <= 0) return;
   if (C % NH != 0) {
@@ -155,8 +175,7 @@ void af_cuda_attention_backward(af_backend *be, float *dqkv, const float *dout, 
   int drop = dropout_p > 0.0f;
   float dscale = drop ? 1.0f / (1.0f - dropout_p) : 1.0f;
 
-  to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(q, k, v, qkv, 3 * C, B, T, NH, HS);
-  AF_CUDA_CHECK_LAUNCH(be, "to_heads_kernel");
+  qkv_to_heads(be, q, k, v, qkv, qkv_store, B, T, NH, HS, &prec);
   to_heads_kernel<<<af_cuda_blocks(btc, 256), 256, 0, st>>>(dy, NULL, NULL, dout, C, B, T, NH, HS);
   AF_CUDA_CHECK_LAUNCH(be, "to_heads_kernel");
   /* the probabilities the forward multiplied with v: dropped ones regenerated from the

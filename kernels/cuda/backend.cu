@@ -237,6 +237,7 @@ extern "C" af_status af_cuda_backend_create(af_backend **out) {
   be->attention_backward = af_cuda_attention_backward;
   be->dropout_forward = af_cuda_dropout_forward;
   be->dropout_backward = af_cuda_dropout_backward;
+  be->to_bf16 = af_cuda_to_bf16;
   be->add = af_cuda_add;
   be->accumulate = af_cuda_accumulate;
   be->scale = af_cuda_scale;

@@ -3,7 +3,8 @@
  * column-major C^T = op(B)^T op(A)^T: swap the operands and M/N, keep the op flags.
  * AF_PREC_BF16: the operands' spans are rounded to bf16 (to nearest even) into the
  * context's scratch, keeping their leading dimensions and strides, and cublasGemmEx /
- * cublasGemmStridedBatchedEx multiply them with CUBLAS_COMPUTE_32F into the fp32 C. */
+ * cublasGemmStridedBatchedEx multiply them with CUBLAS_COMPUTE_32F into the fp32 C; an operand
+ * already stored in bf16 (linear backward's AF_STORE_BF16 input) is used as it is. */
 #include <cuda_bf16.h>
 #include "kernels/cuda/cuda_common.cuh"
 
@@ -44,15 +45,22 @@ static __nv_bfloat16 *to_bf16(af_backend *be, void **buf, size_t *cap, const flo
   return d;
 }
 
+void af_cuda_to_bf16(af_backend *be, uint16_t *out, const float *inp, size_t n) {
+  if (n == 0) return;
+  f32_to_bf16_kernel<<<af_cuda_blocks(n, 256), 256, 0, af_cuda_stream(be)>>>((__nv_bfloat16 *)out, inp, n);
+  AF_CUDA_CHECK_LAUNCH(be, "f32_to_bf16_kernel");
+}
+
+/* A and B fp32 (rounded here) or, with a16/b16, bf16 already */
 static void gemm_bf16(af_backend *be, cublasOperation_t opA, cublasOperation_t opB, int M, int N, int K, float alpha,
-                      const float *A, int lda, long strideA, const float *B, int ldb, long strideB, float beta,
-                      float *C, int ldc, long strideC, int batch) {
+                      const void *A, int a16, int lda, long strideA, const void *B, int b16, int ldb, long strideB,
+                      float beta, float *C, int ldc, long strideC, int batch) {
   af_cuda_ctx *ctx = af_cuda_ctx_of(be);
   const int transA = opA == CUBLAS_OP_T, transB = opB == CUBLAS_OP_T;
   size_t na = span(transA ? K : M, transA ? M : K, lda, strideA, batch);
   size_t nb = span(transB ? N : K, transB ? K : N, ldb, strideB, batch);
-  __nv_bfloat16 *A16 = to_bf16(be, &ctx->bf16_a, &ctx->bf16_a_cap, A, na);
-  __nv_bfloat16 *B16 = to_bf16(be, &ctx->bf16_b, &ctx->bf16_b_cap, B, nb);
+  const __nv_bfloat16 *A16 = a16 ? (const __nv_bfloat16 *)A : to_bf16(be, &ctx->bf16_a, &ctx->bf16_a_cap, (const float *)A, na);
+  const __nv_bfloat16 *B16 = b16 ? (const __nv_bfloat16 *)B : to_bf16(be, &ctx->bf16_b, &ctx->bf16_b_cap, (const float *)B, nb);
   if (!A16 || !B16) return;
   if (batch == 1) {
     AF_CUBLAS_CHECK(be, cublasGemmEx(ctx->cublas, opB, opA, N, M, K, &alpha, B16, CUDA_R_16BF, ldb, A16, CUDA_R_16BF,
@@ -73,7 +81,7 @@ void af_cuda_gemm(af_backend *be, int transA, int transB, int M, int N, int K, f
   cublasOperation_t opA = transA ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasOperation_t opB = transB ? CUBLAS_OP_T : CUBLAS_OP_N;
   if (prec == AF_PREC_BF16 && K > 0) {
-    gemm_bf16(be, opA, opB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta, C, ldc, strideC, batch);
+    gemm_bf16(be, opA, opB, M, N, K, alpha, A, 0, lda, strideA, B, 0, ldb, strideB, beta, C, ldc, strideC, batch);
     return;
   }
   if (batch == 1) {
@@ -127,10 +135,17 @@ void af_cuda_linear_forward(af_backend *be, float *out, const float *inp, const 
   }
 }
 
-/* dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten); dw[OC,C] += dout^T @ inp; db[OC] += colsum(dout) */
+/* dinp[N,C] = dout[N,OC] @ w[OC,C] (overwritten); dw[OC,C] += dout^T @ inp; db[OC] += colsum(dout).
+ * inp fp32, or bf16 (AF_STORE_BF16: its GEMM is bf16 whatever prec says). */
 void af_cuda_linear_backward(af_backend *be, float *dinp, float *dw, float *db, const float *dout,
-                             const float *inp, const float *w, int N, int C, int OC, af_precision prec) {
+                             const void *inp, af_store inp_store, const float *w, int N, int C, int OC,
+                             af_precision prec) {
   if (dinp) af_cuda_gemm(be, 0, 0, N, C, OC, 1.0f, dout, OC, 0, w, C, 0, 0.0f, dinp, C, 0, 1, prec);
-  if (dw) af_cuda_gemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, 0, inp, C, 0, 1.0f, dw, C, 0, 1, prec);
+  if (dw && inp_store == AF_STORE_BF16) {
+    if (OC > 0 && C > 0 && N > 0)
+      gemm_bf16(be, CUBLAS_OP_T, CUBLAS_OP_N, OC, C, N, 1.0f, dout, 0, OC, 0, inp, 1, C, 0, 1.0f, dw, C, 0, 1);
+  } else if (dw) {
+    af_cuda_gemm(be, 1, 0, OC, C, N, 1.0f, dout, OC, 0, (const float *)inp, C, 0, 1.0f, dw, C, 0, 1, prec);
+  }
   if (db) colsum_accumulate(be, db, dout, N, OC);
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "core/base/half.h"
 #include "kernels/ops.h"
 #include "tests/testutil.h"
 
@@ -104,12 +105,12 @@ static void test_linear(void) {
     out[k] = hbuf((size_t)N * OC); down(be, out[k], o, (size_t)N * OC);
     be->linear_forward(be, o, in, w, NULL, N, C, OC, AF_PREC_FP32);
     outnb[k] = hbuf((size_t)N * OC); down(be, outnb[k], o, (size_t)N * OC);
-    be->linear_backward(be, di, gw, gb, dout, in, w, N, C, OC, AF_PREC_FP32);
+    be->linear_backward(be, di, gw, gb, dout, in, AF_STORE_F32, w, N, C, OC, AF_PREC_FP32);
     dinp[k] = hbuf((size_t)N * C); down(be, dinp[k], di, (size_t)N * C);
     dw[k] = hbuf((size_t)OC * C); down(be, dw[k], gw, (size_t)OC * C);
     db[k] = hbuf(OC); down(be, db[k], gb, OC);
     /* dinp == NULL and db == NULL: only dw, accumulated a second time */
-    be->linear_backward(be, NULL, gw, NULL, dout, in, w, N, C, OC, AF_PREC_FP32);
+    be->linear_backward(be, NULL, gw, NULL, dout, in, AF_STORE_F32, w, N, C, OC, AF_PREC_FP32);
     dw2[k] = hbuf((size_t)OC * C); down(be, dw2[k], gw, (size_t)OC * C);
     release(be, in); release(be, w); release(be, b); release(be, o); release(be, dout);
     release(be, di); release(be, gw); release(be, gb);
@@ -258,14 +259,15 @@ static void test_attention(void) {
       size_t ns = be->attention_scratch_floats(B, T, C, NH);
       float *qkv = upf(be, hqkv, nqkv), *mask = upf(be, hmask, (size_t)B * T), *dout = upf(be, hdout, nout);
       float *o = zeros(be, nout), *a = zeros(be, natt), *dq = zeros(be, nqkv), *scratch = zeros(be, ns);
-      be->attention_forward(be, o, a, qkv, mask, scratch, B, T, C, NH, p, seed, offset, AF_PREC_FP32);
+      be->attention_forward(be, o, a, qkv, AF_STORE_F32, mask, scratch, B, T, C, NH, p, seed, offset, AF_PREC_FP32);
       out[k] = hbuf(nout); down(be, out[k], o, nout);
       att[k] = hbuf(natt); down(be, att[k], a, natt);
       /* poison dqkv: backward must overwrite all of it */
       float *poison = hrand(nqkv, 100);
       CHECK_OK(be->to_device(be, dq, poison, nqkv * sizeof(float)));
       free(poison);
-      be->attention_backward(be, dq, dout, qkv, a, mask, scratch, B, T, C, NH, p, seed, offset, AF_PREC_FP32);
+      be->attention_backward(be, dq, dout, qkv, AF_STORE_F32, a, mask, scratch, B, T, C, NH, p, seed, offset,
+                             AF_PREC_FP32);
       dqkv[k] = hbuf(nqkv); down(be, dqkv[k], dq, nqkv);
       release(be, qkv); release(be, mask); release(be, dout); release(be, o); release(be, a);
       release(be, dq); release(be, scratch);
@@ -320,7 +322,7 @@ static void test_bf16(void) {
     float *o = zeros(be, (size_t)NR * OC), *dout = upf(be, hdout, (size_t)NR * OC);
     float *di = zeros(be, (size_t)NR * CI), *gw = upf(be, hdw0, (size_t)OC * CI);
     be->linear_forward(be, o, in, w, b, NR, CI, OC, AF_PREC_BF16);
-    be->linear_backward(be, di, gw, NULL, dout, in, w, NR, CI, OC, AF_PREC_BF16);
+    be->linear_backward(be, di, gw, NULL, dout, in, AF_STORE_F32, w, NR, CI, OC, AF_PREC_BF16);
     out[k] = hbuf((size_t)NR * OC); down(be, out[k], o, (size_t)NR * OC);
     dinp[k] = hbuf((size_t)NR * CI); down(be, dinp[k], di, (size_t)NR * CI);
     dw[k] = hbuf((size_t)OC * CI); down(be, dw[k], gw, (size_t)OC * CI);
@@ -342,8 +344,8 @@ static void test_bf16(void) {
       float *qkv = upf(be, hqkv, nqkv), *mask = upf(be, hmask, (size_t)B * T), *dout = upf(be, hd, nout);
       float *o = zeros(be, nout), *a = zeros(be, (size_t)B * NH * T * T), *dq = zeros(be, nqkv);
       float *scratch = zeros(be, be->attention_scratch_floats(B, T, C, NH));
-      be->attention_forward(be, o, a, qkv, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
-      be->attention_backward(be, dq, dout, qkv, a, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
+      be->attention_forward(be, o, a, qkv, AF_STORE_F32, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
+      be->attention_backward(be, dq, dout, qkv, AF_STORE_F32, a, mask, scratch, B, T, C, NH, p, 7, 99, AF_PREC_BF16);
       ao[k] = hbuf(nout); down(be, ao[k], o, nout);
       aq[k] = hbuf(nqkv); down(be, aq[k], dq, nqkv);
       release(be, qkv); release(be, mask); release(be, dout); release(be, o); release(be, a); release(be, dq);
@@ -357,6 +359,77 @@ static void test_bf16(void) {
     for (int k = 0; k < 2; k++) { free(ao[k]); free(aq[k]); }
   }
   free(hqkv); free(hd);
+}
+
+/* ---- bf16 storage of saved GEMM operands (AF_STORE_BF16), on each backend: to_bf16 gives
+ * core/base/half.c's bits for finite values, and linear backward and attention given the
+ * stored bf16 operand match the same ops rounding the fp32 one themselves (the same bf16
+ * GEMM inputs: equal up to the GEMM library's choice of algorithm, 1e-6). ---- */
+static void test_bf16_storage(void) {
+  const int NR = 67, CI = 48, OC = 72, B = 3, T = 37, C = 48, NH = 4;
+  const size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
+  float *hin = hrand((size_t)NR * CI, 1), *hw = hrand((size_t)OC * CI, 0.2f), *hdout = hrand((size_t)NR * OC, 1);
+  float *hqkv = hrand(nqkv, 2), *hd = hrand(nout, 1), hmask[B * T];
+  for (int i = 0; i < B * T; i++) hmask[i] = !(i / T == 1 && i % T >= 25);
+  for (int k = 0; k < 2; k++) {
+    af_backend *be = be2[k];
+    char label[96];
+    /* rounding */
+    uint16_t *h16 = malloc(nqkv * sizeof *h16);
+    float *qkv = upf(be, hqkv, nqkv);
+    uint16_t *q16 = (uint16_t *)zeros(be, (nqkv + 1) / 2);
+    be->to_bf16(be, q16, qkv, nqkv);
+    CHECK_OK(be->sync(be));
+    CHECK_OK(be->to_host(be, h16, q16, nqkv * sizeof *h16));
+    size_t bad = 0;
+    for (size_t i = 0; i < nqkv; i++) bad += h16[i] != af_f32_to_bf16(hqkv[i]);
+    printf("%s: to_bf16 of %zu values: %zu differ from af_f32_to_bf16 %s\n", be->name, nqkv, bad, bad ? "FAIL" : "ok");
+    CHECK(bad == 0);
+    /* linear backward: fp32 input vs the same input stored bf16 */
+    float *in = upf(be, hin, (size_t)NR * CI), *w = upf(be, hw, (size_t)OC * CI), *dout = upf(be, hdout, (size_t)NR * OC);
+    uint16_t *in16 = (uint16_t *)zeros(be, ((size_t)NR * CI + 1) / 2);
+    be->to_bf16(be, in16, in, (size_t)NR * CI);
+    float *di[2], *gw[2], *r_di[2], *r_gw[2];
+    for (int st = 0; st < 2; st++) {
+      di[st] = zeros(be, (size_t)NR * CI), gw[st] = zeros(be, (size_t)OC * CI);
+      be->linear_backward(be, di[st], gw[st], NULL, dout, st ? (const void *)in16 : in, st ? AF_STORE_BF16 : AF_STORE_F32,
+                          w, NR, CI, OC, AF_PREC_BF16);
+      r_di[st] = hbuf((size_t)NR * CI), r_gw[st] = hbuf((size_t)OC * CI);
+      down(be, r_di[st], di[st], (size_t)NR * CI), down(be, r_gw[st], gw[st], (size_t)OC * CI);
+    }
+    snprintf(label, sizeof label, "%s: linear_backward bf16 dinp, input stored bf16", be->name);
+    af_test_close(label, r_di[1], r_di[0], (size_t)NR * CI, 0, 1e-6);
+    snprintf(label, sizeof label, "%s: linear_backward bf16 dw, input stored bf16", be->name);
+    af_test_close(label, r_gw[1], r_gw[0], (size_t)OC * CI, 0, 1e-6);
+    /* attention: fp32 qkv vs qkv stored bf16, forward and backward */
+    float *mask = upf(be, hmask, (size_t)B * T), *dA = upf(be, hd, nout);
+    float *scratch = zeros(be, be->attention_scratch_floats(B, T, C, NH));
+    float *r_o[2], *r_a[2], *r_dq[2];
+    for (int st = 0; st < 2; st++) {
+      const void *src = st ? (const void *)q16 : qkv;
+      af_store sto = st ? AF_STORE_BF16 : AF_STORE_F32;
+      float *o = zeros(be, nout), *a = zeros(be, natt), *dq = zeros(be, nqkv);
+      be->attention_forward(be, o, a, src, sto, mask, scratch, B, T, C, NH, 0.1f, 7, 99, AF_PREC_BF16);
+      be->attention_backward(be, dq, dA, src, sto, a, mask, scratch, B, T, C, NH, 0.1f, 7, 99, AF_PREC_BF16);
+      r_o[st] = hbuf(nout), r_a[st] = hbuf(natt), r_dq[st] = hbuf(nqkv);
+      down(be, r_o[st], o, nout), down(be, r_a[st], a, natt), down(be, r_dq[st], dq, nqkv);
+      release(be, o); release(be, a); release(be, dq);
+    }
+    snprintf(label, sizeof label, "%s: attention bf16 out, qkv stored bf16", be->name);
+    af_test_close(label, r_o[1], r_o[0], nout, 0, 1e-6);
+    snprintf(label, sizeof label, "%s: attention bf16 probabilities, qkv stored bf16", be->name);
+    af_test_close(label, r_a[1], r_a[0], natt, 0, 1e-6);
+    snprintf(label, sizeof label, "%s: attention bf16 dqkv, qkv stored bf16", be->name);
+    af_test_close(label, r_dq[1], r_dq[0], nqkv, 0, 1e-6);
+    for (int st = 0; st < 2; st++) {
+      release(be, di[st]); release(be, gw[st]);
+      free(r_di[st]); free(r_gw[st]); free(r_o[st]); free(r_a[st]); free(r_dq[st]);
+    }
+    release(be, qkv); release(be, q16); release(be, in); release(be, w); release(be, dout); release(be, in16);
+    release(be, mask); release(be, dA); release(be, scratch);
+    free(h16);
+  }
+  free(hin); free(hw); free(hdout); free(hqkv); free(hd);
 }
 
 /* ---- dropout: the masks must be identical, the values bit-exact ---- */
@@ -556,6 +629,7 @@ int main(void) {
   test_activations();
   test_attention();
   test_bf16();
+  test_bf16_storage();
   test_dropout();
   test_elementwise();
   test_losses();

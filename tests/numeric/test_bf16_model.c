@@ -21,7 +21,8 @@
  * Controls: bf16 really differs from fp32 (the loss and most gradient elements are not
  * bit-identical); a forward started at layer k from the prefix's output equals a forward
  * from the tokens bit for bit under --frozen-precision bf16 (what the activation cache
- * relies on); an fp32 model is unaffected by another model running bf16 (no shared state). */
+ * relies on); an fp32 model is unaffected by another model running bf16 (no shared state).
+ * bf16 storage of the activations backward reads as GEMM operands: bit-identical steps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,13 +53,20 @@ static void make_batch(void) {
   for (int b = 0; b < B; b++) tgt[b] = (float)(b % NL);
 }
 
-/* One step at depth k with the given precisions: loss, and the gradients into g (host). */
-static float step(af_precision prec, af_precision fprec, int k, float *g, size_t n) {
+/* One step at depth k with the given precisions: loss, and the gradients into g (host).
+ * store16: set them with af_bert_set_precision (bf16 storage of the GEMM operands kept
+ * for backward under BF16); else by hand on the fp32 layout (fp32 storage). */
+static float step_as(af_precision prec, af_precision fprec, int k, float *g, size_t n, int store16, size_t *bytes) {
   af_bert m;
   float loss = NAN;
   CHECK_OK(af_bert_init(&m, be, &cfg, NL, B, T, 0));
-  m.precision = prec;
-  m.frozen_precision = fprec;
+  if (store16) {
+    CHECK_OK(af_bert_set_precision(&m, prec, fprec));
+  } else {
+    m.precision = prec;
+    m.frozen_precision = fprec;
+  }
+  if (bytes) *bytes = af_bert_activation_bytes(&m);
   af_bert_input bt = {ids, tt, mask, tgt, B, T};
   CHECK_OK(af_bert_set_params(&m, params));
   CHECK_OK(af_bert_load_batch(&m, &bt));
@@ -68,6 +76,9 @@ static float step(af_precision prec, af_precision fprec, int k, float *g, size_t
   CHECK_OK(be->to_host(be, g, m.grads, n * sizeof(float)));
   af_bert_free(&m);
   return loss;
+}
+static float step(af_precision prec, af_precision fprec, int k, float *g, size_t n) {
+  return step_as(prec, fprec, k, g, n, 1, NULL);
 }
 
 /* Per trainable tensor (from float offset `from`): ||g - r|| <= rel ||r||; the worst ratio. */
@@ -132,6 +143,60 @@ static void full_step(const af_param_layout *lay) {
   free(g0), free(g1), free(g2);
 }
 
+/* Under --precision bf16 the model keeps qkv, the attention context, LayerNorm 1's output and
+ * the GELU output in bf16 (af_bert_set_precision): the step is bit for bit the one over fp32 storage (the bf16
+ * GEMMs round those operands to the same bits), at depth 0 and 1, and the arena shrinks by
+ * 2 bytes per value of the three in every layer (all may train here: min_depth 0). */
+static void storage_step(const af_param_layout *lay) {
+  size_t n = lay->total, b32, b16;
+  float *g0 = malloc(n * sizeof *g0), *g1 = malloc(n * sizeof *g1);
+  for (int k = 0; k < 2; k++) {
+    float l0 = step_as(AF_PREC_BF16, AF_PREC_FP32, k, g0, n, 0, &b32);
+    float l1 = step_as(AF_PREC_BF16, AF_PREC_FP32, k, g1, n, 1, &b16);
+    int same = l0 == l1 && !memcmp(g0, g1, n * sizeof *g0);
+    printf("%-46s depth %d: loss %.7f / %.7f, gradients %s\n", "bf16 storage of GEMM operands vs fp32 storage", k, l1,
+           l0, same ? "bit-identical: ok" : "DIFFER: FAIL");
+    CHECK(same);
+  }
+  const size_t N = (size_t)B * T, C = cfg.hidden_size, I = cfg.intermediate_size, L = cfg.num_hidden_layers;
+  /* per layer: 3C + C + C + I floats become as many bf16 (carving rounds each to 16 floats) */
+#define UP16(x) ((((x) + 15) / 16) * 16)
+  size_t saved = 0;
+  for (size_t l = 0; l < L; l++) {
+    const size_t v[4] = {N * 3 * C, N * C, N * C, N * I};
+    for (int j = 0; j < 4; j++) saved += (UP16(v[j]) - UP16((v[j] + 1) / 2)) * sizeof(float);
+  }
+#undef UP16
+  printf("%-46s %zu -> %zu bytes (%.1f%% less; expected %zu less)\n", "activation arena, bf16 storage", b32, b16,
+         100.0 * (double)(b32 - b16) / (double)b32, saved);
+  CHECK(b16 + saved == b32);
+  /* the layout follows af_bert_set_precision only: a hand-set precision that does not fit it
+   * is refused, and FP32 set back gives the fp32 step bit for bit */
+  af_bert m;
+  float loss, lf, *gf = malloc(n * sizeof *gf);
+  CHECK_OK(af_bert_init(&m, be, &cfg, NL, B, T, 0));
+  CHECK_OK(af_bert_set_precision(&m, AF_PREC_BF16, AF_PREC_FP32));
+  m.precision = AF_PREC_FP32;
+  af_bert_input bt = {ids, tt, mask, tgt, B, T};
+  CHECK_OK(af_bert_set_params(&m, params));
+  CHECK_OK(af_bert_load_batch(&m, &bt));
+  af_status st = af_bert_forward(&m, B, T, 0, 0, 1, 77, &loss);
+  printf("%-46s %s (%s)\n", "hand-set fp32 on the bf16 layout", st == AF_ERR_ARG ? "refused: ok" : "FAIL",
+         af_last_error());
+  CHECK(st == AF_ERR_ARG && strstr(af_last_error(), "af_bert_set_precision"));
+  CHECK_OK(af_bert_set_precision(&m, AF_PREC_FP32, AF_PREC_FP32));
+  CHECK(af_bert_activation_bytes(&m) == b32);
+  CHECK_OK(af_bert_load_batch(&m, &bt));
+  af_grads_zero(&m, 0);
+  CHECK_OK(af_bert_forward(&m, B, T, 0, 0, 1, 77, &loss));
+  CHECK_OK(af_bert_backward(&m, B, T, 0, 77, 1.0f / B));
+  CHECK_OK(be->to_host(be, g1, m.grads, n * sizeof(float)));
+  af_bert_free(&m);
+  lf = step_as(AF_PREC_FP32, AF_PREC_FP32, 0, gf, n, 0, NULL);
+  CHECK(loss == lf && !memcmp(g1, gf, n * sizeof *gf));
+  free(g0), free(g1), free(gf);
+}
+
 /* --frozen-precision bf16 at depth 1: only layer 0's forward in bf16 */
 static void frozen_step(const af_param_layout *lay) {
   const int k = 1;
@@ -191,6 +256,7 @@ int main(void) {
   make_batch();
   printf("tiny fixture: %d layers, hidden %d; bf16 GEMMs: %s\n", cfg.num_hidden_layers, cfg.hidden_size, be->bf16_name);
   full_step(&lay);
+  storage_step(&lay);
   frozen_step(&lay);
   prefix_consistent();
   free(params);

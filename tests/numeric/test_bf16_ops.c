@@ -159,8 +159,23 @@ static void test_linear(void) {
     out[p] = rnd((size_t)N * OC, 0, 1), dinp[p] = rnd((size_t)N * C, 0, 1);
     dw[p] = dup(dw0, (size_t)OC * C), db[p] = dup(db0, OC);
     be->linear_forward(be, out[p], inp, w, b, N, C, OC, prec);
-    be->linear_backward(be, dinp[p], dw[p], db[p], dout, inp, w, N, C, OC, prec);
+    be->linear_backward(be, dinp[p], dw[p], db[p], dout, inp, AF_STORE_F32, w, N, C, OC, prec);
   }
+  /* the input stored in bf16 (what the model keeps for backward under bf16): the same bits
+   * as the fp32 input rounded inside the op, with and without dinp */
+  uint16_t *inp16 = malloc((size_t)N * C * sizeof *inp16);
+  be->to_bf16(be, inp16, inp, (size_t)N * C);
+  float *dinp16 = rnd((size_t)N * C, 0, 1), *dw16 = dup(dw0, (size_t)OC * C), *db16 = dup(db0, OC);
+  float *dw16b = dup(dw0, (size_t)OC * C), *dw32b = dup(dw0, (size_t)OC * C);
+  be->linear_backward(be, dinp16, dw16, db16, dout, inp16, AF_STORE_BF16, w, N, C, OC, AF_PREC_BF16);
+  be->linear_backward(be, NULL, dw16b, NULL, dout, inp16, AF_STORE_BF16, w, N, C, OC, AF_PREC_BF16);
+  be->linear_backward(be, NULL, dw32b, NULL, dout, inp, AF_STORE_F32, w, N, C, OC, AF_PREC_BF16);
+  int same16 = !memcmp(dinp16, dinp[1], (size_t)N * C * sizeof(float)) &&
+               !memcmp(dw16, dw[1], (size_t)OC * C * sizeof(float)) && !memcmp(db16, db[1], OC * sizeof(float)) &&
+               !memcmp(dw16b, dw32b, (size_t)OC * C * sizeof(float));
+  printf("%-52s %s\n", "linear bf16 backward, input stored bf16: same bits", same16 ? "ok" : "FAIL");
+  CHECK(same16);
+  free(inp16), free(dinp16), free(dw16), free(db16), free(dw16b), free(dw32b);
   double ri = rms(inp, (size_t)N * C), rw = rms(w, (size_t)OC * C), rd = rms(dout, (size_t)N * OC);
   /* forward: K = C over inp, w; dinp: K = OC over dout, w; dw: K = N over dout, inp */
   bf16_close("linear bf16 forward (K = C)", out[1], out[0], (size_t)N * OC, CB * U8 * sqrt(C) * ri * rw);
@@ -210,9 +225,24 @@ static void test_attention(float p, const char *tag) {
   for (int q = 0; q < 2; q++) {
     af_precision prec = q ? AF_PREC_BF16 : AF_PREC_FP32;
     out[q] = rnd(BTC, 0, 1), att[q] = rnd(natt, 0, 1), dqkv[q] = rnd(BTC * 3, 0, 1);
-    be->attention_forward(be, out[q], att[q], qkv, mask, scratch, B, T, C, NH, p, 42, 1000, prec);
-    be->attention_backward(be, dqkv[q], dout, qkv, att[q], mask, scratch, B, T, C, NH, p, 42, 1000, prec);
+    be->attention_forward(be, out[q], att[q], qkv, AF_STORE_F32, mask, scratch, B, T, C, NH, p, 42, 1000, prec);
+    be->attention_backward(be, dqkv[q], dout, qkv, AF_STORE_F32, att[q], mask, scratch, B, T, C, NH, p, 42, 1000,
+                           prec);
   }
+  /* qkv stored in bf16: the same bits as the fp32 qkv rounded inside the ops */
+  uint16_t *qkv16 = malloc(BTC * 3 * sizeof *qkv16);
+  be->to_bf16(be, qkv16, qkv, BTC * 3);
+  float *out16 = rnd(BTC, 0, 1), *att16 = rnd(natt, 0, 1), *dqkv16 = rnd(BTC * 3, 0, 1);
+  be->attention_forward(be, out16, att16, qkv16, AF_STORE_BF16, mask, scratch, B, T, C, NH, p, 42, 1000, AF_PREC_BF16);
+  be->attention_backward(be, dqkv16, dout, qkv16, AF_STORE_BF16, att16, mask, scratch, B, T, C, NH, p, 42, 1000,
+                         AF_PREC_BF16);
+  int same16 = !memcmp(out16, out[1], BTC * sizeof(float)) && !memcmp(att16, att[1], natt * sizeof(float)) &&
+               !memcmp(dqkv16, dqkv[1], BTC * 3 * sizeof(float));
+  char lab16[96];
+  snprintf(lab16, sizeof lab16, "attention bf16 %s, qkv stored bf16: same bits", tag);
+  printf("%-52s %s\n", lab16, same16 ? "ok" : "FAIL");
+  CHECK(same16);
+  free(qkv16), free(out16), free(att16), free(dqkv16);
   const double r = rms(qkv, BTC * 3), sS = (1.0 / sqrt((double)HS)) * sqrt((double)HS) * r * r;  /* s_S */
   char lab[96];
   snprintf(lab, sizeof lab, "attention bf16 %s probabilities", tag);
@@ -258,6 +288,14 @@ static void test_rounding(void) {
     for (int c = 0; c < 37; c++) bad += y[r * 40 + c] != af_f32_to_bf16(x[3 + r * 70 + c]);
   printf("%-52s %zu values, %zu differ from af_f32_to_bf16 %s\n", "fp32 -> bf16 operand rounding", cap, bad,
          bad ? "FAIL" : "ok");
+  CHECK(bad == 0);
+  /* the table's to_bf16 (flat, threaded in rows of 4096, with a tail) */
+  size_t bad_op = 0, nop = cap - 123;
+  be->to_bf16(be, y, x, nop);
+  for (size_t i = 0; i < nop; i++) bad_op += y[i] != af_f32_to_bf16(x[i]);
+  printf("%-52s %zu values, %zu differ from af_f32_to_bf16 %s\n", "backend to_bf16 (activation storage)", nop, bad_op,
+         bad_op ? "FAIL" : "ok");
+  bad += bad_op;
   CHECK(bad == 0);
   free(x), free(y);
 }

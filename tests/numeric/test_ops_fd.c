@@ -99,7 +99,7 @@ static void test_linear(void) {
   float *out = fill(N * OC, 0), *R = rnd(N * OC, -1, 1);
   float *dinp = fill(N * C, 777.0f), *dw0 = rnd(OC * C, -1, 1), *db0 = rnd(OC, -1, 1);
   float *dw = dup(dw0, OC * C), *db = dup(db0, OC);
-  be->linear_backward(be, dinp, dw, db, R, LN_.inp, LN_.w, N, C, OC, AF_PREC_FP32);
+  be->linear_backward(be, dinp, dw, db, R, LN_.inp, AF_STORE_F32, LN_.w, N, C, OC, AF_PREC_FP32);
   float *gw = diff(dw, dw0, OC * C), *gb = diff(db, db0, OC);
   fd_check("linear dinp", linear_fwd, out, R, N * OC, LN_.inp, N * C, dinp, EPS, ATOL, RTOL);
   fd_check("linear dw (+=)", linear_fwd, out, R, N * OC, LN_.w, OC * C, gw, EPS, ATOL, RTOL);
@@ -115,7 +115,7 @@ static void test_linear(void) {
     }
   af_test_close("linear forward (no bias) vs naive", out2, ref, N * OC, 1e-5, 1e-5);
   float *dw2 = dup(dw0, OC * C);
-  be->linear_backward(be, NULL, dw2, NULL, R, LN_.inp, LN_.w, N, C, OC, AF_PREC_FP32);
+  be->linear_backward(be, NULL, dw2, NULL, R, LN_.inp, AF_STORE_F32, LN_.w, N, C, OC, AF_PREC_FP32);
   af_test_close("linear dw with dinp=db=NULL", dw2, dw, OC * C, 1e-6, 1e-6);
   free(out); free(R); free(dinp); free(dw0); free(db0); free(dw); free(db); free(gw); free(gb);
   free(out2); free(ref); free(dw2); free(LN_.inp); free(LN_.w); free(LN_.b);
@@ -213,7 +213,7 @@ static void test_gelu_tanh(void) {
 /* ---- attention ---- */
 static struct { float *qkv, *mask, *att, *scratch; int B, T, C, NH; float p; uint64_t seed, off; } AT;
 static void att_fwd(float *out) {
-  be->attention_forward(be, out, AT.att, AT.qkv, AT.mask, AT.scratch, AT.B, AT.T, AT.C, AT.NH, AT.p, AT.seed, AT.off, AF_PREC_FP32);
+  be->attention_forward(be, out, AT.att, AT.qkv, AF_STORE_F32, AT.mask, AT.scratch, AT.B, AT.T, AT.C, AT.NH, AT.p, AT.seed, AT.off, AF_PREC_FP32);
 }
 /* naive double reference of the forward, with the documented dropout counter layout */
 static void att_ref(float *out, float *att) {
@@ -277,7 +277,7 @@ static void test_attention(float p, const char *tag) {
         for (int r = 0; r < NH * T; r++) zero_ok &= AT.att[((size_t)b * NH * T + r) * T + j] == 0.0f;
   CHECK(zero_ok);  /* padded keys get exactly zero probability */
   float *dqkv = fill((size_t)B * T * 3 * C, 55.0f);
-  be->attention_backward(be, dqkv, R, AT.qkv, AT.att, AT.mask, AT.scratch, B, T, C, NH, p, AT.seed, AT.off, AF_PREC_FP32);
+  be->attention_backward(be, dqkv, R, AT.qkv, AF_STORE_F32, AT.att, AT.mask, AT.scratch, B, T, C, NH, p, AT.seed, AT.off, AF_PREC_FP32);
   snprintf(lab, sizeof lab, "attention %s dqkv", tag);
   fd_check(lab, att_fwd, out, R, (size_t)B * T * C, AT.qkv, (size_t)B * T * 3 * C, dqkv, EPS, ATOL, RTOL);
   free(AT.qkv); free(AT.att); free(AT.scratch); free(out); free(R); free(ref); free(aref); free(dqkv);
