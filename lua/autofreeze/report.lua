@@ -222,13 +222,9 @@ function M.time_to_target(r, target)
   return nil
 end
 
--- The speedup from freezing alone, measured inside one run, so blind to the machine's load
--- and to how the baseline ran: the run's median step time at depth 0 (its steps before the
--- first freeze, which are full fine-tuning's at the run's own precision and threads) times
--- its steps, over the sum over depths of that depth's median step time times its steps.
--- An estimate: a depth's steps with cache hits and misses share one median. nil without
--- step records or without a step at depth 0 (a static policy). r: af.results.read's table.
-function M.freeze_speedup(r)
+-- A run's steps grouped by frozen depth: depth -> the step times at it; nil without step
+-- records. r: af.results.read's table.
+local function depth_groups(r)
   local t, dep = r and r.steps and r.steps.t_total, r and r.steps and r.steps.frozen_depth
   if not t or not dep or #t == 0 or #dep ~= #t then return nil end
   local groups = {}
@@ -237,16 +233,38 @@ function M.freeze_speedup(r)
     groups[dep[i]] = g
     g[#g + 1] = t[i]
   end
-  if not groups[0] then return nil end
-  local function median(v)
-    table.sort(v)
-    local n = #v
-    return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
-  end
+  return groups, #t
+end
+
+local function median(v)
+  table.sort(v)
+  local n = #v
+  return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
+end
+
+-- A run's training time with load bursts taken out: the sum over depths of that depth's
+-- median step time times its steps. Two runs' median times compare (the median-based
+-- speedup) when a burst of load hit some of their steps; a load that lasted a whole run
+-- still counts. nil without step records.
+function M.median_time(r)
+  local groups = depth_groups(r)
+  if not groups then return nil end
   local cost = 0
   for _, g in pairs(groups) do cost = cost + median(g) * #g end
-  if cost <= 0 then return nil end
-  return median(groups[0]) * #t / cost
+  return cost
+end
+
+-- The speedup from freezing alone, measured inside one run, so blind to the machine's load
+-- and to how the baseline ran: the run's median step time at depth 0 (its steps before the
+-- first freeze, which are full fine-tuning's at the run's own precision and threads) times
+-- its steps, over M.median_time. An estimate: a depth's steps with cache hits and misses
+-- share one median. nil without step records or without a step at depth 0 (a static policy).
+function M.freeze_speedup(r)
+  local groups, n = depth_groups(r)
+  if not groups or not groups[0] then return nil end
+  local cost = M.median_time(r)
+  if not cost or cost <= 0 then return nil end
+  return median(groups[0]) * n / cost
 end
 
 -- How a run was timed: two runs' times compare only when they ran with the same threads on
@@ -266,7 +284,7 @@ local function paired_one(task, label, runs, base, target, o)
   local seeds = {}
   for seed in pairs(runs) do seeds[#seeds + 1] = seed end
   table.sort(seeds)
-  local d, sp, wall, tta, tta_sp, bests, depths, fsp = {}, {}, {}, {}, {}, {}, {}, {}
+  local d, sp, wall, tta, tta_sp, bests, depths, fsp, msp = {}, {}, {}, {}, {}, {}, {}, {}, {}
   local st = {task = task, label = label, seeds = #seeds, target = target, never = 0}
   local apart = {}  -- seeds whose run and baseline were timed differently
   for _, seed in ipairs(seeds) do
@@ -291,6 +309,8 @@ local function paired_one(task, label, runs, base, target, o)
         if same and t and bt and t > 0 then tta_sp[#tta_sp + 1] = bt / t end
         local f = M.freeze_speedup(pr)
         if f then fsp[#fsp + 1] = f end
+        local pm, bm = M.median_time(pr), br and M.median_time(br)
+        if same and pm and bm and pm > 0 then msp[#msp + 1] = bm / pm end
       end
     end
   end
@@ -308,6 +328,8 @@ local function paired_one(task, label, runs, base, target, o)
   st.tta_speedup = M.ratio_interval(tta_sp).mean
   local fs = M.ratio_interval(fsp)
   st.freeze_speedup, st.freeze_speedup_lo, st.freeze_speedup_hi = fs.mean, fs.lo, fs.hi
+  local ms = M.ratio_interval(msp)
+  st.median_speedup, st.median_speedup_lo, st.median_speedup_hi = ms.mean, ms.lo, ms.hi
   local notes = {}
   if st.n == 1 then notes[1] = "1 seed: no interval" elseif st.n == 0 then notes[1] = "no paired seed" end
   if #apart > 0 then
@@ -406,6 +428,8 @@ M.paired_columns = {
    end},
   {"wall_speedup", "wall speedup [95% CI]",
    function(v, r) return M.interval_text(v, r.wall_speedup_lo, r.wall_speedup_hi, "%.2f", "x") end},
+  {"median_speedup", "median-based speedup [95% CI]",
+   function(v, r) return M.interval_text(v, r.median_speedup_lo, r.median_speedup_hi, "%.2f", "x") end},
   {"tta", "time to target (s)", function(v, r)
      if r.tta_n == nil or r.tta_n == 0 then return "-" end
      if v == nil then return ("never (0/%d)"):format(r.tta_n) end
@@ -420,7 +444,7 @@ M.paired_columns = {
 M.paired_csv_columns = {}
 for _, k in ipairs{"task", "label", "policy", "metric", "n", "seeds", "best", "diff", "diff_lo", "diff_hi", "worst",
                    "worst_seed", "speedup", "speedup_lo", "speedup_hi", "wall_speedup", "wall_speedup_lo",
-                   "wall_speedup_hi", "target", "tta", "tta_reached", "tta_n", "tta_speedup", "freeze_speedup",
+                   "wall_speedup_hi", "median_speedup", "median_speedup_lo", "median_speedup_hi", "target", "tta", "tta_reached", "tta_n", "tta_speedup", "freeze_speedup",
                    "freeze_speedup_lo", "freeze_speedup_hi", "final_depth", "note"} do
   M.paired_csv_columns[#M.paired_csv_columns + 1] = {k}
 end

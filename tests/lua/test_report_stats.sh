@@ -174,6 +174,11 @@ end
 near(R.freeze_speedup(timed(1, {1, 3, 1, 0.5, 0.5, 0.25}, {0, 0, 0, 2, 2, 4})), 6 / 4.25, 1e-12, "in-run speedup")
 check(R.freeze_speedup(timed(1, {1, 1}, {3, 3})) == nil, "in-run speedup: no step at depth 0")
 check(R.freeze_speedup({steps = {t_total = {1}}}) == nil, "in-run speedup: no depths recorded")
+-- The median time: the same medians times the steps (4.25 s); a burst of load on one step
+-- (9 s instead of 1) leaves it alone where the measured time grows by 8 s.
+near(R.median_time(timed(1, {1, 3, 1, 0.5, 0.5, 0.25}, {0, 0, 0, 2, 2, 4})), 4.25, 1e-12, "median time")
+near(R.median_time(timed(1, {1, 1, 9, 1}, {0, 0, 0, 0})), 4, 1e-12, "median time: a burst left out")
+check(R.median_time({steps = {t_total = {1}}}) == nil, "median time: no depths recorded")
 -- Times compare only when the run and its baseline ran alike: seeds 1 and 2 ran with 1 thread
 -- against a baseline run with all cores (threads 0), seed 3 alike (speedup 10 / 4 = 2.5).
 local apart = {}
@@ -189,6 +194,9 @@ near(ap.speedup, 2.5, 1e-12, "timed apart: the speedup of the seed timed alike")
 check(ap.speedup_lo == nil, "timed apart: one comparable seed, no interval")
 near(ap.wall_speedup, 12 / 5, 1e-12, "timed apart: the wall speedup of the seed timed alike")
 near(ap.freeze_speedup, 4 / 3, 1e-12, "timed apart: the in-run speedup uses every seed")
+-- median-based: seed 3 only (timed alike): the baseline's 1 + 1 s over the run's 1 + 1 + 0.5 + 0.5 s
+near(ap.median_speedup, 2 / 3, 1e-12, "timed apart: the median-based speedup of the seed timed alike")
+check(ap.median_speedup_lo == nil, "timed apart: median-based, one seed, no interval")
 check(ap.note:find("times not compared on 2 seeds (seed 1: threads=1 host=h vs threads=0 host=h", 1, true) ~= nil,
       "timed apart: the note names the seeds and why: " .. tostring(ap.note))
 local amd = R.format({ap}, R.paired_columns)
