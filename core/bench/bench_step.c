@@ -58,7 +58,8 @@ static void usage(FILE *f) {
           "  --threads N      OpenMP threads (all cores)\n"
           "  --device D       cpu | cuda | auto (cpu)\n"
           "  --precision P[,P...]  fp32 | bf16 | auto | frozen-bf16 (fp32 with the frozen layers' forward\n"
-          "                   in bf16), each timed, interleaved (fp32)\n"
+          "                   in bf16) | bf16-fp32-storage (bf16 GEMMs, activations kept in fp32: what bf16\n"
+          "                   storage saves), each timed, interleaved (fp32)\n"
           "  --frozen-precision fp32|bf16  the frozen layers' forward for fp32 entries (fp32)\n"
           "  --torch          also time the same step in PyTorch (needs /usr/bin/python3 with torch)\n");
 }
@@ -83,7 +84,7 @@ static int run_torch(const af_config *c, int B, int T, int steps, int threads, d
   return ok;
 }
 
-enum { MAX_PREC = 4, FROZEN_BF16 = 3 };
+enum { MAX_PREC = 5, FROZEN_BF16 = 3, BF16_F32_STORAGE = 4 };
 
 typedef struct {
   const char *model, *cfgname, *device, *frozen, *precision, *frozen_precision;
@@ -99,7 +100,9 @@ static int parse_precisions(step_opts *o) {
   snprintf(buf, sizeof buf, "%s", o->precision);
   o->nprec = 0;
   for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-    int i = !strcmp(t, "frozen-bf16") ? FROZEN_BF16 : af_choice_index(af_precision_names, t);
+    int i = !strcmp(t, "frozen-bf16")         ? FROZEN_BF16
+            : !strcmp(t, "bf16-fp32-storage") ? BF16_F32_STORAGE
+                                              : af_choice_index(af_precision_names, t);
     if (i < 0 || o->nprec == MAX_PREC) return -1;
     o->prec[o->nprec++] = i;
   }
@@ -142,7 +145,8 @@ static int parse_opts(int argc, char **argv, step_opts *o) {
     return AF_EXIT_USAGE;
   }
   if (parse_precisions(o) != 0) {
-    fprintf(stderr, "autofreeze bench step: --precision takes fp32, bf16, auto or frozen-bf16 (comma-separated, at most %d), "
+    fprintf(stderr, "autofreeze bench step: --precision takes fp32, bf16, auto, frozen-bf16 or bf16-fp32-storage "
+            "(comma-separated, at most %d), "
             "--frozen-precision fp32 or bf16\n", MAX_PREC);
     return AF_EXIT_USAGE;
   }
@@ -203,19 +207,35 @@ static af_status inputs_load(af_bert *m, const step_opts *o, const af_config *cf
  * bytes all-reduced alone after the step (the cost with nothing to hide it behind). */
 enum { NT = 6 };
 
+/* A model with its batch and gradient all-reduce, in one activation layout: [0] fp32
+ * storage (fp32 entries and frozen-bf16), [1] the bf16 storage a --precision bf16 run uses
+ * (core/model/bert.h); a layout no entry needs is not made. */
+typedef struct {
+  af_bert m;
+  step_inputs in;
+  af_grad_sync *gs;
+  int made;
+} step_model;
+
 /* Depths and precisions are interleaved (every repetition runs each depth in each
  * precision once) so that load from other processes on a shared machine drifts over all of
  * them alike and t/t(k=0) and bf16/fp32 stay fair ratios; ts holds, per precision and
- * depth, the NT times of each timed repetition; sent[k - k_lo]: the bytes all-reduced. */
-static af_status time_steps(af_bert *m, const step_opts *o, const af_precision *prec, const af_precision *fprec,
-                            int k_lo, int k_hi, const float *hid, af_grad_sync *gs, double *ts, long long *sent) {
-  af_backend *be = m->be;
+ * depth, the NT times of each timed repetition; sent[k - k_lo]: the bytes all-reduced.
+ * Precision p runs on sm[layout[p]]. */
+static af_status time_steps(step_model *sm, const int *layout, const step_opts *o, const af_precision *prec,
+                            const af_precision *fprec, int k_lo, int k_hi, double *ts, long long *sent) {
   const int B = o->B, T = o->T, steps = o->steps, nk = k_hi - k_lo + 1;
   af_optim_opts oo;
   af_optim_defaults_hf(&oo);
   for (int it = 0; it < o->warmup + steps; it++) {
     for (int pk = 0; pk < o->nprec * nk; pk++) {
       const int k = k_lo + pk % nk;
+      step_model *x = &sm[layout[pk / nk]];
+      af_bert *m = &x->m;
+      af_backend *be = m->be;
+      af_grad_sync *gs = x->gs;
+      const float *hid = x->in.hid;
+      /* by hand, so the model keeps its layout (bf16-fp32-storage: bf16 on the fp32 one) */
       m->precision = prec[pk / nk];
       m->frozen_precision = fprec[pk / nk];
       int start = o->cached ? k : 0;
@@ -379,30 +399,47 @@ int af_bench_step(int argc, char **argv) {
   af_backend *be = NULL;
   if (af_backend_open(o.device, o.threads, &be) != AF_OK) return af_cli_report("bench step");
   af_precision prec[MAX_PREC], fprec[MAX_PREC];
+  int layout[MAX_PREC];
   char label[MAX_PREC][48];
   for (int i = 0; i < o.nprec; i++) {  /* auto: as a run would resolve it */
-    prec[i] = o.prec[i] == AF_PREC_BF16 || (o.prec[i] == 2 && be->bf16_native) ? AF_PREC_BF16 : AF_PREC_FP32;
-    fprec[i] = o.prec[i] == FROZEN_BF16 ? AF_PREC_BF16 : o.fprec;
-    snprintf(label[i], sizeof label[i], "%s%s%s", o.prec[i] == FROZEN_BF16 ? "fp32" : af_precision_names[o.prec[i]],
-             o.prec[i] == 2 ? (prec[i] == AF_PREC_BF16 ? " (bf16)" : " (fp32)") : "",
+    const int pi = o.prec[i], f32store = pi == BF16_F32_STORAGE;
+    prec[i] = pi == AF_PREC_BF16 || f32store || (pi == 2 && be->bf16_native) ? AF_PREC_BF16 : AF_PREC_FP32;
+    fprec[i] = pi == FROZEN_BF16 ? AF_PREC_BF16 : o.fprec;
+    layout[i] = prec[i] == AF_PREC_BF16 && !f32store;
+    snprintf(label[i], sizeof label[i], "%s%s%s",
+             pi == FROZEN_BF16 ? "fp32" : f32store ? "bf16-fp32-storage" : af_precision_names[pi],
+             pi == 2 ? (prec[i] == AF_PREC_BF16 ? " (bf16)" : " (fp32)") : "",
              fprec[i] == AF_PREC_BF16 && prec[i] == AF_PREC_FP32 ? "+frozen-bf16" : "");
   }
-  af_bert m;
-  memset(&m, 0, sizeof m);
-  step_inputs in = {NULL, NULL, NULL, NULL, NULL, NULL};
+  step_model sm[2];
+  memset(sm, 0, sizeof sm);
   double *ts = NULL, tok_s[MAX_PREC * 64];
   long long sent[64];
-  af_grad_sync *gs = NULL;
   rc = AF_EXIT_RUNTIME;
-  size_t act32 = 0, act16 = 0;
-  if (af_bert_init(&m, be, &cfg, NL, o.B, o.T, 0) != AF_OK) goto out;
-  /* the activation arena of both layouts (bert.h), before the batch is loaded */
-  act32 = af_bert_activation_bytes(&m);
-  if (af_bert_set_precision(&m, AF_PREC_BF16, AF_PREC_FP32) != AF_OK) goto out;
-  act16 = af_bert_activation_bytes(&m);
-  if (af_bert_set_precision(&m, AF_PREC_FP32, AF_PREC_FP32) != AF_OK || inputs_load(&m, &o, &cfg, &in) != AF_OK ||
-      af_grad_sync_open(&m, &gs) != AF_OK)
-    goto out;
+  for (int i = 0; i < o.nprec; i++) sm[layout[i]].made = 1;
+  for (int l = 0; l < 2; l++) {
+    step_model *x = &sm[l];
+    if (!x->made) continue;
+    if (af_bert_init(&x->m, be, &cfg, NL, o.B, o.T, 0) != AF_OK ||
+        af_bert_set_precision(&x->m, l ? AF_PREC_BF16 : AF_PREC_FP32, AF_PREC_FP32) != AF_OK ||
+        inputs_load(&x->m, &o, &cfg, &x->in) != AF_OK || af_grad_sync_open(&x->m, &x->gs) != AF_OK)
+      goto out;
+  }
+  step_model *first = &sm[layout[0]];
+  /* both layouts' activation arenas, for the memory line (a model of the other layout
+   * would hold its bytes only to be measured: computed from the first one's shape instead) */
+  size_t act[2];
+  for (int l = 0; l < 2; l++) act[l] = sm[l].made ? af_bert_activation_bytes(&sm[l].m) : 0;
+  if (!act[0] || !act[1]) {
+    af_bert probe;
+    if (af_bert_init(&probe, be, &cfg, NL, o.B, o.T, 0) != AF_OK ||
+        af_bert_set_precision(&probe, act[1] ? AF_PREC_FP32 : AF_PREC_BF16, AF_PREC_FP32) != AF_OK) {
+      af_bert_free(&probe);
+      goto out;
+    }
+    act[act[1] ? 0 : 1] = af_bert_activation_bytes(&probe);
+    af_bert_free(&probe);
+  }
   /* The yardstick is measured before and after the steps and the larger value is used, so
    * a load burst during one measurement cannot inflate the %sgemm column. */
   const double sgemm0 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
@@ -414,13 +451,12 @@ int af_bench_step(int argc, char **argv) {
            af_dist_size(), o.global_B, o.B);
   print_hardware(be, &o);
   printf("activation arena (every layer trainable): %.1f MiB with fp32 storage, %.1f MiB (%.0f%% less) with the bf16\n"
-         "storage a --precision bf16 run uses (qkv, attention context, LayerNorm 1 and GELU outputs); the steps\n"
-         "below run every precision on the fp32 layout\n",
-         act32 / 1048576.0, act16 / 1048576.0, 100.0 * (1.0 - (double)act16 / (double)act32));
+         "storage of bf16 runs (qkv, attention context, LayerNorm 1 and GELU outputs); bf16 entries below run on it\n",
+         act[0] / 1048576.0, act[1] / 1048576.0, 100.0 * (1.0 - (double)act[1] / (double)act[0]));
   printf("best fp32 sgemm on these shapes (before the steps): %.1f GFLOP/s\n", sgemm0);
   print_load("start");
   ts = malloc(sizeof(double) * (size_t)o.steps * NT * (size_t)(nk * o.nprec));
-  if (!ts || nk > 64 || time_steps(&m, &o, prec, fprec, k_lo, k_hi, in.hid, gs, ts, sent) != AF_OK) goto out;
+  if (!ts || nk > 64 || time_steps(sm, layout, &o, prec, fprec, k_lo, k_hi, ts, sent) != AF_OK) goto out;
   const double sgemm1 = af_bench_best_sgemm_gflops(cfg.hidden_size, cfg.intermediate_size, BT);
   const double sgemm = sgemm1 > sgemm0 ? sgemm1 : sgemm0;
   printf("best fp32 sgemm on these shapes (after the steps): %.1f GFLOP/s; %%sgemm uses %.1f\n", sgemm1, sgemm);
@@ -430,17 +466,19 @@ int af_bench_step(int argc, char **argv) {
     if (p == 0) full_tok_s = f;
   }
   report_ratios(&o, label, k_lo, k_hi, tok_s);
-  report_comm(&m, &o, k_lo, k_hi, ts, sent, gs);
+  report_comm(&first->m, &o, k_lo, k_hi, ts, sent, first->gs);
   if (o.torch && af_dist_rank() == 0) report_torch(&cfg, &o, full_tok_s);
   print_load("end");
   rc = AF_EXIT_OK;
 out:
   if (rc != AF_EXIT_OK && af_last_error()[0]) af_dist_fail_all(af_last_error());  /* returns with one rank */
   if (rc != AF_EXIT_OK && af_last_error()[0]) af_cli_report("bench step");
-  af_grad_sync_close(gs);
+  for (int l = 0; l < 2; l++) {
+    af_grad_sync_close(sm[l].gs);
+    inputs_free(&sm[l].in);
+    af_bert_free(&sm[l].m);
+  }
   free(ts);
-  inputs_free(&in);
-  af_bert_free(&m);
   af_backend_close(be);
   return rc;
 }

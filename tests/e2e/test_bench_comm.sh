@@ -6,6 +6,10 @@
 # k..L-1 and, at k = 0, the embeddings; bytes = 4 x that). One process (MiniLM and BERT-base
 # shapes: the bytes a rank would send), then `mpirun -np 2` (MiniLM shape: the bytes the ranks
 # sent, with the all-reduce times present). Times are not checked: a loaded machine runs this.
+# Precision entries: bf16 runs on its own model with the bf16 activation layout (two models,
+# two all-reduces in one process, also under mpirun), bf16-fp32-storage on the fp32 one; each
+# entry gets its table and ratio line, the arena line names both layouts, a bad entry is a
+# usage error (exit 2).
 # The mpirun part is skipped (not failed) when autofreeze was built without MPI or mpirun is
 # missing or cannot start 2 ranks.
 set -u
@@ -53,6 +57,23 @@ for shape in minilm-l6:6 bert-base:12; do
   check "${shape%:*}" "${shape#*:}" "$T/one.txt" "one process, ${shape%:*}"
 done
 
+# precision entries, one process (MiniLM shape, depth 0)
+if bench --config minilm-l6 --frozen 0 --precision fp32,bf16,bf16-fp32-storage,frozen-bf16 >"$T/prec.txt" 2>&1; then
+  for line in "^precision bf16:" "^precision bf16-fp32-storage:" "^precision fp32\+frozen-bf16:" \
+      "^ratio bf16 / fp32 at frozen 0: " "^ratio bf16-fp32-storage / fp32 at frozen 0: " \
+      "^activation arena .* MiB with fp32 storage, .* MiB \([0-9]+% less\) with the bf16"; do
+    grep -Eq "$line" "$T/prec.txt" || { echo "FAIL precision entries: no line /$line/"; sed 's/^/  | /' "$T/prec.txt"; fail=1; }
+  done
+  echo "precision entries: fp32, bf16 (bf16 layout), bf16-fp32-storage, frozen-bf16 each timed"
+else
+  echo "FAIL precision entries: bench step failed"; sed 's/^/  | /' "$T/prec.txt"; fail=1
+fi
+bench --config minilm-l6 --precision fp32,bf17 >"$T/badprec.txt" 2>&1
+rc=$?
+if [ "$rc" != 2 ] || ! grep -q "bf16-fp32-storage" "$T/badprec.txt"; then
+  echo "FAIL --precision fp32,bf17: exit $rc (expected 2) or no list of the entries:"; sed 's/^/  | /' "$T/badprec.txt"; fail=1
+fi
+
 # (Open MPI's own allocations outlive the ranks: no leak report for them under ASan)
 MPI=(timeout 300 mpirun --allow-run-as-root --oversubscribe -np 2 -x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=PASSIVE
      -x ASAN_OPTIONS=detect_leaks=0)
@@ -61,7 +82,7 @@ if ! command -v mpirun >/dev/null 2>&1; then
 elif ! "${MPI[@]}" true >"$T/probe.txt" 2>&1; then
   echo "SKIP the 2-rank part: mpirun cannot start 2 ranks here: $(head -c 300 "$T/probe.txt")"
 elif ! "${MPI[@]}" "$BIN" bench step --config minilm-l6 --batch 2 --seq 8 --frozen all --steps 1 --warmup 0 \
-    --threads 1 >"$T/two.txt" 2>&1; then
+    --threads 1 --precision fp32,bf16 >"$T/two.txt" 2>&1; then
   echo "FAIL mpirun -np 2 bench step failed:"; sed 's/^/  | /' "$T/two.txt"; fail=1
 elif grep -q "one process, nothing sent" "$T/two.txt"; then
   echo "SKIP the 2-rank part: the ranks did not join one MPI job (autofreeze built without MPI?)"
