@@ -43,7 +43,7 @@ struct af_bert_acts {
   float *dlogits;             /* [B,NL] */
   float *dh1, *dh2, *dh3;     /* [B,C] head gradients */
   int fwd_B, fwd_T, fwd_depth, fwd_train; /* what the last forward did */
-  int save16;               /* trainable layers keep qkv, ctx, act in bf16 (layer_acts) */
+  int save16;               /* trainable layers keep qkv, ctx, h1, act in bf16 (layer_acts) */
   size_t bytes;             /* of the arena */
 };
 
@@ -191,7 +191,7 @@ af_status af_bert_set_precision(af_bert *m, af_precision precision, af_precision
   if (s != AF_OK) { /* keep a usable model: the old layout back */
     m->a->save16 = !save16;
     m->precision = m->a->save16 ? AF_PREC_BF16 : AF_PREC_FP32;
-    if (arena_alloc(m) != AF_OK) m->a->arena = NULL;
+    if (arena_alloc(m) != AF_OK) m->a->arena = NULL;  /* af_bert_forward refuses to run */
   }
   return s;
 }
@@ -226,6 +226,7 @@ af_status af_bert_get_params(const af_bert *m, float *host) {
 size_t af_bert_trainable_begin(const af_bert *m, int depth) { return af_param_frozen_end(&m->lay, depth); }
 
 static af_status check_shape(const af_bert *m, int B, int T) {
+  if (!m->a->arena) return AF_FAIL(AF_ERR_NOMEM, "the model has no activation memory (a failed af_bert_set_precision)");
   if (B < 1 || B > m->max_B || T < 1 || T > m->max_T)
     return AF_FAIL(AF_ERR_ARG, "batch %d x %d tokens exceeds the model's buffers (%d x %d)", B, T, m->max_B, m->max_T);
   return AF_OK;
