@@ -13,6 +13,8 @@
 --       [--set out=results/policy_lab] [--set plots=plots/out/policy_lab]
 --       [--set runs_figures=false] [--set keep_going=true] [--set list=true]
 --       [--set target_speedup=2] [--set target_points=-0.5] (the figure's target lines)
+--       [--set speedup=measured|median|in-run] (the figure's x: training times; their
+--       median-based form; or each run's in-run estimate, for cells that ran under other loads)
 --       [--set base=full] (the baseline label of the pairs; e.g. adaptive for the bf16 lines)
 --
 -- Output, per task: PLOTS/policy_lab_TASK.md and .csv (af.report.paired: the best dev metric's
@@ -215,7 +217,8 @@ if #stats == 0 then
 end
 af.report.paired_write(stats, plot_dir, {name = "policy_lab",
   title = ("policy lab, %s, seeds %s"):format(model.path, table.concat(seeds, ","))})
-af.report.pareto(stats, plot_dir, {target_x = S.target_speedup or 2, target_y = S.target_points or -0.5, quiet = true})
+af.report.pareto(stats, plot_dir, {target_x = S.target_speedup or 2, target_y = S.target_points or -0.5,
+                                   speedup = S.speedup, quiet = true})
 local done = {}
 for _, r in ipairs(rows) do if r.state ~= "failed" then done[#done + 1] = r end end
 if S.runs_figures ~= false and #done > 0 then af.plot(done, plot_dir .. "/runs", {quiet = true}) end

@@ -507,9 +507,16 @@ end
 -- A Pareto figure per task of af.report.paired's rows (plots/pareto.gp): speedup on x,
 -- difference to the baseline on y, the 95% intervals as bars, one labelled point per policy,
 -- into OUTDIR/pareto_TASK.png and .svg (data in OUTDIR/data/pareto_TASK.dat). opts:
--- target_x, target_y (dashed target lines), quiet. Returns the figure stems.
+-- target_x, target_y (dashed target lines), quiet, speedup: "measured" (default: training
+-- times; a line timed apart from its baseline falls back to the in-run estimate, said so),
+-- "median" (median-based) or "in-run" (every line's in-run estimate: the choice when the
+-- cells ran under different loads). Returns the figure stems.
 function M.pareto(stats, outdir, opts)
   opts = opts or {}
+  if opts.speedup ~= nil and not ({measured = true, median = true, ["in-run"] = true})[opts.speedup] then
+    error(("af.report.pareto: speedup = %q: expected \"measured\", \"median\" or \"in-run\""):format(
+      tostring(opts.speedup)), 2)
+  end
   local af = require "autofreeze"
   af.mkdir(outdir .. "/data")
   local order, groups = by_task(stats)
@@ -524,7 +531,12 @@ function M.pareto(stats, outdir, opts)
     for _, st in ipairs(groups[task]) do
       -- no comparable time (every seed timed apart from its baseline): the in-run estimate, said so
       local x, lo, hi, how = st.speedup, st.speedup_lo, st.speedup_hi, ""
-      if not x and st.timed_apart and st.freeze_speedup then
+      if opts.speedup == "median" then
+        x, lo, hi = st.median_speedup, st.median_speedup_lo, st.median_speedup_hi
+      elseif opts.speedup == "in-run" then
+        x, lo, hi = st.freeze_speedup, st.freeze_speedup_lo, st.freeze_speedup_hi
+        if st.note == "baseline" then x, lo, hi = 1, 1, 1 end
+      elseif not x and st.timed_apart and st.freeze_speedup then
         x, lo, hi, how = st.freeze_speedup, st.freeze_speedup_lo, st.freeze_speedup_hi, " (in-run speedup)"
       end
       if x and st.diff then
@@ -543,7 +555,9 @@ function M.pareto(stats, outdir, opts)
         datafile = path, npoints = #labels, labels = labels,
         fig_title = ("%s: speedup vs accuracy per policy (n = %d seed%s; bars: paired 95%% intervals%s)"):format(
           task, n, n == 1 and "" or "s", n < 2 and ", none with one seed" or ""),
-        xlabel = "speedup in training time over full fine-tuning (x, geometric mean over seeds)",
+        xlabel = ({median = "median-based speedup (each depth's median step time x its steps; x, geometric mean)",
+                   ["in-run"] = "in-run speedup from freezing (median step time at depth 0 / per depth; x, geometric mean)"})
+                 [opts.speedup or ""] or "speedup in training time over full fine-tuning (x, geometric mean over seeds)",
         ylabel = ("best dev %s - full fine-tuning's (points, mean over seeds)"):format(g[1].metric or "metric"),
         target_x = opts.target_x or af.nan, target_y = opts.target_y or af.nan,
       }, {quiet = opts.quiet})

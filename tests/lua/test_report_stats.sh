@@ -201,6 +201,17 @@ check(ap.note:find("times not compared on 2 seeds (seed 1: threads=1 host=h vs t
       "timed apart: the note names the seeds and why: " .. tostring(ap.note))
 local amd = R.format({ap}, R.paired_columns)
 check(amd:find("2.50x (1 seed: no interval) (2 timed apart)", 1, true) ~= nil, "timed apart: the table says so")
+-- the figure's x on request: every line's in-run (or median-based) speedup, whatever was measured
+R.pareto(R.paired(apart), dir .. "/fig-inrun", {quiet = true, speedup = "in-run"})
+local idat = assert(io.open(dir .. "/fig-inrun/data/pareto_u.dat")):read("a")
+check(idat:find('\n"pol" 1.33333333', 1, true) ~= nil and idat:find('\n"full" 1 ', 1, true) ~= nil,
+      "speedup = in-run: the in-run estimates on x")
+R.pareto(R.paired(apart), dir .. "/fig-median", {quiet = true, speedup = "median"})
+local mdat = assert(io.open(dir .. "/fig-median/data/pareto_u.dat")):read("a")
+check(mdat:find('\n"pol" 0.666666667', 1, true) ~= nil, "speedup = median: the median-based speedup on x")
+ok, err = pcall(R.pareto, R.paired(apart), dir .. "/fig-bad", {quiet = true, speedup = "fast"})
+check(not ok and tostring(err):find('expected "measured", "median" or "in-run"', 1, true), "speedup = a bad word")
+
 -- every seed apart: the Pareto figure takes the in-run speedup and says so in the label
 for _, r in ipairs(apart) do if r.label == "full" then r.results.config.threads = 0 end end
 local all = R.paired(apart)
