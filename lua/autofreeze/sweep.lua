@@ -268,6 +268,13 @@ local function run_cell(sw, i, raise_level)
   local h, row = hidden[sw], sw[i]
   local spec = h.spec
   local fs = file_state(h.opts[i])
+  if fs.state == "busy" and (af.rank or 0) > 0 then
+    -- a data-parallel rank > 0 follows rank 0, which may have claimed the cell already: its
+    -- claim is not another run's (skipping would leave rank 0 alone in the all-reduce). It
+    -- resumes when rank 0 does, which it sees as the cell's checkpoint being there.
+    local ck = checkpoint_of(h.opts[i])
+    fs = ck and af.exists(ck) and {state = "interrupted", ckpt = ck} or {state = "missing"}
+  end
   row.state, row.error, row.resumed = nil, nil, nil
   if fs.done and not spec.force then
     if not spec.quiet then io.write(("[%d/%d] %s: complete, skipped\n"):format(i, #sw, row.id)) end
