@@ -58,12 +58,6 @@ local function run(c, round)
           best = s.best, hits = r.cache and r.cache.eval_hits or 0}
 end
 
-local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) // 2] or (t[n // 2] + t[n // 2 + 1]) / 2
-end
-
 af.mkdir(out)
 local rounds = tonumber(S.rounds or 2)
 local got = {}
@@ -90,7 +84,7 @@ for _, c in ipairs(configs) do
   for _, k in ipairs{"wall", "steps", "eval", "ckpt", "rest", "train", "evals", "best"} do
     local v = {}
     for _, x in ipairs(got[c.label]) do v[#v + 1] = x[k] end
-    m[k] = median(v)
+    m[k] = af.report.median(v)
   end
   m.per_eval = m.eval / m.evals
   m.ckpt_share = m.ckpt / m.train

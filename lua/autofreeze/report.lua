@@ -236,10 +236,18 @@ local function depth_groups(r)
   return groups, #t
 end
 
-local function median(v)
+-- The median of a list of numbers (sorts v in place).
+function M.median(v)
   table.sort(v)
   local n = #v
   return n % 2 == 1 and v[(n + 1) // 2] or (v[n // 2] + v[n // 2 + 1]) / 2
+end
+
+-- sum over depths of that depth's median step time times its steps
+local function median_cost(groups)
+  local cost = 0
+  for _, g in pairs(groups) do cost = cost + M.median(g) * #g end
+  return cost
 end
 
 -- A run's training time with load bursts taken out: the sum over depths of that depth's
@@ -248,10 +256,7 @@ end
 -- still counts. nil without step records.
 function M.median_time(r)
   local groups = depth_groups(r)
-  if not groups then return nil end
-  local cost = 0
-  for _, g in pairs(groups) do cost = cost + median(g) * #g end
-  return cost
+  return groups and median_cost(groups)
 end
 
 -- The speedup from freezing alone, measured inside one run, so blind to the machine's load
@@ -262,9 +267,9 @@ end
 function M.freeze_speedup(r)
   local groups, n = depth_groups(r)
   if not groups or not groups[0] then return nil end
-  local cost = M.median_time(r)
-  if not cost or cost <= 0 then return nil end
-  return median(groups[0]) * n / cost
+  local cost = median_cost(groups)
+  if cost <= 0 then return nil end
+  return M.median(groups[0]) * n / cost
 end
 
 -- How a run was timed: two runs' times compare only when they ran with the same threads on
