@@ -3,6 +3,7 @@
  * scratch, then oneDNN's bf16 matmul in gemm_matmul.c), and the OpenBLAS core-type re-exec. */
 #include "kernels/cpu/gemm.h"
 #include <ctype.h>
+#include "core/base/half.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,8 +169,12 @@ static void widen_rows(float *dst, long ldd, const uint16_t *src, long lds, long
  * callers' (af_bf16_copy). */
 typedef struct { void *p; size_t cap; } tls_buf;
 static __thread tls_buf t_buf[6];
+static size_t g_scratch_limit;  /* tests: requests above it fail as if out of memory */
+
+void af_gemm_scratch_limit(size_t bytes) { g_scratch_limit = bytes; }
 
 static void *scratch(int i, size_t bytes) {
+  if (g_scratch_limit && bytes > g_scratch_limit) return NULL;
   if (t_buf[i].cap >= bytes) return t_buf[i].p;
   free(t_buf[i].p);
   t_buf[i].p = NULL;
@@ -198,7 +203,31 @@ uint16_t *af_bf16_copy(int slot, const float *src, long lds, long rows, long col
 static void out_of_scratch(size_t bytes) {
   static int warned;
   if (!__atomic_exchange_n(&warned, 1, __ATOMIC_RELAXED))
-    af_warn("bf16 GEMM: no memory for %zu bytes of converted operands; running such GEMMs in fp32", bytes);
+    af_warn("bf16 GEMM: no memory for %zu bytes of converted operands; computing such GEMMs without buffers "
+            "(the same products, slower)", bytes);
+}
+
+static inline float operand(const void *X, af_operand k, size_t i) {
+  switch (k) {
+    case AF_OPD_BF16: return af_bf16_to_f32(((const uint16_t *)X)[i]);
+    case AF_OPD_F32_AS_BF16: return af_bf16_to_f32(af_f32_to_bf16(((const float *)X)[i]));
+    default: return ((const float *)X)[i];
+  }
+}
+
+void af_gemm_unbuffered(int transA, int transB, int M, int N, int K, float alpha, const void *A, af_operand ka,
+                        int lda, const void *B, af_operand kb, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return;
+#pragma omp parallel for schedule(static) if ((long)M * N * (K > 0 ? K : 1) >= (1L << 18) && !omp_in_parallel())
+  for (int i = 0; i < M; i++)
+    for (int j = 0; j < N; j++) {
+      float s = 0.0f;
+      for (int k = 0; k < K; k++)
+        s += operand(A, ka, transA ? (size_t)k * lda + i : (size_t)i * lda + k) *
+             operand(B, kb, transB ? (size_t)j * ldb + k : (size_t)k * ldb + j);
+      float *c = C + (size_t)i * ldc + j;
+      *c = beta == 0.0f ? alpha * s : alpha * s + beta * *c;  /* beta 0: C may be uninitialised */
+    }
 }
 
 void af_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
@@ -211,6 +240,7 @@ void af_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, cons
   float *a = scratch(2, na), *b = scratch(3, nb);
   if (!a || !b) {
     out_of_scratch(na + nb);
+    af_gemm_unbuffered(transA, transB, M, N, K, alpha, A, AF_OPD_BF16, lda, B, AF_OPD_BF16, ldb, beta, C, ldc);
     return;
   }
   widen_rows(a, ac, A, lda, ar, ac);
@@ -230,7 +260,8 @@ void af_gemm(af_precision prec, int transA, int transB, int M, int N, int K, flo
   uint16_t *a = scratch(0, na), *b = scratch(1, nb);
   if (!a || !b) {
     out_of_scratch(na + nb);
-    af_sgemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    af_gemm_unbuffered(transA, transB, M, N, K, alpha, A, AF_OPD_F32_AS_BF16, lda, B, AF_OPD_F32_AS_BF16, ldb, beta,
+                       C, ldc);
     return;
   }
   af_f32_to_bf16_rows(a, ac, A, lda, ar, ac);

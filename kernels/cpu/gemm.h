@@ -43,7 +43,8 @@ void af_sgemm_batched(int transA, int transB, int M, int N, int K, float alpha, 
 
 /* C[M,N] = alpha * op(A) op(B) + beta * C with A, B in bf16 (raw uint16_t bits), products
  * accumulated in fp32, C fp32. oneDNN's bf16 matmul when oneDNN is built in (whatever the
- * fp32 library choice), else A and B widened to fp32 in this thread's scratch and sgemm.
+ * fp32 library choice), else A and B widened to fp32 in this thread's scratch and sgemm
+ * (af_gemm_unbuffered when that scratch finds no memory).
  * Threaded like af_sgemm (single-threaded inside an OpenMP region). */
 void af_gemm_bf16(int transA, int transB, int M, int N, int K, float alpha, const uint16_t *A, int lda,
                   const uint16_t *B, int ldb, float beta, float *C, int ldc);
@@ -61,6 +62,15 @@ void af_gemm_batched(af_precision prec, int transA, int transB, int M, int N, in
  * this thread. NULL when out of memory. For ops that reuse one converted operand in several
  * bf16 GEMMs (linear backward: dout in both). */
 uint16_t *af_bf16_copy(int slot, const float *src, long lds, long rows, long cols);
+/* How af_gemm_unbuffered reads an operand: fp32, bf16 bits, or fp32 rounded to bf16 as read. */
+typedef enum { AF_OPD_F32, AF_OPD_BF16, AF_OPD_F32_AS_BF16 } af_operand;
+/* C = alpha op(A) op(B) + beta C (beta 0: C is not read) with the operands read as ka/kb say,
+ * fp32 accumulation, no allocation: where the converted operands find no memory the bf16
+ * GEMMs come here, so a run gets the same products (slowly) instead of a skipped GEMM. */
+void af_gemm_unbuffered(int transA, int transB, int M, int N, int K, float alpha, const void *A, af_operand ka,
+                        int lda, const void *B, af_operand kb, int ldb, float beta, float *C, int ldc);
+/* Tests: scratch requests above bytes fail as if out of memory (0: no limit). */
+void af_gemm_scratch_limit(size_t bytes);
 /* dst[r*ldd + c] = bf16(src[r*lds + c]) for r < rows, c < cols, rounding to nearest even
  * (bit-identical to core/base/half.h's af_f32_to_bf16). Threaded over rows when large and
  * not already inside an OpenMP region. */

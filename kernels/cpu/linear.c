@@ -36,6 +36,7 @@ void af_cpu_linear_backward(af_backend *be, float *dinp, float *dw, float *db, c
   }
   if (dw && inp16) {
     if (d16) af_gemm_bf16(1, 0, OC, C, N, 1.0f, d16, OC, (const uint16_t *)inp, C, 1.0f, dw, C);
+    else af_gemm_unbuffered(1, 0, OC, C, N, 1.0f, dout, AF_OPD_F32_AS_BF16, OC, inp, AF_OPD_BF16, C, 1.0f, dw, C);
   } else if (dw) {
     uint16_t *i16 = d16 ? af_bf16_copy(1, (const float *)inp, C, N, C) : NULL;
     if (i16) af_gemm_bf16(1, 0, OC, C, N, 1.0f, d16, OC, i16, C, 1.0f, dw, C);

@@ -188,6 +188,52 @@ static void test_linear(void) {
   free(inp), free(w), free(b), free(dout), free(dw0), free(db0);
 }
 
+/* Out of memory for the converted operands (simulated: af_gemm_scratch_limit): every bf16
+ * GEMM still computes the rounded inputs' products (af_gemm_unbuffered), where it once fell
+ * back to fp32 (af_gemm) or skipped the product (the stored-bf16 dw, the widening path). */
+static void test_out_of_scratch(void) {
+  const int M = 37, N = 29, K = 45, batch = 3;
+  const long sA = (long)M * K, sB = (long)K * N, sC = (long)M * N;
+  float *A = rnd(sA * batch, -1, 1), *B = rnd(sB * batch, -1, 1), *C0 = rnd(sC * batch, -1, 1);
+  float *C = dup(C0, sC * batch), *Cf = dup(C0, sC * batch), *Cr = dup(C0, sC * batch);
+  af_gemm_scratch_limit(1);
+  be->gemm(be, 0, 1, M, N, K, 0.75f, A, K, sA, B, K, sB, -0.5f, C, N, sC, batch, AF_PREC_BF16);
+  be->gemm(be, 0, 1, M, N, K, 0.75f, A, K, sA, B, K, sB, -0.5f, Cf, N, sC, batch, AF_PREC_FP32);
+  for (int bi = 0; bi < batch; bi++)
+    naive_gemm(0, 1, M, N, K, 0.75, A + bi * sA, K, B + bi * sB, K, -0.5, Cr + bi * sC, N, 1);
+  long differ = 0;
+  for (long i = 0; i < sC * batch; i++) differ += C[i] != Cf[i];
+  printf("%-52s %ld of %ld differ from fp32\n", "no scratch: gemm bf16 still rounds", differ, sC * batch);
+  CHECK(differ > sC * batch / 2);
+  af_test_close("no scratch: gemm = rounded inputs, fp32 accumulation", C, Cr, sC * batch, 4e-7 * sqrt((double)K), 1e-6);
+  /* the widening path's own fallback: bf16 operands straight in */
+  uint16_t *A16 = malloc(sA * sizeof *A16), *B16 = malloc(sB * sizeof *B16);
+  be->to_bf16(be, A16, A, sA);
+  be->to_bf16(be, B16, B, sB);
+  float *D = rnd((size_t)K * N, -1, 1), *Dr = dup(D, (size_t)K * N);
+  af_gemm_unbuffered(1, 0, K, N, M, 1.5f, A16, AF_OPD_BF16, K, A16, AF_OPD_BF16, K, 0.0f, D, N);
+  naive_gemm(1, 0, K, N, M, 1.5, A, K, A, K, 0.0, Dr, N, 1);
+  af_test_close("unbuffered bf16 x bf16, transposed, beta 0", D, Dr, (size_t)K * N, 4e-7 * sqrt((double)M) * 2, 1e-6);
+  /* linear backward with the input stored in bf16: dw and dinp as with scratch */
+  const int Nr = 67, Ci = 48, OC = 72;
+  float *inp = rnd((size_t)Nr * Ci, -1, 1), *w = rnd((size_t)OC * Ci, -0.5f, 0.5f), *dout = rnd((size_t)Nr * OC, -1, 1);
+  float *dw0 = rnd((size_t)OC * Ci, -1, 1);
+  uint16_t *inp16 = malloc((size_t)Nr * Ci * sizeof *inp16);
+  be->to_bf16(be, inp16, inp, (size_t)Nr * Ci);
+  float *dinp[2], *dw[2];
+  for (int lim = 0; lim < 2; lim++) {
+    af_gemm_scratch_limit(lim ? 1 : 0);
+    dinp[lim] = rnd((size_t)Nr * Ci, 0, 1), dw[lim] = dup(dw0, (size_t)OC * Ci);
+    be->linear_backward(be, dinp[lim], dw[lim], NULL, dout, inp16, AF_STORE_BF16, w, Nr, Ci, OC, AF_PREC_BF16);
+  }
+  af_gemm_scratch_limit(0);
+  af_test_close("no scratch: linear dinp (input stored bf16)", dinp[1], dinp[0], (size_t)Nr * Ci, 4e-7 * sqrt((double)OC), 1e-6);
+  af_test_close("no scratch: linear dw += (input stored bf16)", dw[1], dw[0], (size_t)OC * Ci, 4e-7 * sqrt((double)Nr), 1e-6);
+  for (int i = 0; i < 2; i++) free(dinp[i]), free(dw[i]);
+  free(inp), free(w), free(dout), free(dw0), free(inp16), free(A16), free(B16), free(D), free(Dr);
+  free(A), free(B), free(C0), free(C), free(Cf), free(Cr);
+}
+
 /* Attention chains GEMMs through the softmax. For one GEMM, rms(C) is about sqrt(K) rms(A)
  * rms(B) for these inputs, so the GEMM bound reads c 2^-8 rms(C): the same bound in the
  * output's own scale, which the chained outputs have at hand. The scores S = scale q k^T
@@ -311,6 +357,7 @@ int main(void) {
   test_rounding();
   test_gemm();
   test_linear();
+  test_out_of_scratch();
   test_attention(0.0f, "mask p=0");
   test_attention(0.3f, "mask+dropout p=0.3");
   test_many_shapes();
