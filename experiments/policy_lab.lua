@@ -80,6 +80,14 @@ local CATALOG = {
   {"adaptive-bf16", function() return af.policy.adaptive{} end, {precision = "bf16"}, optin = true},
   -- the recommended preset under --precision bf16: the two speedups stacked, against fp32 full
   {"auto-bf16", function() return af.policy.auto and af.policy.auto{} end, {precision = "bf16"}, optin = true},
+  -- layer-wise learning-rate decay (issue 14: orthogonal to the policy, it changes what the
+  -- lower layers would still learn), run only when named. X = 0.9 is not tuned here: it is
+  -- Sun et al. 2019's 0.95 per layer over BERT-base's 12 layers (0.95^12 = 0.54 from the top
+  -- layer to the bottom one) spread over MiniLM's 6 (0.9^6 = 0.53). full-llrd is the pair
+  -- that separates the decay's own effect (--set base=full-llrd --report).
+  {"full-llrd", function() return af.policy.none() end, {cache = "off", layer_lr_decay = 0.9}, optin = true},
+  {"adaptive-llrd", function() return af.policy.adaptive{} end, {layer_lr_decay = 0.9}, optin = true},
+  {"auto-llrd", function() return af.policy.auto and af.policy.auto{} end, {layer_lr_decay = 0.9}, optin = true},
 }
 -- Built-in policies that af.policy gains without a line above (FreezeOut, ...) join with
 -- their defaults, labelled by their name: a new C policy is in the lab without an edit.
