@@ -345,6 +345,29 @@ static int l_writer(lua_State *L) {
   else lua_pushnil(L);
   return 1;
 }
+/* af.broadcast(s): rank 0's string s on every rank of a data-parallel job (every rank calls
+ * it, in the same order: a collective); without data parallelism, s itself. For decisions
+ * rank 0 alone can take (whether a sweep's cell is another run's) that all ranks must follow. */
+static int l_broadcast(lua_State *L) {
+  size_t n = 0;
+  const char *s = luaL_checklstring(L, 1, &n);
+  if (af_dist_size() <= 1) {
+    lua_pushvalue(L, 1);
+    return 1;
+  }
+  unsigned long long len = n;
+  if (af_dist_bcast(&len, sizeof len, 0) != AF_OK) return af_lua_core_error(L, "af.broadcast");
+  char *buf = malloc(len ? (size_t)len : 1);
+  if (!buf) return luaL_error(L, "af.broadcast: no memory for %llu bytes", len);
+  if (af_dist_rank() == 0) memcpy(buf, s, (size_t)len);
+  if (af_dist_bcast(buf, (size_t)len, 0) != AF_OK) {
+    free(buf);
+    return af_lua_core_error(L, "af.broadcast");
+  }
+  lua_pushlstring(L, buf, (size_t)len);
+  free(buf);
+  return 1;
+}
 static int l_clock(lua_State *L) {
   lua_pushnumber(L, af_now());
   return 1;
@@ -420,6 +443,7 @@ int luaopen_autofreeze(lua_State *L) {
   lua_setfield(L, -2, "task");
   static const luaL_Reg fns[] = {{"plot", plot},           {"plot_script", plot_script}, {"isnan", l_isnan},
                                  {"mkdir", l_mkdir},       {"exists", l_exists},         {"writer", l_writer},         {"clock", l_clock},
+                                 {"broadcast", l_broadcast},
                                  {"sweep", lazy_sweep},    {"set_quiet", l_set_quiet},   {NULL, NULL}};
   luaL_setfuncs(L, fns, 0);
   af_lua_open_policy(L);

@@ -261,6 +261,15 @@ local function fill_summary(row)
   for k, x in pairs(af.results.summary(row.out)) do if not ROW_KEYS[k] then row[k] = x end end
 end
 
+-- A file state as one string for af.broadcast (state, done, checkpoint folder, note), and back.
+local function encode_state(fs)
+  return table.concat({fs.state, fs.done and "1" or "0", fs.ckpt or "", fs.why or ""}, "\0")
+end
+local function decode_state(s)
+  local state, done, ckpt, why = s:match("^(.-)%z(.-)%z(.-)%z(.*)$")
+  return {state = state, done = done == "1" or nil, ckpt = ckpt ~= "" and ckpt or nil, why = why ~= "" and why or nil}
+end
+
 -- Run cell i (skipped when complete); returns its row, state "ran", "skipped" or "failed"
 -- (with error), or raises when the spec does not say continue_on_error. raise_level: for
 -- error().
@@ -268,12 +277,11 @@ local function run_cell(sw, i, raise_level)
   local h, row = hidden[sw], sw[i]
   local spec = h.spec
   local fs = file_state(h.opts[i])
-  if fs.state == "busy" and (af.rank or 0) > 0 then
-    -- a data-parallel rank > 0 follows rank 0, which may have claimed the cell already: its
-    -- claim is not another run's (skipping would leave rank 0 alone in the all-reduce). It
-    -- resumes when rank 0 does, which it sees as the cell's checkpoint being there.
-    local ck = checkpoint_of(h.opts[i])
-    fs = ck and af.exists(ck) and {state = "interrupted", ckpt = ck} or {state = "missing"}
+  if af.data_parallel then
+    -- the ranks of a data-parallel cell do what rank 0 decides (run, resume, skip as complete
+    -- or as another run's): a rank > 0 that looks for itself may find rank 0's own claim, or
+    -- miss another run's, and would then be alone in the all-reduce
+    fs = decode_state(af.broadcast(af.rank == 0 and encode_state(fs) or ""))
   end
   row.state, row.error, row.resumed = nil, nil, nil
   if fs.done and not spec.force then
