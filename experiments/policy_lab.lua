@@ -16,6 +16,7 @@
 --       [--set speedup=measured|median|in-run] (the figure's x: training times; their
 --       median-based form; or each run's in-run estimate, for cells that ran under other loads)
 --       [--set base=full] (the baseline label of the pairs; e.g. adaptive for the bf16 lines)
+--       [--set tradeoff=adaptive,auto,...] (the policies of the trade-off line; default all run)
 --
 -- Output, per task: PLOTS/policy_lab_TASK.md and .csv (af.report.paired: the best dev metric's
 -- mean difference to full fine-tuning with its paired 95% interval and the worst seed, the
@@ -227,10 +228,19 @@ af.report.paired_write(stats, plot_dir, {name = "policy_lab",
   title = ("policy lab, %s, seeds %s"):format(model.path, table.concat(seeds, ","))})
 af.report.pareto(stats, plot_dir, {target_x = S.target_speedup or 2, target_y = S.target_points or -0.5,
                                    speedup = S.speedup, quiet = true})
+-- every run's accuracy against how much it froze, one line per task over all the policies:
+-- which policies keep more than their frozen share explains (af.report.tradeoff)
+local fits = af.report.tradeoff(rows, {base = S.base or "full", labels = S.tradeoff,
+                                      target_speedup = S.target_speedup or 2})
+if #fits > 0 then
+  print("\ntrade-off: every run's difference to its seed's baseline against its frozen share (mean frozen depth / layers)")
+  af.report.tradeoff_write(fits, plot_dir, {name = "policy_lab_tradeoff", quiet = true,
+                                            target_y = S.target_points or -0.5})
+end
 local done = {}
 for _, r in ipairs(rows) do if r.state ~= "failed" then done[#done + 1] = r end end
 if S.runs_figures ~= false and #done > 0 then af.plot(done, plot_dir .. "/runs", {quiet = true}) end
-print(("\npolicy_lab: tables, CSV and Pareto figures in %s (pareto_TASK.png)%s"):format(plot_dir,
+print(("\npolicy_lab: tables, CSV, Pareto and trade-off figures in %s (pareto_TASK.png, tradeoff_TASK.png)%s"):format(plot_dir,
       S.runs_figures ~= false and ("; per-run figures in " .. plot_dir .. "/runs") or ""))
 print("speedup: full fine-tuning's training time / the run's (evaluation excluded), per seed, geometric mean;")
 print("intervals: paired by seed, Student t over the seeds (docs/policies.md); worst seed: the lowest difference")

@@ -410,6 +410,181 @@ function M.paired(rows, opts)
   return out
 end
 
+-- The trade-off line of each task (issue 14's question: does a policy keep more accuracy than
+-- the amount it freezes explains?). Every run r of a policy other than the baseline is a point:
+-- x_r, its frozen share (the mean frozen depth over its steps / the layers: 0 is full
+-- fine-tuning, 1 all layers frozen from the first step), and d_r, its best dev metric minus its
+-- seed's baseline's (points). A least-squares line d = a + b x over all the task's points (every
+-- policy, every seed); then per policy the mean of its runs' residuals from the line with a 95%
+-- t interval over its seeds: above 0, the policy keeps more than the other policies at the same
+-- frozen share. Descriptive: the line is fitted to the same runs, and runs of one seed share
+-- their baseline. rows: as af.report.paired's (task, label, seed, best, out or results);
+-- opts.base (default "full"), opts.labels (only these policies; default all), opts.scale (100).
+-- The speed side: each run's in-run speedup (M.freeze_speedup) gives 1/speedup = 1 - c x (least
+-- squares through (0, 1)), so x_at = (1 - 1/target)/c is the share a target speedup
+-- (opts.target_speedup, default 2) takes, and d_at the line there, with the 95% interval of
+-- the line's mean at x_at.
+-- Returns one fit per task with at least 3 points: {task, metric, n, a, b, b_lo, b_hi, r2,
+-- cost_slope, x_at, d_at, d_at_lo, d_at_hi, points = {{label, seed, x, d, resid, speedup}},
+-- policies = {{task, label, n, x, d, resid, resid_lo, resid_hi}}}.
+function M.tradeoff(rows, opts)
+  local o = {base = "full", scale = 100}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  local want
+  if o.labels then
+    want = {}
+    for _, l in ipairs(type(o.labels) == "table" and o.labels or M.list(o.labels)) do want[l] = true end
+  end
+  local af = require "autofreeze"
+  local function share(row)  -- the run's frozen share, and its in-run speedup (M.freeze_speedup)
+    local r = row.results
+    if not r and row.out then
+      local ok, x = pcall(af.results.read, row.out)
+      r = ok and x or nil
+    end
+    local dep = r and r.steps and r.steps.frozen_depth
+    if not dep or #dep == 0 or not r.layers or r.layers < 1 then return nil end
+    local sum = 0
+    for _, k in ipairs(dep) do sum = sum + k end
+    return sum / #dep / r.layers, M.freeze_speedup(r)
+  end
+  local tasks, by = {}, {}
+  for _, r in ipairs(rows) do
+    if r.best ~= nil and r.best == r.best and r.state ~= "failed" then
+      if not by[r.task] then by[r.task], tasks[#tasks + 1] = {base = {}, runs = {}}, r.task end
+      if r.label == o.base then by[r.task].base[r.seed] = r
+      elseif not want or want[r.label] then table.insert(by[r.task].runs, r) end
+    end
+  end
+  local fits = {}
+  for _, task in ipairs(tasks) do
+    local pts, metric = {}, nil
+    for _, r in ipairs(by[task].runs) do
+      local b = by[task].base[r.seed]
+      local x, speed
+      if b then x, speed = share(r) end
+      if x then
+        pts[#pts + 1] = {label = r.label, seed = r.seed, x = x, d = o.scale * (r.best - b.best), speedup = speed}
+        metric = metric or r.metric
+      end
+    end
+    local n = #pts
+    if n >= 3 then
+      local sx, sd = 0, 0
+      for _, p in ipairs(pts) do sx, sd = sx + p.x, sd + p.d end
+      local xb, db = sx / n, sd / n
+      local sxx, sxy, syy = 0, 0, 0
+      for _, p in ipairs(pts) do
+        sxx, sxy, syy = sxx + (p.x - xb) ^ 2, sxy + (p.x - xb) * (p.d - db), syy + (p.d - db) ^ 2
+      end
+      local fit = {task = task, metric = metric, n = n, points = pts, policies = {}}
+      if sxx > 0 then
+        fit.b = sxy / sxx
+        fit.a = db - fit.b * xb
+        local sse = 0
+        for _, p in ipairs(pts) do
+          p.resid = p.d - (fit.a + fit.b * p.x)
+          sse = sse + p.resid ^ 2
+        end
+        fit.r2 = syy > 0 and 1 - sse / syy or nil
+        local t, s2 = M.t_quantile(n - 2), sse / (n - 2)
+        local h = t * math.sqrt(s2 / sxx)
+        fit.b_lo, fit.b_hi = fit.b - h, fit.b + h
+        -- the speed side: a step's relative cost falls with the frozen share, 1/speedup = 1 - c x
+        -- (least squares through full fine-tuning's (0, 1), over the runs' in-run speedups); the
+        -- share at the target speedup, and the accuracy line there with its 95% interval
+        local cx, xx = 0, 0
+        for _, p in ipairs(pts) do
+          if p.speedup then cx, xx = cx + p.x * (1 - 1 / p.speedup), xx + p.x ^ 2 end
+        end
+        local target = o.target_speedup or 2
+        if xx > 0 and cx > 0 then
+          fit.cost_slope, fit.target_speedup = cx / xx, target
+          fit.x_at = (1 - 1 / target) / fit.cost_slope
+          fit.d_at = fit.a + fit.b * fit.x_at
+          local hd = t * math.sqrt(s2 * (1 / n + (fit.x_at - xb) ^ 2 / sxx))
+          fit.d_at_lo, fit.d_at_hi = fit.d_at - hd, fit.d_at + hd
+        end
+        local order, per = {}, {}
+        for _, p in ipairs(pts) do
+          if not per[p.label] then per[p.label], order[#order + 1] = {xs = {}, ds = {}, es = {}}, p.label end
+          local g = per[p.label]
+          g.xs[#g.xs + 1], g.ds[#g.ds + 1], g.es[#g.es + 1] = p.x, p.d, p.resid
+        end
+        for _, label in ipairs(order) do
+          local g, e = per[label], M.mean_interval(per[label].es)
+          fit.policies[#fit.policies + 1] = {task = task, label = label, n = e.n, x = M.mean_interval(g.xs).mean,
+                                             d = M.mean_interval(g.ds).mean, resid = e.mean, resid_lo = e.lo,
+                                             resid_hi = e.hi}
+        end
+      end
+      fits[#fits + 1] = fit
+    end
+  end
+  return fits
+end
+
+M.tradeoff_columns = {
+  {"label", "policy"},
+  {"n", "seeds"},
+  {"x", "frozen share (mean)", "%.3f"},
+  {"d", "vs baseline, points (mean)", "%+.2f"},
+  {"resid", "above the line, points [95% CI]", function(v, r) return M.interval_text(v, r.resid_lo, r.resid_hi, "%+.2f") end},
+}
+
+-- af.report.tradeoff's fits as a Markdown table per task (printed unless opts.print == false)
+-- with the line above it, DIR/NAME_TASK.csv (opts.name, default "tradeoff"), and the figure
+-- DIR/tradeoff_TASK.png/.svg (every run's point, the line; dotted, the share the target
+-- speedup takes and opts.target_y points). Returns the figure paths.
+function M.tradeoff_write(fits, dir, opts)
+  opts = opts or {}
+  local af = require "autofreeze"
+  af.mkdir(dir .. "/data")
+  local name, figs = opts.name or "tradeoff", {}
+  for _, fit in ipairs(fits) do
+    local stem = tostring(fit.task):gsub("[^%w%.%-_+]", "_")
+    local head = fit.b and ("%s: d = %+.2f %+.2f x over %d runs (slope [95%% CI] %+.2f [%+.2f, %+.2f] points per unit of "
+                            .. "frozen share, R^2 %.2f)"):format(fit.task, fit.a, fit.b, fit.n, fit.b, fit.b_lo,
+                                                                fit.b_hi, fit.r2 or 0)
+                 or ("%s: no line (every run froze the same share)"):format(fit.task)
+    if fit.x_at then
+      head = head .. ("; at %gx in-run (frozen share %.2f, from 1/speedup = 1 - %.2f x over the runs) the line gives "
+                      .. "%+.2f [%+.2f, %+.2f] points"):format(fit.target_speedup, fit.x_at, fit.cost_slope, fit.d_at,
+                                                              fit.d_at_lo, fit.d_at_hi)
+    end
+    local f = assert(io.open(("%s/%s_%s.md"):format(dir, name, stem), "w"))
+    f:write(head, "\n\n", M.format(fit.policies, M.tradeoff_columns), "\n")
+    f:close()
+    if opts.print ~= false then print("\n" .. head .. "\n"); M.print(fit.policies, M.tradeoff_columns) end
+    M.csv(("%s/%s_%s.csv"):format(dir, name, stem), fit.points,
+          {{"label"}, {"seed"}, {"x"}, {"d"}, {"resid"}, {"speedup"}})
+    if fit.b then
+      local path, labels = ("%s/data/tradeoff_%s.dat"):format(dir, stem), {}
+      local g = assert(io.open(path, "w"))
+      g:write("# x d, one block per policy\n")
+      for i, pol in ipairs(fit.policies) do
+        if i > 1 then g:write("\n\n") end
+        for _, p in ipairs(fit.points) do
+          if p.label == pol.label then g:write(("%.9g %.9g\n"):format(p.x, p.d)) end
+        end
+        labels[i] = ("%s (%+.2f)"):format(pol.label:gsub('"', "'"), pol.resid)
+      end
+      g:close()
+      af.plot_script(dir, "tradeoff_" .. stem, "tradeoff.gp", {
+        datafile = path, nblocks = #labels, labels = labels, line_a = fit.a, line_b = fit.b,
+        target_x = fit.x_at and fit.x_at <= 1 and fit.x_at or af.nan, target_y = opts.target_y or af.nan,
+        fig_title = ("%s: accuracy vs frozen share, every run (fit over %d runs, R^2 %.2f%s)")
+                    :format(fit.task, fit.n, fit.r2 or 0, fit.x_at and fit.x_at <= 1 and
+                            ("; %gx at share %.2f"):format(fit.target_speedup, fit.x_at) or ""),
+        xlabel = "frozen share: mean frozen depth over the steps / layers",
+        ylabel = ("best dev %s - the seed's baseline's (points)"):format(fit.metric or "metric"),
+      }, {quiet = opts.quiet})
+      figs[#figs + 1] = dir .. "/tradeoff_" .. stem
+    end
+  end
+  return figs
+end
+
 -- "+0.42 [-0.10, +0.94]" (or "+0.42 (1 seed: no interval)"); fmt formats each number.
 function M.interval_text(v, lo, hi, fmt, suffix)
   if v == nil then return "-" end

@@ -58,7 +58,8 @@ lab=(--set "data=$TMP/default" --set "glue=$TMP/glue" --set tasks=default,sst2 -
      --set "out=$TMP/res/policy_lab" --set "plots=$TMP/fig/policy_lab")
 expect_rc 0 "experiments/policy_lab.lua" -- "$BIN" run "$SRC/experiments/policy_lab.lua" "${small[@]}" "${lab[@]}"
 for f in policy_lab_default.md policy_lab_default.csv pareto_default.png pareto_default.svg \
-         policy_lab_sst2.md policy_lab_sst2.csv pareto_sst2.png pareto_sst2.svg; do
+         policy_lab_sst2.md policy_lab_sst2.csv pareto_sst2.png pareto_sst2.svg \
+         policy_lab_tradeoff_sst2.md policy_lab_tradeoff_sst2.csv tradeoff_sst2.png tradeoff_sst2.svg; do
   [ -s "$TMP/fig/policy_lab/$f" ] || fail "experiments/policy_lab.lua wrote no $f"
 done
 expect_in "$TMP/fig/policy_lab/policy_lab_sst2.md" "^\| adaptive-p25 +\| +2 \|" "policy lab table: a row per policy, 2 seeds"

@@ -227,6 +227,60 @@ R.paired_write(R.paired(apart, {base = "pol"}), dir .. "/tables-base", {name = "
 local amd3 = assert(io.open(dir .. "/tables-base/lab_u.md")):read("a")
 check(amd3:find("| vs pol, points [95% CI] |", 1, true) ~= nil, "another baseline named in the header")
 
+-- the trade-off line (af.report.tradeoff): points (frozen share x, points d) by hand:
+-- A (0.25; -1, -2, 0), B (0.75; -3, -4, -5): mean x 0.5, mean d -2.5, Sxx 0.375, Sxy -2.25,
+-- so b = -6, a = 0.5; residuals A 0, -1, +1 and B +1, 0, -1 (SSE 4, SST 17.5, R^2 1 - 4/17.5);
+-- the slope's half-width t(4) sqrt(SSE/4/Sxx), each policy's t(2) * 1/sqrt(3) around 0
+local trows, bases = {}, {0.80, 0.70, 0.90}
+local function run(label, seed, best, depths)
+  trows[#trows + 1] = {task = "v", label = label, seed = seed, best = best, metric = "accuracy",
+                       results = {layers = 4, steps = {frozen_depth = depths}}}
+end
+for seed, b in ipairs(bases) do
+  run("full", seed, b, {0, 0})
+  run("A", seed, b + ({-1, -2, 0})[seed] / 100, {0, 2})
+  run("B", seed, b + ({-3, -4, -5})[seed] / 100, {2, 4})
+end
+trows[#trows + 1] = {task = "v", label = "C", seed = 1, best = 0.1, state = "failed"}  -- failed: left out
+local fits = R.tradeoff(trows)
+check(#fits == 1 and fits[1].n == 6, "tradeoff: one task, six points")
+local fit = fits[1]
+near(fit.b, -6, 1e-9, "tradeoff slope")
+near(fit.a, 0.5, 1e-9, "tradeoff intercept")
+near(fit.r2, 1 - 4 / 17.5, 1e-9, "tradeoff R^2")
+near(fit.b_hi - fit.b, 2.776445105 * math.sqrt(1 / 0.375), 1e-8, "tradeoff slope half-width")
+check(#fit.policies == 2 and fit.policies[1].label == "A" and fit.policies[2].label == "B", "tradeoff: A and B")
+near(fit.policies[1].x, 0.25, 1e-12, "tradeoff: A's frozen share")
+near(fit.policies[2].d, -4, 1e-9, "tradeoff: B's mean difference")
+near(fit.policies[1].resid, 0, 1e-9, "tradeoff: A's mean residual")
+near(fit.policies[1].resid_hi, 4.302652730 / math.sqrt(3), 1e-8, "tradeoff: A's residual interval")
+local one = R.tradeoff(trows, {labels = "A"})
+check(#one == 1 and one[1].b == nil and #one[1].policies == 0, "tradeoff: 3 points at one share give no line")
+local only = R.tradeoff(trows, {labels = {"A", "B"}, base = "full"})
+near(only[1].b, -6, 1e-9, "tradeoff with labels named")
+-- no step times: no speed side
+check(fit.x_at == nil, "tradeoff: no in-run speedups, no share at 2x")
+-- with step times: A's runs at 1/speedup 0.9 (x 0.25), B's at 0.7 (x 0.75; recast as one step
+-- at depth 0 and three at 4, mean depth 3, so that it has an in-run speedup), c = sum x(1-1/s) /
+-- sum x^2 = (3*0.025 + 3*0.225) / (3*0.0625 + 3*0.5625) = 0.4, so 2x takes x = 0.5/0.4 = 1.25,
+-- where the line gives 0.5 - 6*1.25 = -7, +- t(4) sqrt(1 * (1/6 + 0.75^2/0.375))
+for _, r in ipairs(trows) do
+  if r.label == "A" then r.results.steps.t_total = {1, 0.8} end  -- (1 + 0.8)/2 = 0.9
+  if r.label == "B" then
+    r.results.steps.frozen_depth, r.results.steps.t_total = {0, 4, 4, 4}, {1, 0.6, 0.6, 0.6}  -- 2.8/4 = 0.7
+  end
+end
+local sp = R.tradeoff(trows)[1]
+near(sp.b, -6, 1e-9, "tradeoff slope, B's steps recast at the same share")
+near(sp.cost_slope, 0.4, 1e-9, "tradeoff cost slope")
+near(sp.x_at, 1.25, 1e-9, "tradeoff share at 2x")
+near(sp.d_at, -7, 1e-9, "tradeoff line at 2x")
+near(sp.d_at_hi - sp.d_at, 2.776445105 * math.sqrt(1 / 6 + 0.75 ^ 2 / 0.375), 1e-8, "tradeoff interval at 2x")
+local tfigs = R.tradeoff_write(fits, dir .. "/tradeoff", {name = "lab_tradeoff", print = false, quiet = true})
+check(#tfigs == 1 and af.exists(tfigs[1] .. ".png") and af.exists(tfigs[1] .. ".svg"), "tradeoff figure written")
+local tmd = assert(io.open(dir .. "/tradeoff/lab_tradeoff_v.md")):read("a")
+check(tmd:find("d = +0.50 -6.00 x over 6 runs", 1, true) ~= nil, "tradeoff table names the line: " .. tmd)
+
 -- no baseline: an error that says so
 ok, err = pcall(R.paired, {{task = "t", label = "pol", policy = "adaptive", seed = 1, best = 0.5, train_time = 1}})
 check(not ok and tostring(err):find("no baseline", 1, true), "paired without a baseline")
