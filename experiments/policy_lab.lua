@@ -89,6 +89,11 @@ local CATALOG = {
   {"full-llrd", function() return af.policy.none() end, {cache = "off", layer_lr_decay = 0.9}, optin = true},
   {"adaptive-llrd", function() return af.policy.adaptive{} end, {layer_lr_decay = 0.9}, optin = true},
   {"auto-llrd", function() return af.policy.auto and af.policy.auto{} end, {layer_lr_decay = 0.9}, optin = true},
+  -- the AutoFreeze reference code's setting (issue 14): --recipe reference (BERTAdam, per-tensor
+  -- clipping, the stepped schedule) with its 10 intervals, the lab's lr; run only when named,
+  -- full-ref its pair (--set base=full-ref --report: the rule's own cost under that recipe)
+  {"full-ref", function() return af.policy.none() end, {cache = "off", recipe = "reference", intervals = 10}, optin = true},
+  {"adaptive-ref", function() return af.policy.adaptive{} end, {recipe = "reference", intervals = 10}, optin = true},
 }
 -- Built-in policies that af.policy gains without a line above (FreezeOut, ...) join with
 -- their defaults, labelled by their name: a new C policy is in the lab without an edit.
