@@ -4,7 +4,8 @@
 # line over all the points. A policy whose points sit above the line keeps more accuracy than
 # the others at the same amount of freezing; its legend entry gives its mean residual.
 # Variables (af.plot_script): datafile (one block per policy, blocks apart by two blank lines),
-# nblocks, labels[] (one per block), line_a, line_b, fig_title, xlabel, ylabel; palette[].
+# nblocks, labels[] (one per block), line_a, line_b, fig_title, xlabel, ylabel, target_x (the
+# frozen share the target speedup takes), target_y (the target's points; NaN: no line); palette[].
 figw = 1100; figh = 700
 load plotdir."/terminal.gp"
 set title fig_title font ",12"

@@ -276,12 +276,14 @@ end
 local function run_cell(sw, i, raise_level)
   local h, row = hidden[sw], sw[i]
   local spec = h.spec
-  local fs = file_state(h.opts[i])
+  local fs
   if af.data_parallel then
     -- the ranks of a data-parallel cell do what rank 0 decides (run, resume, skip as complete
     -- or as another run's): a rank > 0 that looks for itself may find rank 0's own claim, or
     -- miss another run's, and would then be alone in the all-reduce
-    fs = decode_state(af.broadcast(af.rank == 0 and encode_state(fs) or ""))
+    fs = decode_state(af.broadcast(af.rank == 0 and encode_state(file_state(h.opts[i])) or ""))
+  else
+    fs = file_state(h.opts[i])
   end
   row.state, row.error, row.resumed = nil, nil, nil
   if fs.done and not spec.force then
